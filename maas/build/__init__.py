@@ -1,0 +1,1 @@
+"""Model build pipelines: from framework weights to verified model packages (needs the `build` extra)."""
