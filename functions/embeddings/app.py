@@ -1,0 +1,19 @@
+"""Lambda entry point for POST /v1/embeddings and GET /v1/models: plumbing only."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+
+from maas.api.embeddings import create_app
+from maas.constants import SERVICE_NAME
+from maas.embeddings_service import EmbeddingsService
+from maas.settings import EmbeddingsSettings
+
+logger = Logger(service=SERVICE_NAME)
+settings = EmbeddingsSettings.from_env()
+service = EmbeddingsService(settings, logger)  # loads and verifies the model once, at init
+app = create_app(service, logger)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

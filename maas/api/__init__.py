@@ -1,0 +1,1 @@
+"""HTTP layer: request/response schemas, routes and the one error shape. Imports logic, never handlers."""

@@ -1,0 +1,98 @@
+"""Resolver plumbing shared by every route module: the one error shape, body limits, OpenAPI/Swagger."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from maas import __version__
+from maas.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge, internal_error_body
+
+JSON = "application/json"
+DOCS_PATH = "/docs"
+DESCRIPTION = (
+    "Compressed ONNX models as metered, pay-per-call APIs. Every error has the shape "
+    '{"error": {"message", "type", "code"}}.'
+)
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def error_response(err: ApiError) -> Response:
+    return Response(status_code=err.status, content_type=JSON, body=_dumps(err.body()))
+
+
+def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
+    """Parse a JSON body, refusing oversized bodies (413) and malformed JSON (400) in the error shape."""
+
+    def parse(body: str):
+        if len(body) > max_body_bytes:  # characters >= bytes/4; the exact byte check follows
+            raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
+        if len(body.encode("utf-8")) > max_body_bytes:
+            raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"Request body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}.",
+                                 code="invalid_json") from exc
+
+    return parse
+
+
+def _describe(err: dict) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+    field = ".".join(loc)
+    kind, msg = err.get("type", ""), err.get("msg", "invalid value")
+    if kind == "extra_forbidden":
+        return f"Unsupported parameter: '{field}'."
+    if kind == "missing":
+        return f"Missing required parameter: '{field}'."
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"'{field}': {msg}." if field else f"{msg}."
+
+
+def openapi_document(app: APIGatewayRestResolver, title: str) -> str:
+    """The OpenAPI 3.1 document generated from the routes' pydantic models."""
+    return app.get_openapi_json_schema(title=title, version=__version__, description=DESCRIPTION)
+
+
+def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> APIGatewayRestResolver:
+    """An API Gateway REST resolver with validation, the error shape for every failure, and Swagger UI."""
+    app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps,
+                                 json_body_deserializer=body_deserializer(max_body_bytes))
+    app.enable_swagger(path=DOCS_PATH, title=title, version=__version__, description=DESCRIPTION)
+
+    @app.exception_handler(ApiError)
+    def _api_error(err: ApiError):
+        logger.info("request refused", extra={"status": err.status, "code": err.code})
+        return error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation(err: RequestValidationError):
+        errors = err.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            return error_response(InvalidRequest("Request body is not valid JSON.", code="invalid_json"))
+        message = " ".join(_describe(e) for e in errors[:5]) or "Invalid request."
+        first = errors[0] if errors else {}
+        code = "unsupported_parameter" if first.get("type") == "extra_forbidden" else "invalid_request"
+        return error_response(InvalidRequest(message, code=code))
+
+    @app.not_found
+    def _not_found(_: NotFoundError):
+        event = app.current_event
+        return error_response(NotFound(f"No route for {event.http_method} {event.path}.", code="route_not_found"))
+
+    @app.exception_handler(Exception)
+    def _unexpected(err: Exception):
+        logger.exception("unhandled error")
+        return Response(status_code=500, content_type=JSON, body=_dumps(internal_error_body()))
+
+    return app

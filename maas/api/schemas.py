@@ -1,0 +1,79 @@
+"""Public request and response models; the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's `POST /v1/embeddings` body. Unknown fields are refused by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | list[str] = Field(
+        description="Text or list of texts to embed. Each must be non-empty; texts longer than the model's "
+        "maximum tokens are truncated at that limit unless `truncate` is false."
+    )
+    model: str | None = Field(None, description="Model id, e.g. `all-minilm-l6-v2`; defaults to the served model.")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="`float`: JSON numbers; `base64`: little-endian float32 bytes, base64-encoded."
+    )
+    user: str | None = Field(None, max_length=256, description="End-user id; accepted for compatibility, not stored.")
+    dimensions: int | None = Field(None, description="Only the model's native size is supported.")
+    truncate: bool = Field(True, description="maas extension: false turns over-long inputs into a 400 error.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token_arrays(cls, data):
+        if isinstance(data, dict):
+            value = data.get("input")
+            if isinstance(value, list) and value and all(isinstance(v, int | list) for v in value):
+                raise ValueError("token arrays are not supported as input; send text")
+        return data
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="Tokens the model processed (after truncation, incl. [CLS]/[SEP]).")
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    task: str | None = None
+    version: str | None = None
+    dimensions: int | None = None
+    max_input_tokens: int | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
