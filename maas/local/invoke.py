@@ -1,0 +1,40 @@
+"""`maas invoke FUNCTION --event FILE`: run one handler on one event in-process, like `sam local invoke`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from maas.local.functions import FunctionNotFound, LambdaContext, default_env, load_handler, model_missing_hint
+
+
+def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -> int:
+    """Print the handler's result as JSON on stdout; timings and logs go to stderr. Exit 0 on a 2xx/3xx."""
+    try:
+        event = json.loads(Path(event_path).read_text())
+    except FileNotFoundError:
+        print(f"error: event file {event_path} not found", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"error: {event_path} is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    merged = {**default_env(), **(env or {})}
+    hint = model_missing_hint(merged)
+    if hint:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        handler = load_handler(function, merged)
+    except FunctionNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    t1 = time.perf_counter()
+    result = handler(event, LambdaContext(function_name=f"maas-{function}"))
+    t2 = time.perf_counter()
+    print(json.dumps(result, indent=2))
+    print(f"init {1000 * (t1 - t0):.1f} ms, invoke {1000 * (t2 - t1):.1f} ms", file=sys.stderr)
+    status = result.get("statusCode", 200) if isinstance(result, dict) else 200
+    return 0 if status < 400 else 1

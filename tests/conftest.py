@@ -1,0 +1,63 @@
+"""Shared fixtures: the real built model package, sample events, a Lambda context, the handler."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from maas import paths
+from maas.constants import ENV_MODEL_SOURCE
+from maas.local.functions import LambdaContext, load_handler
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The int8 MiniLM package, built by the project's own pipeline if it is not there yet."""
+    folder = paths.model_dir()
+    if not (folder / "manifest.json").is_file():
+        from maas.build.minilm import build
+
+        build(folder, quiet=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fp32_model_dir() -> Path:
+    folder = paths.model_dir("all-minilm-l6-v2-fp32")
+    if not (folder / "manifest.json").is_file():
+        from maas.build.minilm import build
+
+        build(folder, quiet=True, precision="fp32", compare=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    return json.loads((DATA / "golden_minilm.json").read_text())
+
+
+def load_event(name: str) -> dict:
+    """One loader for the sample events in events/ (SAM's shapes), fresh copy per call."""
+    return json.loads((paths.EVENTS_DIR / name).read_text())
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext(function_name="maas-embeddings-test")
+
+
+@pytest.fixture(scope="session")
+def embeddings_handler(model_dir):
+    """functions/embeddings/app.py imported the way Lambda does, pointed at the built package."""
+    previous = os.environ.get(ENV_MODEL_SOURCE)
+    handler = load_handler("embeddings", {ENV_MODEL_SOURCE: str(model_dir)})
+    yield handler
+    if previous is None:
+        os.environ.pop(ENV_MODEL_SOURCE, None)
+    else:
+        os.environ[ENV_MODEL_SOURCE] = previous
