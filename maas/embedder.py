@@ -54,8 +54,14 @@ class TextEmbedder:
     padded only to its own longest input, so a request mixing short and long texts wastes little.
     """
 
-    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None,
-                 providers: list[str] | None = None, max_batch: int = 32):
+    def __init__(
+        self,
+        folder: Path,
+        manifest: Manifest,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        max_batch: int = 32,
+    ):
         from tokenizers import Tokenizer
 
         if manifest.task != "embeddings":

@@ -36,7 +36,9 @@ class EmbeddingsService:
     def _load(self) -> None:
         self._last_attempt = time.monotonic()
         try:
-            folder, manifest = resolve_package(self.settings.model_source, self.settings.model_cache_dir, self.s3_client)
+            folder, manifest = resolve_package(
+                self.settings.model_source, self.settings.model_cache_dir, self.s3_client
+            )
             self.embedder = TextEmbedder(
                 folder, manifest, threads=self.settings.threads, max_batch=self.settings.batch_size
             )
@@ -44,14 +46,17 @@ class EmbeddingsService:
             self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
         except Exception as exc:  # any failure here must become a 503 with a logged reason, not a crash loop
             self.load_error = f"{type(exc).__name__}: {exc}"
-            self.logger.error("model failed to load", extra={"source": self.settings.model_source, "reason": self.load_error})
+            self.logger.error(
+                "model failed to load", extra={"source": self.settings.model_source, "reason": self.load_error}
+            )
 
     def ready(self) -> TextEmbedder:
         if self.embedder is None and time.monotonic() - self._last_attempt >= RETRY_LOAD_AFTER_S:
             self._load()
         if self.embedder is None:
-            raise ServiceUnavailable("The embedding model is unavailable: it failed to load (the reason is logged). "
-                                     "Retry later.")
+            raise ServiceUnavailable(
+                "The embedding model is unavailable: it failed to load (the reason is logged). Retry later."
+            )
         return self.embedder
 
     def model_ids(self) -> set[str]:
@@ -64,8 +69,17 @@ class EmbeddingsService:
     def models(self) -> list[ModelCard]:
         self.ready()
         m = self.manifest
-        return [ModelCard(id=m.name, created=self.created, owned_by="maas", task=m.task, version=m.version,
-                          dimensions=m.dimensions, max_input_tokens=m.max_sequence_length)]
+        return [
+            ModelCard(
+                id=m.name,
+                created=self.created,
+                owned_by="maas",
+                task=m.task,
+                version=m.version,
+                dimensions=m.dimensions,
+                max_input_tokens=m.max_sequence_length,
+            )
+        ]
 
     def model(self, model_id: str) -> ModelCard:
         self.ready()
@@ -78,17 +92,27 @@ class EmbeddingsService:
         embedder = self.ready()
         manifest = self.manifest
         if request.model is not None and request.model.lower() not in self.model_ids():
-            raise NotFound(f"The model '{request.model}' does not exist or is not served here; see GET /v1/models.",
-                           code="model_not_found", param="model")
+            raise NotFound(
+                f"The model '{request.model}' does not exist or is not served here; see GET /v1/models.",
+                code="model_not_found",
+                param="model",
+            )
         if request.dimensions is not None and request.dimensions != manifest.dimensions:
-            raise InvalidRequest(f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
-                                 "dimensional embeddings only.", code="unsupported_parameter", param="dimensions")
+            raise InvalidRequest(
+                f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
+                "dimensional embeddings only.",
+                code="unsupported_parameter",
+                param="dimensions",
+            )
         texts = [request.input] if isinstance(request.input, str) else request.input
         if not texts:
             raise InvalidRequest("'input' is an empty list; send at least one text.", param="input")
         if len(texts) > self.settings.max_inputs:
-            raise InvalidRequest(f"'input' has {len(texts)} items; the maximum per request is "
-                                 f"{self.settings.max_inputs}.", code="too_many_inputs", param="input")
+            raise InvalidRequest(
+                f"'input' has {len(texts)} items; the maximum per request is {self.settings.max_inputs}.",
+                code="too_many_inputs",
+                param="input",
+            )
         for i, text in enumerate(texts):
             if not text.strip():
                 where = "'input'" if isinstance(request.input, str) else f"'input[{i}]'"
@@ -97,14 +121,20 @@ class EmbeddingsService:
         if not request.truncate:
             for i, enc in enumerate(encodings):
                 if enc.overflowing:
-                    raise InvalidRequest(f"'input[{i}]' is longer than the model's {embedder.max_length} tokens and "
-                                         "'truncate' is false.", code="context_length_exceeded", param="input")
+                    raise InvalidRequest(
+                        f"'input[{i}]' is longer than the model's {embedder.max_length} tokens and "
+                        "'truncate' is false.",
+                        code="context_length_exceeded",
+                        param="input",
+                    )
         result = embedder.embed(texts, encodings)
         tokens = int(sum(result.token_counts))
         return {
             "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": v}
-                     for i, v in enumerate(_encode(result.vectors, request.encoding_format))],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v}
+                for i, v in enumerate(_encode(result.vectors, request.encoding_format))
+            ],
             "model": manifest.name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }

@@ -61,4 +61,6 @@ class ServiceUnavailable(ApiError):
 
 
 def internal_error_body() -> dict:
-    return {"error": {"message": "Internal error; it has been logged.", "type": "server_error", "code": "internal_error"}}
+    return {
+        "error": {"message": "Internal error; it has been logged.", "type": "server_error", "code": "internal_error"}
+    }

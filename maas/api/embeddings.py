@@ -40,8 +40,11 @@ def create_app(service: EmbeddingsService, logger: logging.Logger) -> APIGateway
     def list_models() -> ModelList:
         return ModelList(data=service.models())
 
-    @app.get("/v1/models/<model_id>", summary="Retrieve a model (OpenAI-compatible)",
-             responses={404: ERRORS[404], 503: ERRORS[503]})
+    @app.get(
+        "/v1/models/<model_id>",
+        summary="Retrieve a model (OpenAI-compatible)",
+        responses={404: ERRORS[404], 503: ERRORS[503]},
+    )
     def get_model(model_id: str) -> ModelCard:
         return service.model(model_id)
 

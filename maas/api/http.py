@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -40,23 +41,52 @@ def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"Request body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}.",
-                                 code="invalid_json") from exc
+            raise InvalidRequest(
+                f"Request body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}.", code="invalid_json"
+            ) from exc
 
     return parse
 
 
-def _describe(err: dict) -> str:
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-    field = ".".join(loc)
-    kind, msg = err.get("type", ""), err.get("msg", "invalid value")
-    if kind == "extra_forbidden":
-        return f"Unsupported parameter: '{field}'."
-    if kind == "missing":
-        return f"Missing required parameter: '{field}'."
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return f"'{field}': {msg}." if field else f"{msg}."
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|tuple\[.*\]|function-.*)$")
+
+
+def _field(loc) -> tuple[str, list[str]]:
+    """Render a pydantic error location as `input[1]`; return the union branch tags it went through."""
+    name, tags = "", []
+    for part in loc:
+        if part == "body":
+            continue
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif _TYPE_TAG.match(part):
+            tags.append(part)
+        else:
+            name += f".{part}" if name else part
+    return name, tags
+
+
+def describe_validation_errors(errors: list[dict]) -> str:
+    """One readable sentence per offending parameter. Errors from the branches of a union are merged:
+    the most specific one wins (`'input[1]': ...`), or, if none is deeper, 'expected A or B'."""
+    groups: dict[str, list[tuple[str, list[str], dict]]] = {}
+    for err in errors:
+        name, tags = _field(err.get("loc", ()))
+        groups.setdefault(name.split("[")[0].split(".")[0], []).append((name, tags, err))
+    sentences = []
+    for items in list(groups.values())[:5]:
+        name, tags, err = max(items, key=lambda item: len(item[0]))
+        kind, msg = err.get("type", ""), err.get("msg", "invalid value").removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            sentences.append(f"Unsupported parameter: '{name}'.")
+        elif kind == "missing":
+            sentences.append(f"Missing required parameter: '{name}'.")
+        elif len(items) > 1 and len({n for n, _, _ in items}) == 1 and all(t for _, t, _ in items):
+            expected = " or ".join(dict.fromkeys(t[0] for _, t, _ in items))
+            sentences.append(f"'{name}' has the wrong type: expected {expected}.")
+        else:
+            sentences.append(f"'{name}': {msg}." if name else f"{msg}.")
+    return " ".join(sentences) or "Invalid request."
 
 
 def openapi_document(app: APIGatewayRestResolver, title: str) -> str:
@@ -66,8 +96,9 @@ def openapi_document(app: APIGatewayRestResolver, title: str) -> str:
 
 def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> APIGatewayRestResolver:
     """An API Gateway REST resolver with validation, the error shape for every failure, and Swagger UI."""
-    app = APIGatewayRestResolver(enable_validation=True, serializer=_dumps,
-                                 json_body_deserializer=body_deserializer(max_body_bytes))
+    app = APIGatewayRestResolver(
+        enable_validation=True, serializer=_dumps, json_body_deserializer=body_deserializer(max_body_bytes)
+    )
     app.enable_swagger(path=DOCS_PATH, title=title, version=__version__, description=DESCRIPTION)
 
     @app.exception_handler(ApiError)
@@ -80,7 +111,7 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> 
         errors = err.errors()
         if errors and errors[0].get("type") == "json_invalid":
             return error_response(InvalidRequest("Request body is not valid JSON.", code="invalid_json"))
-        message = " ".join(_describe(e) for e in errors[:5]) or "Invalid request."
+        message = describe_validation_errors(errors)
         first = errors[0] if errors else {}
         code = "unsupported_parameter" if first.get("type") == "extra_forbidden" else "invalid_request"
         return error_response(InvalidRequest(message, code=code))

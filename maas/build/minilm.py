@@ -245,4 +245,11 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False, precision
 
 
 def summary(manifest: Manifest) -> str:
-    return json.dumps({"name": manifest.name, "version": manifest.version, **(manifest.quality.model_dump() if manifest.quality else {})}, indent=2)
+    return json.dumps(
+        {
+            "name": manifest.name,
+            "version": manifest.version,
+            **(manifest.quality.model_dump() if manifest.quality else {}),
+        },
+        indent=2,
+    )

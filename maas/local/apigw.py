@@ -10,9 +10,19 @@ from urllib.parse import parse_qsl
 TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 
 
-def make_event(method: str, path: str, *, query: str = "", headers: dict[str, str] | None = None,
-               body: bytes | None = None, stage: str = "local", resource: str | None = None,
-               source_ip: str = "127.0.0.1", authorizer: dict | None = None, request_id: str | None = None) -> dict:
+def make_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    stage: str = "local",
+    resource: str | None = None,
+    source_ip: str = "127.0.0.1",
+    authorizer: dict | None = None,
+    request_id: str | None = None,
+) -> dict:
     """An API Gateway REST proxy event, shaped as `sam local` and production send it.
 
     Binary (non-text) bodies are base64-encoded with isBase64Encoded true, as API Gateway does when
