@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from maas import paths
-
-BUILDERS = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32")
+from maas.build import BUILDS
 
 
 def _models_build(args) -> int:
@@ -16,7 +15,7 @@ def _models_build(args) -> int:
 
     out = Path(args.out) if args.out else paths.model_dir(args.name)
     try:
-        manifest = build(out, compare=not args.no_compare, precision="fp32" if args.name.endswith("-fp32") else "int8")
+        manifest = build(out, compare=not args.no_compare, precision=BUILDS[args.name])
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -77,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export, optimise, quantize and evaluate a model; write model.onnx, "
         "tokenizer.json and manifest.json (sha256 of every file, quality report).",
     )
-    b.add_argument("name", choices=BUILDERS, help="which model to build (-fp32: unquantized reference)")
+    b.add_argument("name", choices=list(BUILDS), help="which model to build (-fp32: unquantized reference)")
     b.add_argument("--out", help="output folder (default: models/NAME)")
     b.add_argument("--no-compare", action="store_true", help="skip measuring the dynamic-int8 alternatives")
     b.set_defaults(func=_models_build)

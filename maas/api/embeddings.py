@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from maas.api.http import JSON, _dumps, create_resolver, openapi_document
+from maas.api.http import JSON, create_resolver, dumps, openapi_document
 from maas.api.schemas import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
 from maas.embeddings_service import EmbeddingsService
 
@@ -34,7 +35,7 @@ def create_app(service: EmbeddingsService, logger: logging.Logger) -> APIGateway
         # response model would cost more than the inference.
         result = service.embed(request)
         logger.info("embeddings", extra={"inputs": len(result["data"]), "tokens": result["usage"]["total_tokens"]})
-        return Response(status_code=200, content_type=JSON, body=_dumps(result))
+        return Response(status_code=200, content_type=JSON, body=dumps(result))
 
     @app.get("/v1/models", summary="List models (OpenAI-compatible)", responses={503: ERRORS[503]})
     def list_models() -> ModelList:
@@ -46,7 +47,7 @@ def create_app(service: EmbeddingsService, logger: logging.Logger) -> APIGateway
         responses={404: ERRORS[404], 503: ERRORS[503]},
     )
     def get_model(model_id: str) -> ModelCard:
-        return service.model(model_id)
+        return service.model(unquote(model_id))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():

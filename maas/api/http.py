@@ -9,10 +9,18 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
 from maas import __version__
-from maas.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge, internal_error_body
+from maas.errors import (
+    ApiError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    internal_error_body,
+)
 
 JSON = "application/json"
 DOCS_PATH = "/docs"
@@ -22,12 +30,12 @@ DESCRIPTION = (
 )
 
 
-def _dumps(obj) -> str:
+def dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def error_response(err: ApiError) -> Response:
-    return Response(status_code=err.status, content_type=JSON, body=_dumps(err.body()))
+    return Response(status_code=err.status, content_type=JSON, body=dumps(err.body()))
 
 
 def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
@@ -89,6 +97,13 @@ def describe_validation_errors(errors: list[dict]) -> str:
     return " ".join(sentences) or "Invalid request."
 
 
+def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """Methods that have a route for ``path`` (for 405 with Allow). Reads the resolver's route table,
+    which Powertools keeps private; if that changes, this returns [] and the caller answers 404."""
+    routes = list(getattr(app, "_static_routes", [])) + list(getattr(app, "_dynamic_routes", []))
+    return sorted({r.method for r in routes if getattr(r, "rule", None) is not None and r.rule.match(path)})
+
+
 def openapi_document(app: APIGatewayRestResolver, title: str) -> str:
     """The OpenAPI 3.1 document generated from the routes' pydantic models."""
     return app.get_openapi_json_schema(title=title, version=__version__, description=DESCRIPTION)
@@ -97,7 +112,7 @@ def openapi_document(app: APIGatewayRestResolver, title: str) -> str:
 def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> APIGatewayRestResolver:
     """An API Gateway REST resolver with validation, the error shape for every failure, and Swagger UI."""
     app = APIGatewayRestResolver(
-        enable_validation=True, serializer=_dumps, json_body_deserializer=body_deserializer(max_body_bytes)
+        enable_validation=True, serializer=dumps, json_body_deserializer=body_deserializer(max_body_bytes)
     )
     app.enable_swagger(path=DOCS_PATH, title=title, version=__version__, description=DESCRIPTION)
 
@@ -119,11 +134,21 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> 
     @app.not_found
     def _not_found(_: NotFoundError):
         event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            err = MethodNotAllowed(f"{event.http_method} is not allowed on {event.path}; use {', '.join(allowed)}.")
+            response = error_response(err)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         return error_response(NotFound(f"No route for {event.http_method} {event.path}.", code="route_not_found"))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _content_type(_: RequestUnsupportedContentType):
+        return error_response(UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json)."))
 
     @app.exception_handler(Exception)
     def _unexpected(err: Exception):
         logger.exception("unhandled error")
-        return Response(status_code=500, content_type=JSON, body=_dumps(internal_error_body()))
+        return Response(status_code=500, content_type=JSON, body=dumps(internal_error_body()))
 
     return app

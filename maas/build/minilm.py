@@ -21,11 +21,10 @@ from maas.package import (
     MODEL_FILE,
     TOKENIZER_FILE,
     Manifest,
-    Quantization,
     QualityReport,
+    Quantization,
     TensorSpec,
     file_entries,
-    sha256_file,
     write_manifest,
 )
 

@@ -30,13 +30,14 @@ def make_event(
     """
     headers = dict(headers or {})
     multi_headers = {k: [v] for k, v in headers.items()}
+    lower = {k.lower(): v for k, v in headers.items()}
     pairs = parse_qsl(query, keep_blank_values=True)
     single_q: dict[str, str] = {}
     multi_q: dict[str, list[str]] = {}
     for k, v in pairs:
         single_q[k] = v
         multi_q.setdefault(k, []).append(v)
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    content_type = lower.get("content-type", "")
     is_b64 = False
     text_body: str | None = None
     if body:
@@ -71,8 +72,8 @@ def make_event(
             "protocol": "HTTP/1.1",
             "accountId": "123456789012",
             "apiId": "local",
-            "domainName": headers.get("Host", "127.0.0.1"),
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "domainName": lower.get("host", "127.0.0.1").split(":")[0],
+            "identity": {"sourceIp": source_ip, "userAgent": lower.get("user-agent", "")},
             "authorizer": authorizer,
         },
         "body": text_body,

@@ -163,9 +163,18 @@ def test_models_routes(embeddings_handler):
     _assert_error(status, body, 404, "'nope' does not exist")
 
 
-def test_unknown_route_and_wrong_method(embeddings_handler):
+def test_unknown_route_wrong_method_and_content_type(embeddings_handler):
     _assert_error(*_call(embeddings_handler, make_event("GET", "/v1/nothing"))[:2], 404, "no route")
-    _assert_error(*_call(embeddings_handler, make_event("GET", "/v1/embeddings"))[:2], 404, "no route")
+    status, body, result = _call(embeddings_handler, make_event("GET", "/v1/embeddings"))
+    _assert_error(status, body, 405, "GET is not allowed on /v1/embeddings; use POST")
+    assert result["multiValueHeaders"]["Allow"] == ["POST"]
+    got, body, _ = _post(embeddings_handler, None, raw=b"hello", headers={"Content-Type": "text/plain"})
+    _assert_error(got, body, 415, "Content-Type: application/json")
+
+
+def test_percent_encoded_model_id(embeddings_handler):
+    event = make_event("GET", "/v1/models/all-minilm-l6-v2%40latest")
+    assert _call(embeddings_handler, event)[0] == 200
 
 
 def test_openapi_document_is_generated_from_the_models(embeddings_handler):

@@ -1,0 +1,467 @@
+"""`maas serve`: the real Lambda handlers behind a local HTTP server, with moto standing in for AWS.
+
+Each HTTP request becomes the API Gateway REST proxy event production sends (maas.local.apigw), goes
+to the function the route table names, and the function's proxy result is written back. Handlers are
+imported from functions/<name>/app.py by file path, as the Lambda runtime does, with their environment
+set first, and called one request at a time per function, as one Lambda container handles them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from maas import constants as c
+from maas import paths
+from maas.build import BUILDS
+from maas.local.apigw import make_event, response_parts
+from maas.local.functions import REGION, LambdaContext, load_handler, patched_environ
+
+# API Gateway's payload limit; the function's own, smaller limit (MAAS_MAX_BODY_BYTES) applies after it.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+INVOKE_TIMEOUT_S = 29.0  # API Gateway's integration timeout: what get_remaining_time_in_millis counts down from
+IDLE_TIMEOUT_S = 60.0  # a keep-alive connection with no request for this long is closed
+MEMORY_MB = 1024
+JSON = "application/json"
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API Gateway resource + method and the function behind it; `{name}` segments are path parameters."""
+
+    method: str
+    path: str
+    function: str
+
+
+# The API's routes. A request that matches none goes to DEFAULT_FUNCTION as a `/{proxy+}` resource, so its
+# resolver answers 404 in the API's error shape.
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/embeddings", "embeddings"),
+    Route("GET", "/v1/models", "embeddings"),
+    Route("GET", "/v1/models/{id}", "embeddings"),
+    Route("GET", "/docs", "embeddings"),
+    Route("GET", "/openapi.json", "embeddings"),
+)
+DEFAULT_FUNCTION = "embeddings"
+PROXY_RESOURCE = "/{proxy+}"
+
+
+def function_env(model_dir: Path) -> dict[str, dict[str, str]]:
+    """Each function's environment variables, as the stack sets them in production."""
+    return {"embeddings": {c.ENV_MODEL_SOURCE: str(model_dir)}}
+
+
+def aws_env(endpoint_url: str) -> dict[str, str]:
+    """Point every boto3 client the handlers create at the local moto server, never at AWS."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+def error_body(message: str, type_: str, code: str) -> bytes:
+    return json.dumps({"error": {"message": message, "type": type_, "code": code}}, separators=(",", ":")).encode()
+
+
+@dataclass
+class _Function:
+    name: str
+    handler: Callable[[dict, object], dict]
+    lock: threading.Lock
+
+
+def _compile(template: str) -> re.Pattern:
+    parts = []
+    for segment in template.strip("/").split("/"):
+        m = re.fullmatch(r"\{(\w+)\}", segment)
+        parts.append(f"(?P<{m.group(1)}>[^/]+)" if m else re.escape(segment))
+    return re.compile("^/" + "/".join(parts) + "$")
+
+
+class LocalApi:
+    """The route table and the loaded handlers: HTTP request in, API Gateway event to the handler, response out."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route] = ROUTES,
+        *,
+        functions_dir: Path = paths.FUNCTIONS_DIR,
+        env: Mapping[str, Mapping[str, str]] | None = None,
+        default_function: str = DEFAULT_FUNCTION,
+        stage: str = "local",
+    ):
+        self.routes = [(route, _compile(route.path)) for route in routes]
+        self.functions_dir = Path(functions_dir)
+        self.env = {name: dict(values) for name, values in (env or {}).items()}
+        self.default_function = default_function
+        self.stage = stage
+        self.functions: dict[str, _Function] = {}
+
+    def function_names(self) -> list[str]:
+        names = [route.function for route, _ in self.routes] + [self.default_function]
+        return list(dict.fromkeys(names))
+
+    def load(self) -> None:
+        """Import every routed function's handler, once, as a Lambda container's init would."""
+        for name in self.function_names():
+            if name not in self.functions:
+                self.functions[name] = self._load(name)
+
+    def _load(self, name: str) -> _Function:
+        handler = load_handler(name, self.env.get(name, {}), self.functions_dir)
+        return _Function(name, handler, threading.Lock())
+
+    def route(self, method: str, path: str) -> tuple[str, str, dict[str, str] | None]:
+        """(function, resource, path parameters) for a request; path parameters are URL-decoded, as API Gateway's."""
+        by_path = None
+        for route, pattern in self.routes:
+            m = pattern.match(path)
+            if m is None:
+                continue
+            found = (route.function, route.path, {k: unquote(v) for k, v in m.groupdict().items()} or None)
+            if route.method == method:
+                return found
+            by_path = by_path or found  # same resource, other method: its function answers (405/404 shape)
+        if by_path:
+            return by_path
+        return self.default_function, PROXY_RESOURCE, {"proxy": unquote(path.lstrip("/"))}
+
+    def handle(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes, source_ip: str = "127.0.0.1"
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request -> (status, headers, body), through the routed function's handler."""
+        url = urlsplit(target)
+        path = url.path or "/"
+        name, resource, path_params = self.route(method, path)
+        single: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for k, v in headers:
+            single[k] = v
+            multi.setdefault(k, []).append(v)
+        request_id = str(uuid.uuid4())
+        event = make_event(
+            method,
+            path,
+            query=url.query,
+            headers=single,
+            body=body,
+            stage=self.stage,
+            resource=resource,
+            source_ip=source_ip,
+            request_id=request_id,
+        )
+        if single:
+            event["multiValueHeaders"] = multi
+        event["pathParameters"] = path_params
+        fn = self.functions.get(name)
+        if fn is None:
+            raise KeyError(f"function {name!r} is not loaded; call load() first")
+        context = LambdaContext(function_name=name, timeout_s=INVOKE_TIMEOUT_S, memory_limit_in_mb=MEMORY_MB)
+        gateway_headers = {"x-amzn-RequestId": request_id}
+        try:
+            with fn.lock:
+                result = fn.handler(event, context)
+            status, out_headers, out_body = response_parts(result)
+        except Exception:
+            # API Gateway answers 502 when the function fails; the traceback stays in the server's log.
+            logging.getLogger(__name__).exception("function %s failed on %s %s", name, method, path)
+            return (
+                502,
+                {"Content-Type": JSON, **gateway_headers},
+                error_body("The function failed; see the server log.", "server_error", "bad_gateway"),
+            )
+        return status, {**out_headers, **gateway_headers}, out_body
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S
+    server: LocalHttpServer
+
+    _started = 0.0
+
+    def parse_request(self) -> bool:
+        self._started = time.perf_counter()
+        return super().parse_request()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own refusals (malformed request line, unknown method...) in the API's error shape.
+        self.close_connection = True
+        text = message or (self.responses.get(code, ("Bad request",))[0])
+        self._write(code, {"Content-Type": JSON}, error_body(f"{text}.", "invalid_request_error", "bad_request"))
+
+    def handle_expect_100(self) -> bool:
+        # Refuse an oversized body before the client sends it.
+        if self._body_length() is None:
+            return False
+        return super().handle_expect_100()
+
+    def _refuse(self, status: int, message: str, code: str) -> None:
+        self.close_connection = True  # the unread body would otherwise be parsed as the next request
+        self._write(status, {"Content-Type": JSON}, error_body(message, "invalid_request_error", code))
+
+    def _body_length(self) -> int | None:
+        """The declared body length, or None after answering the request with an error."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._refuse(411, "Chunked request bodies are not supported; send Content-Length.", "length_required")
+            return None
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return 0
+        try:
+            length = int(raw)
+            if length < 0:
+                raise ValueError(raw)
+        except ValueError:
+            self._refuse(400, "Invalid Content-Length header.", "invalid_content_length")
+            return None
+        limit = self.server.max_body_bytes
+        if length > limit:
+            self._refuse(413, f"Request body exceeds the {limit}-byte limit.", "payload_too_large")
+            return None
+        return length
+
+    def _dispatch(self) -> None:
+        length = self._body_length()
+        if length is None:
+            return
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            return
+        # "Connection" is hop-by-hop: API Gateway does not forward it to the function.
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() != "connection"]
+        status, out_headers, out_body = self.server.api.handle(
+            self.command, self.path, headers, body, source_ip=self.client_address[0]
+        )
+        self._write(status, out_headers, out_body)
+
+    def _write(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+        ms = (time.perf_counter() - self._started) * 1000 if self._started else 0.0
+        path = (getattr(self, "path", "") or "").split("?", 1)[0]
+        print(f"{self.command or '-'} {path or '-'} {status} {ms:.1f}ms", file=sys.stderr, flush=True)
+
+    def log_request(self, code="-", size="-") -> None:
+        pass  # _write prints the access line, with the latency
+
+    def log_error(self, format: str, *args) -> None:
+        if args and isinstance(args[-1], TimeoutError):
+            return  # an idle keep-alive connection closed after IDLE_TIMEOUT_S: routine, not an error
+        super().log_error(format, *args)
+
+    def log_message(self, format: str, *args) -> None:
+        print(f"{self.address_string()} {format % args}", file=sys.stderr, flush=True)
+
+
+for _method in HTTP_METHODS:
+    setattr(_RequestHandler, f"do_{_method}", _RequestHandler._dispatch)
+
+
+class LocalHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: LocalApi, max_body_bytes: int = MAX_BODY_BYTES):
+        self.api = api
+        self.max_body_bytes = max_body_bytes
+        super().__init__(address, _RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name with getfqdn, which can hang without DNS.
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):  # the client went away mid-response: one line, no traceback
+            print(f"{client_address[0]} connection closed by client: {exc}", file=sys.stderr, flush=True)
+            return
+        super().handle_error(request, client_address)
+
+
+class Moto:
+    """moto in server mode on 127.0.0.1: DynamoDB, S3, SQS, SageMaker runtime... for the handlers' boto3 clients."""
+
+    def __init__(self, port: int = 0):
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access line per AWS call
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.url = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+@dataclass
+class Running:
+    """A started local service: the API's base URL, moto's URL, and how to stop both."""
+
+    base_url: str
+    moto_url: str
+    httpd: LocalHttpServer
+    thread: threading.Thread
+    _cleanup: ExitStack
+
+    def stop(self) -> None:
+        """Stop serving, close the socket, restore the environment, stop moto."""
+        self.httpd.shutdown()
+        self.thread.join(timeout=5)
+        self._cleanup.close()
+
+
+def start(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api: LocalApi | None = None,
+    model_dir: Path | None = None,
+    with_moto: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Running:
+    """Start moto, load the handlers and serve HTTP in a background thread.
+
+    `api` defaults to the project's route table with the model package at `model_dir`. The AWS variables
+    stay set (process-wide, as boto3 reads them when a client is made) until `stop()` restores them.
+    """
+    if api is None:
+        api = LocalApi(env=function_env(model_dir or paths.model_dir()))
+    cleanup = ExitStack()
+    moto_url = ""
+    try:
+        if with_moto:
+            moto = Moto()
+            moto_url = moto.start()
+            cleanup.callback(moto.stop)
+            cleanup.enter_context(patched_environ(aws_env(moto_url)))
+        api.load()
+        httpd = LocalHttpServer((host, port), api, max_body_bytes)
+        cleanup.callback(httpd.server_close)
+    except BaseException:
+        cleanup.close()
+        raise
+    thread = threading.Thread(target=httpd.serve_forever, name="maas-local-http", daemon=True)
+    thread.start()
+    base_url = f"http://{_url_host(httpd.server_name)}:{httpd.server_port}"
+    return Running(base_url, moto_url, httpd, thread, cleanup)
+
+
+def start_background(port: int = 0, model_dir: Path | None = None, **kwargs) -> tuple[str, Callable[[], None]]:
+    """(base_url, stop) of a server running in a thread on 127.0.0.1; for tests and notebooks."""
+    running = start(port=port, model_dir=model_dir, **kwargs)
+    return running.base_url, running.stop
+
+
+def ensure_model(model: str, build_missing: bool) -> Path | None:
+    """The model package folder, built first when missing and allowed; None (reason printed) when unavailable."""
+    folder = paths.model_dir(model)
+    if (folder / "manifest.json").is_file():
+        return folder
+    if model not in BUILDS:
+        print(
+            f"error: model package {model!r} is missing at {folder}, and there is no builder for it "
+            f"(buildable: {', '.join(BUILDS)})",
+            file=sys.stderr,
+        )
+        return None
+    if not build_missing:
+        print(
+            f"error: model package {model!r} is missing at {folder}; build it with "
+            f"`maas models build {model}`, or run `maas serve` without --no-build",
+            file=sys.stderr,
+        )
+        return None
+    from maas.build.minilm import BuildError, build
+
+    print(f"model package {model!r} is missing: building it into {folder} (about half a minute)", file=sys.stderr)
+    try:
+        build(folder, compare=False, precision=BUILDS[model])
+    except BuildError as exc:
+        print(f"error: building {model!r} failed: {exc}", file=sys.stderr)
+        return None
+    return folder
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, model: str = paths.DEFAULT_MODEL, build_missing: bool = True
+) -> int:
+    """Run the API locally until Ctrl-C. Returns the process exit status."""
+    folder = ensure_model(model, build_missing)
+    if folder is None:
+        return 2
+    try:
+        running = start(host=host, port=port, model_dir=folder)
+    except OSError as exc:
+        print(f"error: cannot serve on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    url = running.base_url
+    if not ipaddress.ip_address(running.httpd.server_name).is_loopback:
+        print(
+            f"warning: listening on {host}, not loopback: anyone who can reach this machine can call the API",
+            file=sys.stderr,
+        )
+    print(f"moto (AWS stand-in) is serving on {running.moto_url}")
+    print(f"maas is serving on {url}  (OpenAI base_url: {url}/v1)")
+    print(f"Swagger UI: {url}/docs    OpenAPI: {url}/openapi.json")
+    print("try:")
+    print(
+        f"  curl -s {url}/v1/embeddings -H 'Content-Type: application/json' "
+        f'-d \'{{"model": "{model}", "input": ["hello world"]}}\''
+    )
+    print("Ctrl-C stops.", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
+    try:
+        while running.thread.is_alive():
+            running.thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        print("\nstopping", file=sys.stderr)
+    finally:
+        running.stop()
+    return 0

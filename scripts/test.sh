@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: install everything from scratch, build the model packages, lint, run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+if [ ! -f models/all-minilm-l6-v2/manifest.json ]; then
+  echo "==> building the int8 MiniLM package (progress below)"
+  maas models build all-minilm-l6-v2
+fi
+echo "==> ruff"
+ruff check .
+ruff format --check .
+echo "==> pytest"
+pytest -q "$@"
