@@ -1,0 +1,61 @@
+"""The `maas` CLI: invoke on every sample event, verify, help."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from maas import paths
+from maas.cli import main
+
+EXPECTED = {
+    "embeddings-post.json": 200,
+    "embeddings-post-batch.json": 200,
+    "embeddings-post-invalid.json": 400,
+    "embeddings-post-unsupported.json": 400,
+    "embeddings-post-unknown-model.json": 404,
+    "models-get.json": 200,
+    "model-get.json": 200,
+    "docs-get.json": 200,
+    "openapi-get.json": 200,
+}
+
+
+def test_every_sample_event_is_covered():
+    assert {p.name for p in paths.EVENTS_DIR.glob("*.json")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("event,status", sorted(EXPECTED.items()))
+def test_invoke_runs_the_handler_on_each_sample_event(model_dir, capsys, event, status):
+    code = main(
+        ["invoke", "embeddings", "--event", str(paths.EVENTS_DIR / event), "--env", f"MAAS_MODEL_SOURCE={model_dir}"]
+    )
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index('{\n  "statusCode"') :])
+    assert result["statusCode"] == status
+    assert code == (0 if status < 400 else 1)
+
+
+def test_invoke_reports_missing_event_and_function(capsys, tmp_path):
+    assert main(["invoke", "embeddings", "--event", str(tmp_path / "none.json")]) == 2
+    assert "not found" in capsys.readouterr().err
+    event = paths.EVENTS_DIR / "models-get.json"
+    assert main(["invoke", "nosuch", "--event", str(event)]) == 2
+    assert "no function 'nosuch'" in capsys.readouterr().err
+
+
+def test_models_verify(model_dir, tmp_path, capsys):
+    assert main(["models", "verify", str(model_dir)]) == 0
+    assert "ok: all-minilm-l6-v2@1" in capsys.readouterr().out
+    assert main(["models", "verify", str(tmp_path)]) == 1
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_help_explains_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("models", "serve", "invoke", "bench"):
+        assert command in out
