@@ -40,7 +40,11 @@ class EmbeddingsService:
                 self.settings.model_source, self.settings.model_cache_dir, self.s3_client
             )
             self.embedder = TextEmbedder(
-                folder, manifest, threads=self.settings.threads, max_batch=self.settings.batch_size
+                folder,
+                manifest,
+                threads=self.settings.threads,
+                max_batch=self.settings.batch_size,
+                max_batch_tokens=self.settings.batch_tokens,
             )
             self.manifest, self.load_error = manifest, None
             self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})

@@ -24,6 +24,7 @@ class EmbeddingsSettings(BaseModel):
     max_inputs: int = Field(c.DEFAULT_MAX_INPUTS, alias=c.ENV_MAX_INPUTS, ge=1, le=2048)
     max_body_bytes: int = Field(c.DEFAULT_MAX_BODY_BYTES, alias=c.ENV_MAX_BODY_BYTES, ge=1024, le=10 * 1024 * 1024)
     batch_size: int = Field(c.DEFAULT_BATCH_SIZE, alias=c.ENV_BATCH_SIZE, ge=1, le=256)
+    batch_tokens: int = Field(c.DEFAULT_BATCH_TOKENS, alias=c.ENV_BATCH_TOKENS, ge=16, le=65536)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmbeddingsSettings:

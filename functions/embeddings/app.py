@@ -11,9 +11,9 @@ from maas.settings import EmbeddingsSettings
 logger = Logger(service=SERVICE_NAME)
 settings = EmbeddingsSettings.from_env()
 service = EmbeddingsService(settings, logger)  # loads and verifies the model once, at init
-app = create_app(service, logger)
+api = create_app(service, logger)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event, context):
-    return app.resolve(event, context)
+    return api(event, context)

@@ -38,14 +38,26 @@ def error_response(err: ApiError) -> Response:
     return Response(status_code=err.status, content_type=JSON, body=dumps(err.body()))
 
 
+def check_body_size(body: str, max_body_bytes: int) -> None:
+    """413 in the error shape when the body's UTF-8 size is over the limit."""
+    # len(str) <= UTF-8 bytes <= 4 * len(str): encode only when the cheap bounds do not decide.
+    if len(body) > max_body_bytes or (4 * len(body) > max_body_bytes and len(body.encode("utf-8")) > max_body_bytes):
+        raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
+
+
+def validation_error(errors: list[dict]) -> ApiError:
+    """The 400 for a list of pydantic errors (from Powertools' validation or a direct model_validate_json)."""
+    if errors and errors[0].get("type") == "json_invalid":
+        return InvalidRequest("Request body is not valid JSON.", code="invalid_json")
+    code = "unsupported_parameter" if errors and errors[0].get("type") == "extra_forbidden" else "invalid_request"
+    return InvalidRequest(describe_validation_errors(errors), code=code)
+
+
 def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
     """Parse a JSON body, refusing oversized bodies (413) and malformed JSON (400) in the error shape."""
 
     def parse(body: str):
-        if len(body) > max_body_bytes:  # characters >= bytes/4; the exact byte check follows
-            raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
-        if len(body.encode("utf-8")) > max_body_bytes:
-            raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
+        check_body_size(body, max_body_bytes)
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -123,13 +135,7 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> 
 
     @app.exception_handler(RequestValidationError)
     def _validation(err: RequestValidationError):
-        errors = err.errors()
-        if errors and errors[0].get("type") == "json_invalid":
-            return error_response(InvalidRequest("Request body is not valid JSON.", code="invalid_json"))
-        message = describe_validation_errors(errors)
-        first = errors[0] if errors else {}
-        code = "unsupported_parameter" if first.get("type") == "extra_forbidden" else "invalid_request"
-        return error_response(InvalidRequest(message, code=code))
+        return error_response(validation_error(err.errors()))
 
     @app.not_found
     def _not_found(_: NotFoundError):

@@ -1,0 +1,260 @@
+"""Build Lambda layers and SageMaker model archives from the recipes in `layers/` and the packages in `models/`.
+
+- runtime layer: `layers/runtime/requirements.txt` installed with pip for the Lambda platform
+  (`--platform manylinux_2_X_<arch> --only-binary=:all: --python-version 3.12 --implementation cp`), so the
+  wheels match Amazon Linux 2023 and the function's architecture whatever this machine is. With a wheel
+  folder (`--wheel-dir`), pip runs `--no-index --find-links DIR`: fully offline.
+- model layer: a model package copied (hard-linked where possible) to `models/<name>/`, which Lambda
+  mounts at `/opt/models/<name>` (the runtime's default `MAAS_MODEL_SOURCE`).
+- SageMaker archive: the same package as `model.tar.gz`, the format SageMaker model data must have.
+
+Each output has a stamp (recipe hash, platform, sources); `is_current` tells whether it must be rebuilt.
+Nothing here runs at import time; the CDK app only reads stamps and never calls pip.
+
+    python -m maas.layers build-runtime --arch x86_64 --python 3.12 [--wheel-dir DIR]
+    python -m maas.layers build-model all-minilm-l6-v2
+    python -m maas.layers build-sagemaker all-minilm-l6-v2-fp32
+    python -m maas.layers status
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from maas.paths import MODELS_DIR, REPO_ROOT
+
+LAYERS_DIR = REPO_ROOT / "layers"
+BUILD_DIR = LAYERS_DIR / "build"  # git-ignored
+RUNTIME_REQUIREMENTS = LAYERS_DIR / "runtime" / "requirements.txt"
+ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> the wheel platform's
+# Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34). pip expands only the legacy
+# `manylinux2014_*` alias to older tags, so every glibc level a wheel may be tagged with is listed.
+GLIBC_MINORS = range(17, 35)
+STAMP_SUFFIX = ".stamp.json"
+MANIFEST = "manifest.json"
+
+
+class LayerBuildError(Exception):
+    """A layer or archive could not be built; the message says what to do."""
+
+
+def manylinux_platforms(arch: str) -> list[str]:
+    """pip `--platform` values for a Lambda architecture, newest glibc first."""
+    try:
+        machine = ARCHITECTURES[arch]
+    except KeyError:
+        raise LayerBuildError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}") from None
+    return [f"manylinux_2_{minor}_{machine}" for minor in reversed(GLIBC_MINORS)] + [f"manylinux2014_{machine}"]
+
+
+def runtime_layer_dir(arch: str, python: str, build_dir: Path = BUILD_DIR) -> Path:
+    """Folder whose contents are the runtime layer (`python/...`, mounted at /opt/python)."""
+    return build_dir / f"runtime-{arch}-py{python}"
+
+
+def model_layer_dir(name: str, build_dir: Path = BUILD_DIR) -> Path:
+    """Folder whose contents are the model layer (`models/<name>/...`, mounted at /opt/models/<name>)."""
+    return build_dir / f"model-{name}"
+
+
+def sagemaker_archive(name: str, build_dir: Path = BUILD_DIR) -> Path:
+    return build_dir / f"sagemaker-{name}" / "model.tar.gz"
+
+
+def stamp_path(output: Path) -> Path:
+    """The stamp lives beside the output so that it is not part of the layer."""
+    return output.parent / (output.name + STAMP_SUFFIX)
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def runtime_stamp(arch: str, python: str, requirements: Path = RUNTIME_REQUIREMENTS) -> dict:
+    return {
+        "kind": "runtime",
+        "arch": arch,
+        "python": python,
+        "platforms": manylinux_platforms(arch),
+        "requirements_sha256": _sha256_bytes(requirements.read_bytes()),
+    }
+
+
+def model_stamp(package: Path) -> dict:
+    """A model output is current while the package's manifest (which pins every file's sha256) is unchanged."""
+    manifest = package / MANIFEST
+    if not manifest.is_file():
+        raise LayerBuildError(f"{package} is not a model package (no {MANIFEST}); build it with `maas models build`")
+    return {"kind": "model", "package": package.name, "manifest_sha256": _sha256_bytes(manifest.read_bytes())}
+
+
+def is_current(output: Path, expected: dict) -> bool:
+    """True when ``output`` exists and was built from the same inputs as ``expected`` describes."""
+    stamp = stamp_path(output)
+    if not output.exists() or not stamp.is_file():
+        return False
+    try:
+        return json.loads(stamp.read_text()) == expected
+    except json.JSONDecodeError:
+        return False
+
+
+def _write_stamp(output: Path, stamp: dict) -> None:
+    stamp_path(output).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+
+
+def pip_command(
+    arch: str, python: str, target: Path, requirements: Path = RUNTIME_REQUIREMENTS, wheel_dir: Path | None = None
+) -> list[str]:
+    """The pip invocation that installs the runtime for the Lambda platform into ``target``."""
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    for platform in manylinux_platforms(arch):
+        cmd += ["--platform", platform]
+    cmd += [
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--only-binary=:all:",
+        # .pyc compiled by this interpreter would not match the Lambda runtime's Python; /opt is read-only there.
+        "--no-compile",
+        "--target",
+        str(target),
+        "-r",
+        str(requirements),
+    ]
+    if wheel_dir is not None:
+        cmd += ["--no-index", "--find-links", str(wheel_dir)]
+    return cmd
+
+
+def build_runtime(
+    arch: str,
+    python: str,
+    *,
+    wheel_dir: Path | None = None,
+    build_dir: Path = BUILD_DIR,
+    requirements: Path = RUNTIME_REQUIREMENTS,
+    force: bool = False,
+) -> Path:
+    """Install the runtime requirements for Lambda's platform into ``runtime-<arch>-py<python>/python``."""
+    output = runtime_layer_dir(arch, python, build_dir)
+    stamp = runtime_stamp(arch, python, requirements)
+    if not force and is_current(output, stamp):
+        return output
+    staging = output.with_name(output.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "python").mkdir(parents=True)
+    cmd = pip_command(arch, python, staging / "python", requirements, wheel_dir)
+    result = subprocess.run(cmd, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        hint = " (offline: is every wheel in --wheel-dir?)" if wheel_dir else ""
+        raise LayerBuildError(f"pip failed with exit code {result.returncode}{hint}: {' '.join(cmd)}")
+    shutil.rmtree(output, ignore_errors=True)
+    staging.rename(output)
+    _write_stamp(output, stamp)
+    return output
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def build_model_layer(name: str, *, models_dir: Path = MODELS_DIR, build_dir: Path = BUILD_DIR) -> Path:
+    """Stage ``models/<name>`` as ``model-<name>/models/<name>`` (rebuilt only when the manifest changed)."""
+    package = models_dir / name
+    stamp = model_stamp(package)
+    output = model_layer_dir(name, build_dir)
+    if is_current(output, stamp):
+        return output
+    shutil.rmtree(output, ignore_errors=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(package, output / "models" / name, copy_function=_link_or_copy)
+    _write_stamp(output, stamp)
+    return output
+
+
+def build_sagemaker_archive(name: str, *, models_dir: Path = MODELS_DIR, build_dir: Path = BUILD_DIR) -> Path:
+    """Pack ``models/<name>`` as a SageMaker ``model.tar.gz`` (files at the archive root, /opt/ml/model/...)."""
+    package = models_dir / name
+    stamp = model_stamp(package)
+    output = sagemaker_archive(name, build_dir)
+    if is_current(output, stamp):
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".tmp")
+
+    def reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mtime = 0
+        return info
+
+    # ONNX weights barely compress; level 1 keeps the archive build fast.
+    with tarfile.open(partial, "w:gz", compresslevel=1) as tar:
+        for path in sorted(p for p in package.rglob("*") if p.is_file()):
+            tar.add(path, arcname=str(path.relative_to(package)), filter=reproducible)
+    partial.replace(output)
+    _write_stamp(output, stamp)
+    return output
+
+
+def _status(build_dir: Path) -> int:
+    outputs = sorted(p for p in build_dir.glob("*") if not p.name.endswith(STAMP_SUFFIX)) if build_dir.exists() else []
+    if not outputs:
+        print(f"nothing built under {build_dir}")
+    for output in outputs:
+        stamp = stamp_path(output)
+        state = json.loads(stamp.read_text()) if stamp.is_file() else {"kind": "unknown (no stamp)"}
+        print(f"{output.name}: {state.get('kind')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m maas.layers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build-dir", type=Path, default=BUILD_DIR, help=f"output folder (default {BUILD_DIR})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    runtime = sub.add_parser("build-runtime", help="the function runtime layer, for Lambda's platform")
+    runtime.add_argument("--arch", choices=sorted(ARCHITECTURES), default="x86_64")
+    runtime.add_argument("--python", default="3.12", help="the Lambda runtime's Python version (default 3.12)")
+    runtime.add_argument("--wheel-dir", type=Path, help="install offline from this folder of wheels")
+    runtime.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
+    model = sub.add_parser("build-model", help="a model layer from models/NAME")
+    model.add_argument("name")
+    model.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    archive = sub.add_parser("build-sagemaker", help="a SageMaker model.tar.gz from models/NAME")
+    archive.add_argument("name")
+    archive.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    sub.add_parser("status", help="list what is built")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build-runtime":
+            out = build_runtime(args.arch, args.python, wheel_dir=args.wheel_dir, build_dir=args.build_dir, force=args.force)
+        elif args.command == "build-model":
+            out = build_model_layer(args.name, models_dir=args.models_dir, build_dir=args.build_dir)
+        elif args.command == "build-sagemaker":
+            out = build_sagemaker_archive(args.name, models_dir=args.models_dir, build_dir=args.build_dir)
+        else:
+            return _status(args.build_dir)
+    except LayerBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

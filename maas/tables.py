@@ -1,0 +1,81 @@
+"""DynamoDB table definitions, defined once: the runtime, the local emulator (moto), the CDK app and
+the tests all build or address tables from these specs.
+
+Tenants      pk tenant_id                      name, plan, status (active|suspended), created, usage_key
+ApiKeys      pk key_hash (sha256 of the key)   tenant_id, prefix, status (active|revoked), created, revoked
+             GSI by-tenant: tenant_id / prefix
+Usage        pk, sk (single-table for metering)
+             EVENT#<request id> / EVENT            one billable call (written once: conditional put)
+                                                   gsi1: TENANT#<tenant> / <iso time>#<request id>
+             TENANT#<tenant> / AGG#MONTH#<yyyy-mm>#<model>   units, requests, compute_ms (ADD)
+             TENANT#<tenant> / AGG#DAY#<yyyy-mm-dd>#<model>  units, requests, compute_ms (ADD)
+             TENANT#<tenant> / QUOTA#<yyyy-mm>               consumed (ADD, conditional on the plan's quota)
+             TENANT#<tenant> / ERRORS#DAY#<yyyy-mm-dd>       status_4xx, status_5xx (not billed)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_name: str  # CDK construct id; the physical name is generated
+    env_var: str  # the variable through which functions learn the physical name
+    local_name: str  # the table's name in the local emulator
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+    ttl_attribute: str | None = None
+
+
+TENANTS = TableSpec("Tenants", "MAAS_TENANTS_TABLE", "maas-tenants", partition_key="tenant_id")
+API_KEYS = TableSpec(
+    "ApiKeys",
+    "MAAS_API_KEYS_TABLE",
+    "maas-api-keys",
+    partition_key="key_hash",
+    indexes=(Index("by-tenant", "tenant_id", "prefix"),),
+)
+USAGE = TableSpec(
+    "Usage",
+    "MAAS_USAGE_TABLE",
+    "maas-usage",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
+)
+ALL_TABLES = (TENANTS, API_KEYS, USAGE)
+# Every key attribute is a string.
+KEY_TYPE = "S"
+
+
+def create_table_kwargs(spec: TableSpec, name: str | None = None) -> dict:
+    """boto3 `create_table` arguments for a spec (on-demand billing), used by the local emulator and tests."""
+    attrs = {spec.partition_key} | ({spec.sort_key} if spec.sort_key else set())
+    key_schema = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+    if spec.sort_key:
+        key_schema.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
+    kwargs: dict = {
+        "TableName": name or spec.local_name,
+        "KeySchema": key_schema,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    gsis = []
+    for index in spec.indexes:
+        attrs |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
+        schema = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+        if index.sort_key:
+            schema.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
+        gsis.append({"IndexName": index.name, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}})
+    if gsis:
+        kwargs["GlobalSecondaryIndexes"] = gsis
+    kwargs["AttributeDefinitions"] = [{"AttributeName": a, "AttributeType": KEY_TYPE} for a in sorted(attrs)]
+    return kwargs
