@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 
+import pydantic_core
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
@@ -45,10 +46,17 @@ def check_body_size(body: str, max_body_bytes: int) -> None:
         raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
 
 
+def invalid_json(detail: str) -> ApiError:
+    return InvalidRequest(
+        f"Request body is not valid JSON ({detail})." if detail else "Request body is not valid JSON.",
+        code="invalid_json",
+    )
+
+
 def validation_error(errors: list[dict]) -> ApiError:
     """The 400 for a list of pydantic errors (from Powertools' validation or a direct model_validate_json)."""
     if errors and errors[0].get("type") == "json_invalid":
-        return InvalidRequest("Request body is not valid JSON.", code="invalid_json")
+        return invalid_json(errors[0].get("ctx", {}).get("error", ""))
     code = "unsupported_parameter" if errors and errors[0].get("type") == "extra_forbidden" else "invalid_request"
     return InvalidRequest(describe_validation_errors(errors), code=code)
 
@@ -59,11 +67,10 @@ def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
     def parse(body: str):
         check_body_size(body, max_body_bytes)
         try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(
-                f"Request body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}.", code="invalid_json"
-            ) from exc
+            # pydantic's parser, so the message matches the hot path's model_validate_json exactly
+            return pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise invalid_json(str(exc)) from None
 
     return parse
 

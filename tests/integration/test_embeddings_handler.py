@@ -222,3 +222,24 @@ def test_inputs_are_never_logged(embeddings_handler, caplog):
     assert _post(embeddings_handler, {"input": secret})[0] == 200
     assert caplog.records, "the request should have logged its sizes"
     assert all("4111" not in str(r.__dict__) for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"input": ["alpha", "beta gamma"], "model": "all-minilm-l6-v2"}).encode(),
+        json.dumps({"input": "x", "temperature": 1}).encode(),
+        json.dumps({"input": ["ok", 3]}).encode(),
+        json.dumps({"input": []}).encode(),
+        b"{not json",
+    ],
+)
+def test_resolver_route_answers_exactly_like_the_fast_path(embeddings_handler, raw):
+    import sys
+
+    api = sys.modules["maas_function_embeddings"].api
+    event = make_event("POST", "/v1/embeddings", headers={"Content-Type": "application/json"}, body=raw)
+    fast = api(event, LambdaContext())
+    slow = api.app.resolve(event, LambdaContext())
+    assert fast["statusCode"] == slow["statusCode"]
+    assert json.loads(fast["body"]) == json.loads(slow["body"])

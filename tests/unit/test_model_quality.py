@@ -85,3 +85,14 @@ def test_building_twice_gives_the_same_sha256s(model_dir, tmp_path):
     assert {k: v.sha256 for k, v in again.files.items()} == {
         k: v.sha256 for k, v in read_manifest(model_dir).files.items()
     }
+
+
+def test_batches_respect_count_and_padded_token_budget(model_dir):
+    embedder = TextEmbedder(model_dir, read_manifest(model_dir), max_batch=4, max_batch_tokens=64)
+    lengths = np.array([10, 200, 12, 11, 9, 13, 30, 31, 8])
+    groups = embedder.batches(lengths)
+    assert sorted(int(i) for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        assert len(g) <= 4
+        assert len(g) == 1 or len(g) * lengths[g].max() <= 64
+    assert [len(g) for g in groups if 1 in g] == [1]  # the long text runs alone
