@@ -37,6 +37,18 @@ def fp32_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def aws():
+    """The local AWS emulator (moto server on 127.0.0.1) with every maas table created."""
+    from maas.local.emulator import AwsEmulator
+
+    emulator = AwsEmulator()
+    emulator.start()
+    emulator.create_tables()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
 def golden() -> dict:
     return json.loads((DATA / "golden_minilm.json").read_text())
 
