@@ -22,6 +22,7 @@ DEFAULT_BATCH_TOKENS = 256
 SERVICE_NAME = "maas"
 
 # Tenancy and metering (table names: maas.tables; plans: maas/data/plans.toml).
-ENV_PLANS_FILE = "MAAS_PLANS_FILE"  # optional override of the packaged plans.toml
+ENV_PLANS_FILE = "MAAS_PLANS_FILE"
+ENV_METERING = "MAAS_METERING"  # on (default) | off  # optional override of the packaged plans.toml
 AUTHORIZER_CACHE_TTL_S = 60  # a revoked key or suspended tenant is refused within this many seconds
 API_KEY_PREFIX = "maas_"  # keys look like maas_<8-char id>_<secret>; the id part is the non-secret prefix

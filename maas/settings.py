@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maas import constants as c
+from maas.tables import API_KEYS, TENANTS, USAGE
 
 
 class SettingsError(Exception):
@@ -25,6 +27,16 @@ class EmbeddingsSettings(BaseModel):
     max_body_bytes: int = Field(c.DEFAULT_MAX_BODY_BYTES, alias=c.ENV_MAX_BODY_BYTES, ge=1024, le=10 * 1024 * 1024)
     batch_size: int = Field(c.DEFAULT_BATCH_SIZE, alias=c.ENV_BATCH_SIZE, ge=1, le=256)
     batch_tokens: int = Field(c.DEFAULT_BATCH_TOKENS, alias=c.ENV_BATCH_TOKENS, ge=16, le=65536)
+    usage_table: str | None = Field(None, alias=USAGE.env_var, min_length=3)
+    # "off" only for benchmarking the bare handler: production always meters.
+    metering: Literal["on", "off"] = Field("on", alias=c.ENV_METERING)
+    plans_file: Path | None = Field(None, alias=c.ENV_PLANS_FILE)
+
+    @model_validator(mode="after")
+    def _metering_needs_a_table(self):
+        if self.metering == "on" and not self.usage_table:
+            raise ValueError(f"{USAGE.env_var} is required when metering is on ({c.ENV_METERING}=off disables it)")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmbeddingsSettings:
@@ -34,5 +46,14 @@ class EmbeddingsSettings(BaseModel):
         try:
             return cls.model_validate({k: v for k, v in environ.items() if k in names})
         except ValidationError as exc:
-            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" if e["loc"] else e["msg"] for e in exc.errors())
             raise SettingsError(f"invalid function settings: {problems}") from exc
+
+
+class AuthorizerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    tenants_table: str = Field(alias=TENANTS.env_var, min_length=3)
+    api_keys_table: str = Field(alias=API_KEYS.env_var, min_length=3)
+
+    from_env = classmethod(EmbeddingsSettings.from_env.__func__)

@@ -39,16 +39,12 @@ def new_key() -> tuple[str, str]:
 
 
 def key_from_headers(headers: dict[str, str] | None) -> str | None:
-    """The API key from `Authorization: Bearer <key>` or `x-api-key: <key>` (header names case-insensitive)."""
-    for name, value in (headers or {}).items():
-        lname = name.lower()
-        if lname == "authorization" and value:
-            scheme, _, token = value.strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-        elif lname == "x-api-key" and value and value.strip():
-            return value.strip()
-    return None
+    """The API key from `Authorization: Bearer <key>` (preferred) or `x-api-key: <key>`; names case-insensitive."""
+    lower = {name.lower(): value for name, value in (headers or {}).items()}
+    scheme, _, token = (lower.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return (lower.get("x-api-key") or "").strip() or None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -63,13 +62,14 @@ def lambda_context() -> LambdaContext:
     return LambdaContext(function_name="maas-embeddings-test")
 
 
+def function_env(aws, model_dir) -> dict[str, str]:
+    """What the stack gives a task function, pointed at the emulator and the built package."""
+    from maas.local.emulator import aws_env, table_env
+
+    return {**aws_env(aws.url), **table_env(), ENV_MODEL_SOURCE: str(model_dir)}
+
+
 @pytest.fixture(scope="session")
-def embeddings_handler(model_dir):
-    """functions/embeddings/app.py imported the way Lambda does, pointed at the built package."""
-    previous = os.environ.get(ENV_MODEL_SOURCE)
-    handler = load_handler("embeddings", {ENV_MODEL_SOURCE: str(model_dir)})
-    yield handler
-    if previous is None:
-        os.environ.pop(ENV_MODEL_SOURCE, None)
-    else:
-        os.environ[ENV_MODEL_SOURCE] = previous
+def embeddings_handler(aws, model_dir):
+    """functions/embeddings/app.py imported the way Lambda does: metered against the emulator."""
+    return load_handler("embeddings", function_env(aws, model_dir))

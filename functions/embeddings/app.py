@@ -7,11 +7,12 @@ from maas.api.embeddings import create_app
 from maas.constants import SERVICE_NAME
 from maas.embeddings_service import EmbeddingsService
 from maas.settings import EmbeddingsSettings
+from maas.wiring import billing_from_settings
 
 logger = Logger(service=SERVICE_NAME)
 settings = EmbeddingsSettings.from_env()
 service = EmbeddingsService(settings, logger)  # loads and verifies the model once, at init
-api = create_app(service, logger)
+api = create_app(service, billing_from_settings(settings, logger), logger)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -19,8 +20,10 @@ from pydantic import ValidationError
 
 from maas.api.http import JSON, check_body_size, create_resolver, dumps, openapi_document, validation_error
 from maas.api.schemas import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
+from maas.billing import Billing, caller_from_event, request_id_of
 from maas.embeddings_service import EmbeddingsService
 from maas.errors import ApiError, UnsupportedMediaType, internal_error_body
+from maas.tenancy import Caller
 
 TITLE = "maas embeddings API"
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -43,8 +46,8 @@ def proxy_result(status: int, body: str, headers: dict[str, str] | None = None) 
 class EmbeddingsApi:
     """The function's API: call it with an API Gateway REST event and a Lambda context."""
 
-    def __init__(self, service: EmbeddingsService, logger: logging.Logger):
-        self.service, self.logger = service, logger
+    def __init__(self, service: EmbeddingsService, billing: Billing, logger: logging.Logger):
+        self.service, self.billing, self.logger = service, billing, logger
         self.max_body_bytes = service.settings.max_body_bytes
         self.app = self._resolver()
 
@@ -53,14 +56,30 @@ class EmbeddingsApi:
             return self.post_embeddings(event)
         return self.app.resolve(event, context)
 
-    def embeddings_body(self, request: EmbeddingsRequest) -> str:
+    def embeddings_body(self, request: EmbeddingsRequest, event: dict, caller: Caller | None) -> tuple[str, dict]:
+        """Quota pre-check, inference, exactly-once charge: (JSON body, quota headers)."""
+        before = self.billing.precheck(caller)
+        started = time.perf_counter()
         result = self.service.embed(request)
-        self.logger.info("embeddings", extra={"inputs": len(result["data"]), "tokens": result["usage"]["total_tokens"]})
-        return dumps(result)
+        compute_ms = (time.perf_counter() - started) * 1000
+        tokens = result["usage"]["total_tokens"]
+        headers = self.billing.charge(
+            caller, request_id_of(event, caller), self.service.manifest, tokens, compute_ms, before
+        )
+        self.logger.info(
+            "embeddings", extra={"inputs": len(result["data"]), "tokens": tokens, "ms": round(compute_ms, 2)}
+        )
+        return dumps(result), headers
+
+    def refused(self, err: ApiError, caller: Caller | None) -> dict:
+        self.logger.info("request refused", extra={"status": err.status, "code": err.code})
+        return proxy_result(err.status, dumps(err.body()), self.billing.failed(caller, err))
 
     def post_embeddings(self, event: dict) -> dict:
         """POST /v1/embeddings without the resolver; same validation, limits and error shape."""
+        caller = None
         try:
+            caller = self.billing.caller(event)
             headers = event.get("headers") or {}
             content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
             if content_type and not content_type.lower().startswith("application/json"):
@@ -73,10 +92,10 @@ class EmbeddingsApi:
                 request = EmbeddingsRequest.model_validate_json(body)
             except ValidationError as exc:
                 raise validation_error(exc.errors()) from None
-            return proxy_result(200, self.embeddings_body(request))
+            body, quota_headers = self.embeddings_body(request, event, caller)
+            return proxy_result(200, body, quota_headers)
         except ApiError as err:
-            self.logger.info("request refused", extra={"status": err.status, "code": err.code})
-            return proxy_result(err.status, dumps(err.body()))
+            return self.refused(err, caller)
         except Exception:
             self.logger.exception("unhandled error")
             return proxy_result(500, dumps(internal_error_body()))
@@ -85,13 +104,21 @@ class EmbeddingsApi:
         app = create_resolver(self.max_body_bytes, self.logger, title=TITLE)
         service = self.service
 
+        @app.exception_handler(ApiError)
+        def _api_error(err: ApiError):
+            result = self.refused(err, caller_from_event(app.current_event.raw_event))
+            headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
+            return Response(status_code=err.status, content_type=JSON, body=result["body"], headers=headers)
+
         @app.post(
             EMBEDDINGS_PATH,
             summary="Create embeddings (OpenAI-compatible)",
             responses={200: {"description": "Embeddings", "content": {JSON: {"model": EmbeddingsResponse}}}, **ERRORS},
         )
         def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]):
-            return Response(status_code=200, content_type=JSON, body=self.embeddings_body(request))
+            event = app.current_event.raw_event
+            body, headers = self.embeddings_body(request, event, self.billing.caller(event))
+            return Response(status_code=200, content_type=JSON, body=body, headers=headers)
 
         @app.get("/v1/models", summary="List models (OpenAI-compatible)", responses={503: ERRORS[503]})
         def list_models() -> ModelList:
@@ -112,5 +139,5 @@ class EmbeddingsApi:
         return app
 
 
-def create_app(service: EmbeddingsService, logger: logging.Logger) -> EmbeddingsApi:
-    return EmbeddingsApi(service, logger)
+def create_app(service: EmbeddingsService, billing: Billing, logger: logging.Logger) -> EmbeddingsApi:
+    return EmbeddingsApi(service, billing, logger)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from maas.local.functions import FunctionNotFound, LambdaContext, default_env, load_handler, model_missing_hint
+from maas.local.emulator import AwsEmulator, aws_env, table_env
+from maas.local.functions import (
+    FunctionNotFound,
+    LambdaContext,
+    default_env,
+    load_handler,
+    model_missing_hint,
+    patched_environ,
+)
+from maas.tables import USAGE
 
 
 def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -> int:
@@ -25,16 +35,33 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
     if hint:
         print(f"error: {hint}", file=sys.stderr)
         return 2
-    t0 = time.perf_counter()
+    emulator = None
+    if not any(k in merged or k in os.environ for k in ("AWS_ENDPOINT_URL", USAGE.env_var)):
+        # Like `sam local invoke` without Docker: AWS calls go to an in-process emulator with the tables.
+        emulator = AwsEmulator()
+        emulator.start()
+        emulator.create_tables()
+        merged = {**aws_env(emulator.url), **table_env(), **merged}
     try:
-        handler = load_handler(function, merged)
-    except FunctionNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    t1 = time.perf_counter()
-    result = handler(event, LambdaContext(function_name=f"maas-{function}"))
-    t2 = time.perf_counter()
+        t0 = time.perf_counter()
+        try:
+            handler = load_handler(function, merged)
+        except FunctionNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        t1 = time.perf_counter()
+        with patched_environ(merged):
+            try:
+                result = handler(event, LambdaContext(function_name=f"maas-{function}"))
+            except Exception as exc:  # reported the way Lambda reports a function error
+                result = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+        t2 = time.perf_counter()
+    finally:
+        if emulator is not None:
+            emulator.stop()
     print(json.dumps(result, indent=2))
     print(f"init {1000 * (t1 - t0):.1f} ms, invoke {1000 * (t2 - t1):.1f} ms", file=sys.stderr)
+    if isinstance(result, dict) and "errorMessage" in result:
+        return 1
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200
     return 0 if status < 400 else 1

@@ -27,9 +27,14 @@ from urllib.parse import unquote, urlsplit
 
 from maas import constants as c
 from maas import paths
+from maas.api.gateway import gateway_error
 from maas.build import BUILDS
+from maas.constants import AUTHORIZER_CACHE_TTL_S
 from maas.local.apigw import make_event, response_parts
+from maas.local.emulator import AwsEmulator, aws_env, table_env
 from maas.local.functions import REGION, LambdaContext, load_handler, patched_environ
+from maas.plans import default_plans
+from maas.tables import API_KEYS, TENANTS
 
 # API Gateway's payload limit; the function's own, smaller limit (MAAS_MAX_BODY_BYTES) applies after it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -47,6 +52,7 @@ class Route:
     method: str
     path: str
     function: str
+    auth: bool = True  # behind the REQUEST authorizer, as in the deployed API
 
 
 # The API's routes. A request that matches none goes to DEFAULT_FUNCTION as a `/{proxy+}` resource, so its
@@ -55,27 +61,20 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/embeddings", "embeddings"),
     Route("GET", "/v1/models", "embeddings"),
     Route("GET", "/v1/models/{id}", "embeddings"),
-    Route("GET", "/docs", "embeddings"),
-    Route("GET", "/openapi.json", "embeddings"),
+    Route("GET", "/docs", "embeddings", auth=False),
+    Route("GET", "/openapi.json", "embeddings", auth=False),
 )
+AUTHORIZER_FUNCTION = "authorizer"
 DEFAULT_FUNCTION = "embeddings"
 PROXY_RESOURCE = "/{proxy+}"
 
 
 def function_env(model_dir: Path) -> dict[str, dict[str, str]]:
     """Each function's environment variables, as the stack sets them in production."""
-    return {"embeddings": {c.ENV_MODEL_SOURCE: str(model_dir)}}
-
-
-def aws_env(endpoint_url: str) -> dict[str, str]:
-    """Point every boto3 client the handlers create at the local moto server, never at AWS."""
+    tables = table_env()
     return {
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
+        "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        AUTHORIZER_FUNCTION: tables,
     }
 
 
@@ -109,6 +108,7 @@ class LocalApi:
         env: Mapping[str, Mapping[str, str]] | None = None,
         default_function: str = DEFAULT_FUNCTION,
         stage: str = "local",
+        gateway: LocalGateway | None = None,
     ):
         self.routes = [(route, _compile(route.path)) for route in routes]
         self.functions_dir = Path(functions_dir)
@@ -116,9 +116,12 @@ class LocalApi:
         self.default_function = default_function
         self.stage = stage
         self.functions: dict[str, _Function] = {}
+        self.gateway = gateway
 
     def function_names(self) -> list[str]:
         names = [route.function for route, _ in self.routes] + [self.default_function]
+        if self.gateway is not None:
+            names.append(self.gateway.function)
         return list(dict.fromkeys(names))
 
     def load(self) -> None:
@@ -131,20 +134,22 @@ class LocalApi:
         handler = load_handler(name, self.env.get(name, {}), self.functions_dir)
         return _Function(name, handler, threading.Lock())
 
-    def route(self, method: str, path: str) -> tuple[str, str, dict[str, str] | None]:
-        """(function, resource, path parameters) for a request; path parameters are URL-decoded, as API Gateway's."""
+    def route(self, method: str, path: str) -> tuple[str, str, dict[str, str] | None, bool]:
+        """(function, resource, path parameters, behind the authorizer) for a request; path parameters are
+        URL-decoded, as API Gateway's."""
         by_path = None
         for route, pattern in self.routes:
             m = pattern.match(path)
             if m is None:
                 continue
-            found = (route.function, route.path, {k: unquote(v) for k, v in m.groupdict().items()} or None)
+            params = {k: unquote(v) for k, v in m.groupdict().items()} or None
+            found = (route.function, route.path, params, route.auth)
             if route.method == method:
                 return found
             by_path = by_path or found  # same resource, other method: its function answers (405/404 shape)
         if by_path:
             return by_path
-        return self.default_function, PROXY_RESOURCE, {"proxy": unquote(path.lstrip("/"))}
+        return self.default_function, PROXY_RESOURCE, {"proxy": unquote(path.lstrip("/"))}, False
 
     def handle(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes, source_ip: str = "127.0.0.1"
@@ -152,7 +157,7 @@ class LocalApi:
         """One HTTP request -> (status, headers, body), through the routed function's handler."""
         url = urlsplit(target)
         path = url.path or "/"
-        name, resource, path_params = self.route(method, path)
+        name, resource, path_params, needs_auth = self.route(method, path)
         single: dict[str, str] = {}
         multi: dict[str, list[str]] = {}
         for k, v in headers:
@@ -178,6 +183,11 @@ class LocalApi:
             raise KeyError(f"function {name!r} is not loaded; call load() first")
         context = LambdaContext(function_name=name, timeout_s=INVOKE_TIMEOUT_S, memory_limit_in_mb=MEMORY_MB)
         gateway_headers = {"x-amzn-RequestId": request_id}
+        if needs_auth and self.gateway is not None:
+            refused = self.gateway.authorize(self, event)
+            if refused is not None:
+                status, body_obj = refused
+                return status, {"Content-Type": JSON, **gateway_headers}, json.dumps(body_obj).encode()
         try:
             with fn.lock:
                 result = fn.handler(event, context)
@@ -191,6 +201,77 @@ class LocalApi:
                 error_body("The function failed; see the server log.", "server_error", "bad_gateway"),
             )
         return status, {**out_headers, **gateway_headers}, out_body
+
+
+class LocalGateway:
+    """What API Gateway does before a function runs: the REQUEST authorizer (with its result cache) and
+    usage-plan throttling per usage identifier, answering in the gateway responses' error shape."""
+
+    def __init__(self, function: str = AUTHORIZER_FUNCTION, cache_ttl_s: float = AUTHORIZER_CACHE_TTL_S, plans=None):
+        self.function = function
+        self.cache_ttl_s = cache_ttl_s
+        self.plans = plans if plans is not None else default_plans()
+        self._cache: dict[tuple, tuple[float, dict | None]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # usage key -> (tokens, last refill)
+        self._lock = threading.Lock()
+
+    def _policy(self, api: LocalApi, event: dict) -> dict | None:
+        """The authorizer's result for this request's key headers (cached), or None for 401."""
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        cache_key = (headers.get("authorization"), headers.get("x-api-key"))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(cache_key)
+            if hit and now - hit[0] < self.cache_ttl_s:
+                return hit[1]
+        arn = f"arn:aws:execute-api:{REGION}:123456789012:local/{api.stage}/{event['httpMethod']}{event['path']}"
+        request = {
+            "type": "REQUEST",
+            "methodArn": arn,
+            "resource": event["resource"],
+            "path": event["path"],
+            "httpMethod": event["httpMethod"],
+            "headers": event["headers"],
+            "multiValueHeaders": event["multiValueHeaders"],
+            "queryStringParameters": event["queryStringParameters"],
+            "requestContext": {**event["requestContext"], "authorizer": None},
+        }
+        fn = api.functions[self.function]
+        try:
+            with fn.lock:
+                result = fn.handler(request, LambdaContext(function_name=self.function))
+        except Exception as exc:
+            if str(exc) != "Unauthorized":
+                logging.getLogger(__name__).exception("authorizer failed")
+            result = None
+        with self._lock:
+            self._cache[cache_key] = (now, result)
+        return result
+
+    def _throttled(self, usage_key: str, plan_name: str) -> bool:
+        plan = self.plans.get(plan_name)
+        if plan is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(usage_key, (float(plan.burst_limit), now))
+            tokens = min(float(plan.burst_limit), tokens + (now - last) * plan.rate_limit)
+            allowed = tokens >= 1
+            self._buckets[usage_key] = (tokens - 1 if allowed else tokens, now)
+            return not allowed
+
+    def authorize(self, api: LocalApi, event: dict) -> tuple[int, dict] | None:
+        """Fill requestContext.authorizer, or return the gateway's (status, error body)."""
+        result = self._policy(api, event)
+        if result is None:
+            return gateway_error("UNAUTHORIZED")
+        context = result.get("context") or {}
+        if result["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+            return gateway_error("ACCESS_DENIED", context.get("reason") or "Forbidden")
+        if self._throttled(result.get("usageIdentifierKey", ""), context.get("plan", "")):
+            return gateway_error("THROTTLED")
+        event["requestContext"]["authorizer"] = {"principalId": result["principalId"], **context}
+        return None
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -311,45 +392,44 @@ class LocalHttpServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class Moto:
-    """moto in server mode on 127.0.0.1: DynamoDB, S3, SQS, SageMaker runtime... for the handlers' boto3 clients."""
-
-    def __init__(self, port: int = 0):
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access line per AWS call
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self.url = ""
-
-    def start(self) -> str:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
-        return self.url
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
 @dataclass
 class Running:
-    """A started local service: the API's base URL, moto's URL, and how to stop both."""
+    """A started local service: the API's base URL, the emulator's URL, a demo key, and how to stop."""
 
     base_url: str
     moto_url: str
     httpd: LocalHttpServer
     thread: threading.Thread
     _cleanup: ExitStack
+    demo_key: str | None = None
+    demo_tenant: str | None = None
 
     def stop(self) -> None:
-        """Stop serving, close the socket, restore the environment, stop moto."""
+        """Stop serving, close the socket, restore the environment, stop the emulator."""
         self.httpd.shutdown()
         self.thread.join(timeout=5)
         self._cleanup.close()
+
+
+DEMO_TENANT = "demo"
+DEMO_PLAN = "pro"
+
+
+def seed_demo_tenant(emulator: AwsEmulator) -> str:
+    """Create the demo tenant (plan pro) in the emulator and return a fresh key for it."""
+    from maas.tenancy import TenancyError, TenantStore
+
+    store = TenantStore(emulator.client("dynamodb"), TENANTS.local_name, API_KEYS.local_name, default_plans())
+    try:
+        store.create_tenant("Demo tenant", DEMO_PLAN, tenant_id=DEMO_TENANT)
+    except TenancyError:
+        pass  # already there: a second key is fine
+    key, _ = store.create_key(DEMO_TENANT)
+    return key
 
 
 def start(
@@ -360,22 +440,26 @@ def start(
     model_dir: Path | None = None,
     with_moto: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
+    emulator_port: int = 0,
 ) -> Running:
-    """Start moto, load the handlers and serve HTTP in a background thread.
+    """Start the AWS emulator (tables, demo tenant), load the handlers and serve HTTP in a background thread.
 
-    `api` defaults to the project's route table with the model package at `model_dir`. The AWS variables
-    stay set (process-wide, as boto3 reads them when a client is made) until `stop()` restores them.
+    `api` defaults to the project's route table, with the authorizer in front, and the model package at
+    `model_dir`. The AWS variables stay set (process-wide, as boto3 reads them when a client is made) until
+    `stop()` restores them.
     """
     if api is None:
-        api = LocalApi(env=function_env(model_dir or paths.model_dir()))
+        api = LocalApi(env=function_env(model_dir or paths.model_dir()), gateway=LocalGateway() if with_moto else None)
     cleanup = ExitStack()
-    moto_url = ""
+    moto_url, demo_key = "", None
     try:
         if with_moto:
-            moto = Moto()
-            moto_url = moto.start()
-            cleanup.callback(moto.stop)
+            emulator = AwsEmulator(emulator_port)
+            moto_url = emulator.start()
+            cleanup.callback(emulator.stop)
             cleanup.enter_context(patched_environ(aws_env(moto_url)))
+            emulator.create_tables()
+            demo_key = seed_demo_tenant(emulator)
         api.load()
         httpd = LocalHttpServer((host, port), api, max_body_bytes)
         cleanup.callback(httpd.server_close)
@@ -385,7 +469,7 @@ def start(
     thread = threading.Thread(target=httpd.serve_forever, name="maas-local-http", daemon=True)
     thread.start()
     base_url = f"http://{_url_host(httpd.server_name)}:{httpd.server_port}"
-    return Running(base_url, moto_url, httpd, thread, cleanup)
+    return Running(base_url, moto_url, httpd, thread, cleanup, demo_key, DEMO_TENANT if demo_key else None)
 
 
 def start_background(port: int = 0, model_dir: Path | None = None, **kwargs) -> tuple[str, Callable[[], None]]:
@@ -446,12 +530,16 @@ def serve(
             f"warning: listening on {host}, not loopback: anyone who can reach this machine can call the API",
             file=sys.stderr,
         )
-    print(f"moto (AWS stand-in) is serving on {running.moto_url}")
+    print(f"AWS emulator (moto, DynamoDB tables created) on {running.moto_url}")
+    if running.demo_key:
+        print(f"demo tenant {running.demo_tenant!r} (plan {DEMO_PLAN}); its API key, shown once:")
+        print(f"  export MAAS_API_KEY={running.demo_key}")
     print(f"maas is serving on {url}  (OpenAI base_url: {url}/v1)")
     print(f"Swagger UI: {url}/docs    OpenAPI: {url}/openapi.json")
     print("try:")
     print(
-        f"  curl -s {url}/v1/embeddings -H 'Content-Type: application/json' "
+        f'  curl -s {url}/v1/embeddings -H "Authorization: Bearer $MAAS_API_KEY" '
+        f"-H 'Content-Type: application/json' "
         f'-d \'{{"model": "{model}", "input": ["hello world"]}}\''
     )
     print("Ctrl-C stops.", flush=True)

@@ -23,7 +23,18 @@ EXPECTED = {
 
 
 def test_every_sample_event_is_covered():
-    assert {p.name for p in paths.EVENTS_DIR.glob("*.json")} == set(EXPECTED)
+    assert {p.name for p in paths.EVENTS_DIR.glob("*.json")} == set(EXPECTED) | {"authorizer-request.json"}
+
+
+def test_invoke_the_authorizer_on_its_sample_event(capsys):
+    # The sample's key is not a real one: the authorizer answers as API Gateway expects for a 401.
+    code = main(["invoke", "authorizer", "--event", str(paths.EVENTS_DIR / "authorizer-request.json")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert json.loads(out[out.index('{\n  "errorMessage"') :]) == {
+        "errorMessage": "Unauthorized",
+        "errorType": "AuthorizerUnauthorized",
+    }
 
 
 @pytest.mark.parametrize("event,status", sorted(EXPECTED.items()))

@@ -18,9 +18,24 @@ def _call(handler, event, context=None):
     return result["statusCode"], json.loads(result["body"]) if result.get("body") else None, result
 
 
-def _post(handler, body, raw: bytes | None = None, headers=None):
+# What the authorizer puts in the request context for an enterprise-plan tenant.
+AUTH = {
+    "principalId": "t-handler-tests",
+    "tenant_id": "t-handler-tests",
+    "plan": "enterprise",
+    "key_prefix": "maas_test0000",
+}
+
+
+def _post(handler, body, raw: bytes | None = None, headers=None, authorizer=AUTH):
     data = raw if raw is not None else json.dumps(body).encode()
-    event = make_event("POST", "/v1/embeddings", headers=headers or {"Content-Type": "application/json"}, body=data)
+    event = make_event(
+        "POST",
+        "/v1/embeddings",
+        headers=headers or {"Content-Type": "application/json"},
+        body=data,
+        authorizer=authorizer,
+    )
     return _call(handler, event)
 
 
@@ -147,6 +162,7 @@ def test_maximum_batch_fits_lambdas_response_limit(embeddings_handler):
         "/v1/embeddings",
         headers={"Content-Type": "application/json"},
         body=json.dumps({"input": texts}).encode(),
+        authorizer=AUTH,
     )
     result = embeddings_handler(event, LambdaContext())
     assert result["statusCode"] == 200
@@ -196,7 +212,7 @@ def test_swagger_ui_page(embeddings_handler):
 
 
 def test_missing_model_at_init_answers_503_and_logs(tmp_path, caplog):
-    handler = load_handler("embeddings", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent")})
+    handler = load_handler("embeddings", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
     status, body, _ = _post(handler, {"input": "hello"})
     _assert_error(status, body, 503, "unavailable")
     assert _call(handler, make_event("GET", "/v1/models"))[0] == 503
@@ -210,7 +226,7 @@ def test_corrupt_model_at_init_answers_503(model_dir, tmp_path, caplog):
     bad = tmp_path / "bad"
     shutil.copytree(model_dir, bad)
     (bad / "model.onnx").write_bytes(b"\0" * (bad / "model.onnx").stat().st_size)
-    handler = load_handler("embeddings", {"MAAS_MODEL_SOURCE": str(bad)})
+    handler = load_handler("embeddings", {"MAAS_MODEL_SOURCE": str(bad), "MAAS_METERING": "off"})
     status, body, _ = _post(handler, {"input": "hello"})
     _assert_error(status, body, 503, "unavailable")
     [record] = [r for r in caplog.records if r.getMessage() == "model failed to load"]
@@ -238,7 +254,9 @@ def test_resolver_route_answers_exactly_like_the_fast_path(embeddings_handler, r
     import sys
 
     api = sys.modules["maas_function_embeddings"].api
-    event = make_event("POST", "/v1/embeddings", headers={"Content-Type": "application/json"}, body=raw)
+    event = make_event(
+        "POST", "/v1/embeddings", headers={"Content-Type": "application/json"}, body=raw, authorizer=AUTH
+    )
     fast = api(event, LambdaContext())
     slow = api.app.resolve(event, LambdaContext())
     assert fast["statusCode"] == slow["statusCode"]
