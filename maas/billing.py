@@ -42,10 +42,15 @@ def request_id_of(event: dict, caller: Caller | None) -> str:
 class Billing:
     """Metering for one function. With ``meter`` None, metering is off (benchmarks of the bare handler only)."""
 
-    def __init__(self, meter: Meter | None, plans: dict[str, Plan], logger: logging.Logger | None = None):
+    def __init__(self, meter: Meter | None, plans: dict[str, Plan], logger: logging.Logger | None = None, metrics=None):
         self.meter = meter
         self.plans = plans
         self.logger = logger or logging.getLogger(__name__)
+        self.metrics = metrics  # Powertools Metrics (EMF), optional
+
+    def _metric(self, name: str, value: float, unit: str = "Count") -> None:
+        if self.metrics is not None:
+            self.metrics.add_metric(name=name, unit=unit, value=value)
 
     @property
     def enabled(self) -> bool:
@@ -92,7 +97,13 @@ class Billing:
             compute_ms=compute_ms,
             time=time.time(),
         )
+        if self.metrics is not None:
+            self.metrics.add_dimension(name="model", value=manifest.name)
+            self.metrics.add_dimension(name="task", value=manifest.task)
         billed, _ = self.meter.record(event, self.plans[caller.plan].monthly_quota)
+        self._metric("BilledRequests", 1 if billed else 0)
+        self._metric("BilledUnits", units if billed else 0)
+        self._metric("ComputeMilliseconds", compute_ms, "Milliseconds")
         if not billed:
             self.logger.info("retry of a billed request: not billed again", extra={"request_id": request_id})
         consumed = (before.consumed if before else 0) + (units if billed else 0)
@@ -101,6 +112,7 @@ class Billing:
 
     def failed(self, caller: Caller | None, err: ApiError) -> dict[str, str]:
         """Count a refused request apart (not billed); quota errors carry the quota headers."""
+        self._metric("QuotaRejections" if isinstance(err, QuotaExceeded) else f"Failed{err.status // 100}xx", 1)
         if self.enabled and caller is not None:
             try:
                 self.meter.count_failure(caller.tenant_id, err.status)

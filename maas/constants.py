@@ -20,6 +20,7 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_BATCH_TOKENS = 256
 
 SERVICE_NAME = "maas"
+METRICS_NAMESPACE = "maas"
 
 # Tenancy and metering (table names: maas.tables; plans: maas/data/plans.toml).
 ENV_PLANS_FILE = "MAAS_PLANS_FILE"

@@ -22,8 +22,9 @@ class EmbeddingsService:
     """Holds the container's one session. A model that fails to load is reported as 503, and loading
     is retried at most every RETRY_LOAD_AFTER_S seconds, so a transient failure heals without a restart."""
 
-    def __init__(self, settings: EmbeddingsSettings, logger: logging.Logger | None = None, s3_client=None):
+    def __init__(self, settings: EmbeddingsSettings, logger: logging.Logger | None = None, s3_client=None, tracer=None):
         self.settings = settings
+        self.tracer = tracer
         self.logger = logger or logging.getLogger(__name__)
         self.s3_client = s3_client
         self.embedder: TextEmbedder | None = None
@@ -131,7 +132,12 @@ class EmbeddingsService:
                         code="context_length_exceeded",
                         param="input",
                     )
-        result = embedder.embed(texts, encodings)
+        if self.tracer is not None:
+            with self.tracer.provider.in_subsegment("model run") as segment:
+                segment.put_annotation("model", manifest.name)
+                result = embedder.embed(texts, encodings)
+        else:
+            result = embedder.embed(texts, encodings)
         tokens = int(sum(result.token_counts))
         return {
             "object": "list",

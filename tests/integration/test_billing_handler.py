@@ -125,3 +125,36 @@ def test_failed_requests_are_counted_apart(embeddings_handler, meter):
     today = day_of(time.time())
     assert meter.failures(auth["tenant_id"], today, today) == [{"day": today, "status_4xx": 2}]
     assert meter.monthly(auth["tenant_id"], month_of(time.time())) == []
+
+
+def _value(v):
+    return v[0] if isinstance(v, list) else v
+
+
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def test_metrics_are_emitted_as_emf_per_model_and_task(embeddings_handler, capsys):
+    assert _call(embeddings_handler, _event({"input": "count me"}, _auth()))[0] == 200
+    [record] = _emf(capsys.readouterr().out)
+    directive = record["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "maas"
+    assert {"model", "task"} <= set(directive["Dimensions"][0])
+    assert (record["model"], record["task"]) == ("all-minilm-l6-v2", "embeddings")
+    assert _value(record["BilledRequests"]) == 1.0 and _value(record["BilledUnits"]) > 0
+
+
+def test_quota_rejections_are_a_metric(embeddings_handler, aws, capsys):
+    auth = _auth(plan="free")
+    quota = default_plans()["free"].monthly_quota
+    aws.client("dynamodb").update_item(
+        TableName=USAGE.local_name,
+        Key={"pk": {"S": f"TENANT#{auth['tenant_id']}"}, "sk": {"S": f"MONTH#{month_of(time.time())}"}},
+        UpdateExpression="SET #c = :q",
+        ExpressionAttributeNames={"#c": "consumed"},
+        ExpressionAttributeValues={":q": {"N": str(quota)}},
+    )
+    assert _call(embeddings_handler, _event({"input": "no room"}, auth))[0] == 429
+    [record] = _emf(capsys.readouterr().out)
+    assert _value(record["QuotaRejections"]) == 1.0
