@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from maas import paths
-from maas.constants import ENV_MODEL_SOURCE, ENV_THREADS
+from maas.constants import ENV_METERING, ENV_MODEL_SOURCE, ENV_THREADS
+from maas.layer_rules import dependency_closure, distribution_files, materialize_runtime, normalize_name
 from maas.package import MANIFEST, MODEL_FILE, TOKENIZER_FILE, Manifest
 
 # Short, realistic single-sentence requests; rotated so no cache sees the same input twice in a row.
@@ -123,66 +123,6 @@ def batch_sentences(lines: list[str], count: int = BATCH) -> list[str]:
     return [lines[i * len(lines) // count] for i in range(count)]
 
 
-def normalize_name(name: str) -> str:
-    """A distribution name in PEP 503 normal form (``Typing_Extensions`` -> ``typing-extensions``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_names(dist_name: str) -> list[str]:
-    """Names of the distributions ``dist_name`` requires on this interpreter and platform, without extras.
-
-    Requirements behind an extra (``; extra == "dev"``) or a marker false here are left out; a requirement's
-    own extras (``foo[bar]``) are not followed.
-    """
-    from packaging.requirements import Requirement
-
-    names = []
-    for spec in metadata.requires(dist_name) or []:
-        req = Requirement(spec)
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        names.append(normalize_name(req.name))
-    return names
-
-
-def dependency_closure(roots, exclude=frozenset(), recursive: bool = True) -> tuple[list[str], list[str]]:
-    """(installed distributions reachable from ``roots`` in breadth-first order, required ones not installed).
-
-    ``exclude`` names are neither counted nor followed.
-    """
-    excluded = {normalize_name(n) for n in exclude}
-    queue = [normalize_name(n) for n in roots]
-    seen: set[str] = set()
-    found, missing = [], []
-    while queue:
-        name = queue.pop(0)
-        if name in seen or name in excluded:
-            continue
-        seen.add(name)
-        try:
-            requires = requirement_names(name)
-        except metadata.PackageNotFoundError:
-            missing.append(name)
-            continue
-        found.append(name)
-        if recursive:
-            queue.extend(requires)
-    return found, missing
-
-
-def distribution_files(name: str) -> dict[str, int]:
-    """Absolute path -> size of every installed file the distribution's RECORD lists that exists."""
-    dist = metadata.distribution(name)
-    sizes = {}
-    for entry in dist.files or []:
-        path = os.path.normpath(os.path.abspath(dist.locate_file(entry)))
-        try:
-            sizes[path] = os.stat(path).st_size
-        except OSError:  # RECORD may list files that were never written (e.g. bytecode not compiled)
-            continue
-    return sizes
-
-
 @dataclass
 class SizeReport:
     """Bytes per part of a deployment (a distribution, a code tree, a model folder)."""
@@ -204,6 +144,7 @@ def installed_size(roots, exclude=AWS_PROVIDED, recursive: bool = True) -> SizeR
     report = SizeReport(missing=missing)
     claimed: set[str] = set()
     for name in names:
+        # As pip installs them, bytecode included, for every contender alike.
         files = {p: s for p, s in distribution_files(name).items() if p not in claimed}
         claimed.update(files)
         report.parts[name] = sum(files.values())
@@ -358,28 +299,41 @@ class LambdaHandler:
 
     name = "handler"
 
-    def __init__(self, folder: Path, model_name: str, threads: int):
+    def __init__(
+        self, folder: Path, model_name: str, threads: int, env: dict | None = None, authorizer: dict | None = None
+    ):
         from maas.local.functions import LambdaContext, load_handler
 
         self._context_type = LambdaContext
         self.model_name = model_name
+        self.authorizer = authorizer  # the request context API Gateway adds after the (cached) authorizer
         # Powertools binds its log stream to sys.stdout when the Logger is created; keep the lines out of
         # the report but still pay for formatting and writing them, as a deployed function does.
         self._sink = open(os.devnull, "w")  # lives as long as the handler
         with contextlib.redirect_stdout(self._sink):
-            self.handler = load_handler("embeddings", {ENV_MODEL_SOURCE: str(folder), ENV_THREADS: str(threads)})
+            self.handler = load_handler(
+                "embeddings",
+                {ENV_MODEL_SOURCE: str(folder), ENV_THREADS: str(threads), **(env or {ENV_METERING: "off"})},
+            )
 
     def _event(self, payload) -> dict:
         from maas.local.apigw import make_event
 
         body = json.dumps({"input": payload, "model": self.model_name}).encode()
-        return make_event("POST", "/v1/embeddings", headers={"Content-Type": "application/json"}, body=body)
+        return make_event(
+            "POST",
+            "/v1/embeddings",
+            headers={"Content-Type": "application/json"},
+            body=body,
+            authorizer=self.authorizer,
+        )
 
     def _call(self, payload) -> tuple[float, dict]:
         event, context = self._event(payload), self._context_type(function_name="maas-embeddings")
-        t0 = time.perf_counter()
-        result = self.handler(event, context)
-        elapsed = time.perf_counter() - t0
+        with contextlib.redirect_stdout(self._sink):  # EMF metric lines, as a deployed function prints them
+            t0 = time.perf_counter()
+            result = self.handler(event, context)
+            elapsed = time.perf_counter() - t0
         if result.get("statusCode") != 200:
             raise BenchError(f"handler answered {result.get('statusCode')}: {str(result.get('body'))[:300]}")
         return elapsed, result
@@ -565,7 +519,15 @@ def deployment_sizes(folder: Path, weights: Path) -> dict[str, SizeReport]:
     """What each contender would put into Lambda (raw: its three libraries and the model package)."""
     raw = installed_size(["onnxruntime", "tokenizers", "numpy"])
     raw.parts["model package"] = folder_size(folder)
-    ours = installed_size(runtime_requirements(paths.REPO_ROOT / "pyproject.toml"))
+    # Ours: the runtime layer as maas.layer_rules builds it (unused dependencies and files left out,
+    # libraries stripped), materialized from this interpreter's wheels and measured on disk.
+    ours = SizeReport()
+    with tempfile.TemporaryDirectory(prefix="maas-layer-") as tmp:
+        layer = materialize_runtime(runtime_requirements(paths.REPO_ROOT / "pyproject.toml"), Path(tmp))
+        for path in layer.rglob("*"):
+            if path.is_file():
+                top = path.relative_to(layer).parts[0].removesuffix(".libs")
+                ours.parts[top] = ours.parts.get(top, 0) + path.stat().st_size
     ours.parts["maas code"] = folder_size(paths.REPO_ROOT / "maas", (".py",)) + folder_size(
         paths.FUNCTIONS_DIR / "embeddings"
     )
@@ -581,7 +543,13 @@ def measure_cold_starts(
     from maas.local.apigw import make_event
 
     text = SHORT_SENTENCES[0]
-    env = {**os.environ, ENV_MODEL_SOURCE: str(folder), ENV_THREADS: str(settings["threads"]), **PEER_ENV}
+    env = {
+        **os.environ,
+        ENV_MODEL_SOURCE: str(folder),
+        ENV_THREADS: str(settings["threads"]),
+        ENV_METERING: "off",
+        **PEER_ENV,
+    }
     event = make_event(
         "POST",
         "/v1/embeddings",
@@ -720,6 +688,13 @@ def report(results: dict) -> str:
         f"agreement on the batch (min cosine vs raw): handler {results['agreement']['handler_vs_raw']:.6f}, "
         f"peer {results['agreement']['peer_vs_raw']:.6f} (int8 vs fp32 weights)"
     )
+    am = results["auth_metering"]
+    lines.append(
+        f"auth + metering (on the emulator): handler p50 {am['handler_p50_ms']:.2f} ms -> metered "
+        f"{am['metered_p50_ms']:.2f} ms (+{am['added_p50_ms']:.2f} ms, {am['ratio']:.2f}x; p99 "
+        f"{am['metered_p99_ms']:.2f} ms); authorizer uncached p50 {am['authorizer_p50_ms']:.2f} ms "
+        "(API Gateway caches its result per key)"
+    )
     v = machine["versions"]
     lines.append(
         f"threads {settings['threads']} (of {machine['cpus']} CPUs) | CPU {machine['cpu_model']} | "
@@ -733,6 +708,51 @@ def report(results: dict) -> str:
         f"{settings['cold_starts']}{quick}; elapsed {results['elapsed_s']:.0f} s"
     )
     return "\n".join(lines)
+
+
+def metered_contender(folder: Path, model_name: str, threads: int, stack: contextlib.ExitStack):
+    """The same handler with metering on, against the AWS emulator, called with the request context the
+    authorizer gives a real tenant's key; plus the authorizer's own (uncached) latency."""
+    from maas.local.apigw import make_event
+    from maas.local.emulator import AwsEmulator, aws_env, table_env
+    from maas.local.functions import LambdaContext, load_handler
+    from maas.plans import default_plans
+    from maas.tables import API_KEYS, TENANTS
+    from maas.tenancy import TenantStore
+
+    emulator = AwsEmulator()
+    emulator.start()
+    stack.callback(emulator.stop)
+    emulator.create_tables()
+    store = TenantStore(emulator.client("dynamodb"), TENANTS.local_name, API_KEYS.local_name, default_plans())
+    store.create_tenant("Bench", "enterprise", tenant_id="bench")
+    key, _ = store.create_key("bench")
+    env = {**aws_env(emulator.url), **table_env()}
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        authorizer = load_handler("authorizer", env)
+        request = make_event("POST", "/v1/embeddings", headers={"Authorization": f"Bearer {key}"})
+        request.update(type="REQUEST", methodArn="arn:aws:execute-api:us-east-1:123456789012:bench/local/POST/x")
+        timings = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            policy = authorizer(request, LambdaContext(function_name="maas-authorizer"))
+            timings.append(time.perf_counter() - t0)
+    context = {"principalId": policy["principalId"], **policy["context"]}
+    return LambdaHandler(folder, model_name, threads, env=env, authorizer=context), timings
+
+
+def auth_metering_summary(single: dict, batch: dict, authorizer_s: list[float]) -> dict:
+    handler, metered = latency_summary(single["handler"]), latency_summary(single["metered"])
+    return {
+        "handler_p50_ms": handler["p50_ms"],
+        "metered_p50_ms": metered["p50_ms"],
+        "metered_p99_ms": metered["p99_ms"],
+        "added_p50_ms": metered["p50_ms"] - handler["p50_ms"],
+        "ratio": metered["p50_ms"] / handler["p50_ms"],
+        "metered_batch_sps": BATCH * len(batch["metered"]) / sum(batch["metered"]),
+        "authorizer_p50_ms": latency_summary(authorizer_s)["p50_ms"],
+        "backend": "moto server on 127.0.0.1 (one request at a time), not DynamoDB",
+    }
 
 
 def run(args) -> int:
@@ -772,6 +792,7 @@ def run(args) -> int:
     loadavg_start = os.getloadavg()
     batch_texts = batch_sentences(resources.files("maas").joinpath("data/eval_sentences.txt").read_text().splitlines())
     threads = settings["threads"]
+    stack = contextlib.ExitStack()
     try:
         progress("deployment sizes (installed files of each distribution and its requirements)")
         sizes = deployment_sizes(folder, weights)
@@ -783,6 +804,9 @@ def run(args) -> int:
             "handler": LambdaHandler(folder, manifest.name, threads),
             "peer": SentenceTransformersPeer(weights, threads),
         }
+        progress("auth + metering: AWS emulator (moto on 127.0.0.1), a tenant, the authorizer")
+        metered, authorizer_s = metered_contender(folder, manifest.name, threads, stack)
+        contenders["metered"] = metered
         progress("warm-up")
         for contender in contenders.values():
             for i in range(2 * len(SHORT_SENTENCES)):
@@ -794,6 +818,8 @@ def run(args) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        stack.close()
 
     summary = {}
     for name in CONTENDERS:
@@ -826,7 +852,7 @@ def run(args) -> int:
         "batch": {
             name: {
                 "batch_size": BATCH,
-                "sentences_per_s": summary[name]["batch_sps"],
+                "sentences_per_s": BATCH * len(t) / sum(t),
                 "batch_ms": [round(1000 * s, 3) for s in t],
             }
             for name, t in batch.items()
@@ -836,6 +862,7 @@ def run(args) -> int:
             name: {"total": s.total, "top5": s.top(5), "parts": s.parts, "missing": s.missing}
             for name, s in sizes.items()
         },
+        "auth_metering": auth_metering_summary(single, batch, authorizer_s),
         "agreement": {
             "handler_vs_raw": float(_cosines(vectors["handler"], vectors["raw"]).min()),
             "peer_vs_raw": float(_cosines(vectors["peer"], vectors["raw"]).min()),

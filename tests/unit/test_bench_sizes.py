@@ -14,21 +14,19 @@ from maas.bench.embeddings import (
     batch_sentences,
     check,
     cpu_model,
-    dependency_closure,
     folder_size,
     installed_size,
     latency_summary,
     markdown_table,
-    normalize_name,
     percentile,
     ratio_line,
     ratios,
-    requirement_names,
     rotated,
     runtime_requirements,
     split_evenly,
     table_rows,
 )
+from maas.layer_rules import dependency_closure, normalize_name, requirement_names
 
 
 def test_percentile_interpolates_between_ranks_like_numpy():
