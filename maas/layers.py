@@ -1,7 +1,7 @@
 """Build Lambda layers and SageMaker model archives from the recipes in `layers/` and the packages in `models/`.
 
 - runtime layer: `layers/runtime/requirements.txt` installed with pip for the Lambda platform
-  (`--platform manylinux_2_X_<arch> --only-binary=:all: --python-version 3.12 --implementation cp`), so the
+  (`--platform manylinux_2_X_<arch> --only-binary=:all: --python-version 3.14 --implementation cp`), so the
   wheels match Amazon Linux 2023 and the function's architecture whatever this machine is. With a wheel
   folder (`--wheel-dir`), pip runs `--no-index --find-links DIR`: fully offline.
 - model layer: a model package copied (hard-linked where possible) to `models/<name>/`, which Lambda
@@ -11,7 +11,7 @@
 Each output has a stamp (recipe hash, platform, sources); `is_current` tells whether it must be rebuilt.
 Nothing here runs at import time; the CDK app only reads stamps and never calls pip.
 
-    python -m maas.layers build-runtime --arch x86_64 --python 3.12 [--wheel-dir DIR]
+    python -m maas.layers build-runtime --arch x86_64 --python 3.14 [--wheel-dir DIR]
     python -m maas.layers build-model all-minilm-l6-v2
     python -m maas.layers build-sagemaker all-minilm-l6-v2-fp32
     python -m maas.layers status
@@ -23,13 +23,14 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from maas.layer_rules import NO_DEPS, normalize_name, prune_tree, strip_tree
 from maas.paths import MODELS_DIR, REPO_ROOT
 
 LAYERS_DIR = REPO_ROOT / "layers"
@@ -67,7 +68,7 @@ def model_layer_dir(name: str, build_dir: Path = BUILD_DIR) -> Path:
 
 
 def sagemaker_archive(name: str, build_dir: Path = BUILD_DIR) -> Path:
-    return build_dir / f"sagemaker-{name}" / "model.tar.gz"
+    return build_dir / f"sagemaker-{name}.tar.gz"
 
 
 def stamp_path(output: Path) -> Path:
@@ -86,6 +87,7 @@ def runtime_stamp(arch: str, python: str, requirements: Path = RUNTIME_REQUIREME
         "python": python,
         "platforms": manylinux_platforms(arch),
         "requirements_sha256": _sha256_bytes(requirements.read_bytes()),
+        "rules_sha256": _sha256_bytes((Path(__file__).parent / "layer_rules.py").read_bytes()),
     }
 
 
@@ -108,14 +110,33 @@ def is_current(output: Path, expected: dict) -> bool:
         return False
 
 
-def _write_stamp(output: Path, stamp: dict) -> None:
+def write_stamp(output: Path, stamp: dict) -> None:
     stamp_path(output).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
 
 
+def split_requirements(requirements: Path) -> tuple[list[str], list[str]]:
+    """(requirements installed with their dependencies, those installed without: layer_rules.NO_DEPS)."""
+    with_deps, without = [], []
+    for line in Path(requirements).read_text().splitlines():
+        spec = line.split("#", 1)[0].strip()
+        if not spec:
+            continue
+        name = normalize_name(re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0])
+        (without if name in NO_DEPS else with_deps).append(spec)
+    return with_deps, without
+
+
 def pip_command(
-    arch: str, python: str, target: Path, requirements: Path = RUNTIME_REQUIREMENTS, wheel_dir: Path | None = None
+    arch: str,
+    python: str,
+    target: Path,
+    requirements: Path = RUNTIME_REQUIREMENTS,
+    wheel_dir: Path | None = None,
+    specs: list[str] | None = None,
+    no_deps: bool = False,
 ) -> list[str]:
-    """The pip invocation that installs the runtime for the Lambda platform into ``target``."""
+    """The pip invocation that installs the runtime for the Lambda platform into ``target``
+    (from a requirements file, or from ``specs`` when given)."""
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     for platform in manylinux_platforms(arch):
         cmd += ["--platform", platform]
@@ -129,9 +150,10 @@ def pip_command(
         "--no-compile",
         "--target",
         str(target),
-        "-r",
-        str(requirements),
     ]
+    cmd += list(specs) if specs is not None else ["-r", str(requirements)]
+    if no_deps:
+        cmd.append("--no-deps")
     if wheel_dir is not None:
         cmd += ["--no-index", "--find-links", str(wheel_dir)]
     return cmd
@@ -154,15 +176,23 @@ def build_runtime(
     staging = output.with_name(output.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "python").mkdir(parents=True)
-    cmd = pip_command(arch, python, staging / "python", requirements, wheel_dir)
-    result = subprocess.run(cmd, check=False)
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        hint = " (offline: is every wheel in --wheel-dir?)" if wheel_dir else ""
-        raise LayerBuildError(f"pip failed with exit code {result.returncode}{hint}: {' '.join(cmd)}")
+    with_deps, without_deps = split_requirements(requirements)
+    for specs, no_deps in ((with_deps, False), (without_deps, True)):
+        if not specs:
+            continue
+        cmd = pip_command(arch, python, staging / "python", requirements, wheel_dir, specs=specs, no_deps=no_deps)
+        result = subprocess.run(cmd, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            hint = " (offline: is every wheel in --wheel-dir?)" if wheel_dir else ""
+            raise LayerBuildError(f"pip failed with exit code {result.returncode}{hint}: {' '.join(cmd)}")
+    # The same rules the benchmark measures and tests/unit/test_layer_rules.py proves: unused files out,
+    # shared libraries stripped.
+    prune_tree(staging / "python")
+    strip_tree(staging / "python")
     shutil.rmtree(output, ignore_errors=True)
     staging.rename(output)
-    _write_stamp(output, stamp)
+    write_stamp(output, stamp)
     return output
 
 
@@ -183,7 +213,7 @@ def build_model_layer(name: str, *, models_dir: Path = MODELS_DIR, build_dir: Pa
     shutil.rmtree(output, ignore_errors=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(package, output / "models" / name, copy_function=_link_or_copy)
-    _write_stamp(output, stamp)
+    write_stamp(output, stamp)
     return output
 
 
@@ -208,7 +238,7 @@ def build_sagemaker_archive(name: str, *, models_dir: Path = MODELS_DIR, build_d
         for path in sorted(p for p in package.rglob("*") if p.is_file()):
             tar.add(path, arcname=str(path.relative_to(package)), filter=reproducible)
     partial.replace(output)
-    _write_stamp(output, stamp)
+    write_stamp(output, stamp)
     return output
 
 
@@ -229,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     runtime = sub.add_parser("build-runtime", help="the function runtime layer, for Lambda's platform")
     runtime.add_argument("--arch", choices=sorted(ARCHITECTURES), default="x86_64")
-    runtime.add_argument("--python", default="3.12", help="the Lambda runtime's Python version (default 3.12)")
+    runtime.add_argument("--python", default="3.14", help="the Lambda runtime's Python version (default 3.14)")
     runtime.add_argument("--wheel-dir", type=Path, help="install offline from this folder of wheels")
     runtime.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
     model = sub.add_parser("build-model", help="a model layer from models/NAME")
@@ -242,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build-runtime":
-            out = build_runtime(args.arch, args.python, wheel_dir=args.wheel_dir, build_dir=args.build_dir, force=args.force)
+            out = build_runtime(
+                args.arch, args.python, wheel_dir=args.wheel_dir, build_dir=args.build_dir, force=args.force
+            )
         elif args.command == "build-model":
             out = build_model_layer(args.name, models_dir=args.models_dir, build_dir=args.build_dir)
         elif args.command == "build-sagemaker":

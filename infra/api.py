@@ -1,0 +1,265 @@
+"""Inference API: one REST API, the Lambda authorizer, a route per catalog task, usage plans per plan tier.
+
+Decisions (infra/README.md explains them):
+- Keys arrive as `Authorization: Bearer <key>` or `x-api-key`. A REQUEST authorizer whose result API Gateway
+  caches needs identity sources, and API Gateway answers 401 without calling the authorizer when any source is
+  missing; listing both headers would demand both. So by default the gateway cache is off and no identity
+  source is declared: the authorizer runs on every call (it may cache lookups itself for
+  maas.constants.AUTHORIZER_CACHE_TTL_S). `authorizer_cache: true` caches on the Authorization header instead,
+  and then x-api-key alone is refused.
+- Usage plans take the API key from the authorizer (`usageIdentifierKey`), so one key header serves both.
+- `/docs` and `/openapi.json` are public: they hold no tenant data and are read before anyone has a key. They
+  have their own low method throttle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from pydantic import BaseModel
+
+from infra.access_log import ACCESS_LOG_FORMAT
+from infra.config import Config, Plan
+from infra.functions import RETENTION
+from infra.nag import suppress
+from maas import constants
+from maas.api.gateway import GATEWAY_RESPONSES
+
+JSON = "application/json"
+
+
+# Responses API Gateway can produce beyond maas.api.gateway's (which `maas serve` plays locally too):
+# response type -> (status, error type, code, message), the same shape.
+EXTRA_GATEWAY_RESPONSES = {
+    "INVALID_API_KEY": (403, "permission_error", "no_usage_plan", "This API key has no usage plan."),
+    "BAD_REQUEST_BODY": (
+        400,
+        "invalid_request_error",
+        "invalid_request",
+        "The request body does not match this route's schema; see /openapi.json.",
+    ),
+    "BAD_REQUEST_PARAMETERS": (400, "invalid_request_error", "invalid_request", "A required parameter is missing."),
+    "MISSING_AUTHENTICATION_TOKEN": (
+        404,
+        "not_found_error",
+        "not_found",
+        "No route for this method and path; see /openapi.json.",
+    ),
+    "AUTHORIZER_FAILURE": (500, "server_error", "authorizer_error", "Authorization failed; retry."),
+    "AUTHORIZER_CONFIGURATION_ERROR": (500, "server_error", "authorizer_error", "Authorization failed; retry."),
+    "INTEGRATION_FAILURE": (502, "server_error", "bad_gateway", "The model could not be reached; retry later."),
+}
+# The DEFAULT_* responses cover many statuses (403, 404, 415, 500, 503, ...): only the body is replaced.
+KEEP_STATUS = frozenset({"DEFAULT_4XX", "DEFAULT_5XX"})
+
+
+def gateway_responses() -> dict[str, tuple[int, str, str, str]]:
+    return {**EXTRA_GATEWAY_RESPONSES, **GATEWAY_RESPONSES}
+
+
+def error_template(kind: str, code: str, message: str) -> str:
+    """The mapping template of a gateway response: the API's error shape, valid JSON whatever the message."""
+    if message == "$context.error.message":
+        text = "$context.error.messageString"  # API Gateway's own JSON-quoted form
+    elif message.startswith("$context."):
+        text = f'"{message}"'  # an authorizer context value we set ourselves (no quotes in it)
+    else:
+        text = json.dumps(message)
+    return f'{{"error":{{"message":{text},"type":"{kind}","code":"{code}"}}}}'
+
+
+def request_schema(model: type[BaseModel], max_items: int) -> apigw.JsonSchema:
+    """A shallow draft-4 schema from the runtime's pydantic model: required fields, top-level types, array size.
+
+    The handler still validates everything (and explains it); this only stops malformed calls before they are
+    billed as Lambda invocations.
+    """
+    source = model.model_json_schema()
+    types = {
+        "string": apigw.JsonSchemaType.STRING,
+        "array": apigw.JsonSchemaType.ARRAY,
+        "integer": apigw.JsonSchemaType.INTEGER,
+        "number": apigw.JsonSchemaType.NUMBER,
+        "boolean": apigw.JsonSchemaType.BOOLEAN,
+        "object": apigw.JsonSchemaType.OBJECT,
+        "null": apigw.JsonSchemaType.NULL,
+    }
+    properties = {}
+    for name, spec in source.get("properties", {}).items():
+        options = spec.get("anyOf", [spec])
+        kinds = sorted({o["type"] for o in options if "type" in o})
+        if not kinds:
+            continue
+        prop: dict = {"type": [types[k] for k in kinds]} if len(kinds) > 1 else {"type": types[kinds[0]]}
+        if "array" in kinds:
+            prop["max_items"] = max_items
+        if "enum" in spec:
+            prop["enum"] = spec["enum"]
+        properties[name] = apigw.JsonSchema(**prop)
+    extra_forbidden = model.model_config.get("extra") == "forbid"
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        title=model.__name__,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=source.get("required", []),
+        properties=properties,
+        additional_properties=not extra_forbidden,
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    public: bool = False
+
+
+class InferenceApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        plans: tuple[Plan, ...],
+        authorizer: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, id)
+        self.config = config
+        self.routes: list[Route] = []
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=RETENTION[config.log_retention_days],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        docs_throttle = apigw.MethodDeploymentOptions(
+            throttling_rate_limit=config.public_docs_rate_limit,
+            throttling_burst_limit=max(1, int(config.public_docs_rate_limit * 2)),
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="maas: metered inference API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage_name,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # would log request bodies
+                metrics_enabled=True,  # per-route metrics for the dashboard
+                tracing_enabled=config.tracing,
+                throttling_rate_limit=config.stage_rate_limit,
+                throttling_burst_limit=config.stage_burst_limit,
+                method_options={"/docs/GET": docs_throttle, "/openapi.json/GET": docs_throttle},
+            ),
+        )
+        suppress(
+            self.api,
+            "IAM4",
+            "API Gateway's account-level CloudWatch role uses the AWS-managed AmazonAPIGatewayPushToCloudWatchLogs "
+            "policy, the documented way to let API Gateway write execution and access logs.",
+        )
+        suppress(
+            self.api,
+            "APIG3",
+            "No WAF: every authorized route has usage-plan throttling per tenant and a stage-wide throttle; a web "
+            "ACL adds a fixed monthly fee that the idle cost of this kit avoids. Attach one per deployment if needed.",
+        )
+        if config.authorizer_cache:
+            identity_sources = [apigw.IdentitySource.header("Authorization")]
+            ttl = Duration.seconds(constants.AUTHORIZER_CACHE_TTL_S)
+        else:
+            identity_sources, ttl = [], Duration.seconds(0)
+        self.authorizer = apigw.RequestAuthorizer(
+            self, "Authorizer", handler=authorizer, identity_sources=identity_sources, results_cache_ttl=ttl
+        )
+        if not identity_sources:
+            self.authorizer.node.default_child.add_property_deletion_override("IdentitySource")
+
+        for response_type, (status, kind, code, message) in gateway_responses().items():
+            headers = {"Content-Type": f"'{JSON}'"}
+            if status == 429:
+                headers["Retry-After"] = "'1'"
+            self.api.add_gateway_response(
+                f"Error-{response_type}",
+                type=apigw.ResponseType.of(response_type),
+                status_code=None if response_type in KEEP_STATUS else str(status),
+                response_headers=headers,
+                templates={JSON: error_template(kind, code, message)},
+            )
+
+        self.validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        self.usage_plans: dict[str, apigw.UsagePlan] = {}
+        for plan in plans:
+            self.usage_plans[plan.name] = self.api.add_usage_plan(
+                f"Plan-{plan.name}",
+                description=f"maas plan '{plan.name}': {plan.description}".strip(),
+                throttle=apigw.ThrottleSettings(rate_limit=plan.rate_limit, burst_limit=int(plan.burst_limit)),
+                api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+            )
+
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        target: lambda_.IFunction,
+        *,
+        public: bool = False,
+        body: type[BaseModel] | None = None,
+    ) -> apigw.Method:
+        """Route METHOD PATH to a function; authorized and metered by a usage plan unless public."""
+        resource = self.api.root.resource_for_path(path)
+        parameters = {
+            f"method.request.path.{segment[1:-1]}": True
+            for segment in path.split("/")
+            if segment.startswith("{") and segment.endswith("}")
+        }
+        models = None
+        if body is not None:
+            model = self.api.add_model(
+                f"Model{body.__name__}",
+                content_type=JSON,
+                schema=request_schema(body, self.config.max_inputs),
+            )
+            models = {JSON: model}
+        method_ = resource.add_method(
+            method,
+            apigw.LambdaIntegration(target, allow_test_invoke=False),
+            authorization_type=apigw.AuthorizationType.NONE if public else apigw.AuthorizationType.CUSTOM,
+            authorizer=None if public else self.authorizer,
+            api_key_required=not public,
+            request_validator=self.validator if (parameters or models) else None,
+            request_parameters=parameters or None,
+            request_models=models,
+        )
+        suppress(
+            method_,
+            "COG4",
+            "Callers are tenants with API keys checked by the Lambda REQUEST authorizer, not Cognito users.",
+        )
+        if public:
+            suppress(
+                method_,
+                "APIG4",
+                "Public documentation route (Swagger UI / OpenAPI document): no tenant data, needed before a key "
+                "exists; a method throttle bounds its cost.",
+            )
+        self.routes.append(Route(method, path, public))
+        return method_
+
+    @property
+    def stage_name(self) -> str:
+        return self.config.stage_name

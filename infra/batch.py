@@ -1,0 +1,80 @@
+"""Events: S3 job files (ObjectCreated under jobs/) and SQS requests, each to its worker, failures isolated."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import Config
+from infra.functions import ServiceFunction
+from infra.nag import suppress
+
+JOBS_PREFIX = "jobs/"  # jobs/{tenant}/... : a tenant's input files
+RESULTS_PREFIX = "results/"  # where workers write; outside jobs/ so results never trigger a job
+# Variables the batch workers read (to move into maas.constants when the workers are written).
+ENV_JOB_BUCKET = "MAAS_JOB_BUCKET"
+ENV_RESULTS_PREFIX = "MAAS_RESULTS_PREFIX"
+
+
+class BatchJobs(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        job_bucket: s3.IBucket,
+        s3_worker: ServiceFunction,
+        sqs_worker: ServiceFunction,
+    ) -> None:
+        super().__init__(scope, id)
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        suppress(
+            self.dead_letters, "SQS3", "This queue is the dead-letter queue of the requests queue and the S3 worker."
+        )
+        # Lambda's guidance: visibility timeout at least six times the function timeout.
+        self.requests = sqs.Queue(
+            self,
+            "Requests",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(6 * config.batch_sqs.timeout_s),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letters, max_receive_count=config.sqs_max_receive_count
+            ),
+        )
+        sqs_worker.alias.add_event_source(
+            sources.SqsEventSource(
+                self.requests,
+                batch_size=config.sqs_batch_size,
+                max_batching_window=Duration.seconds(1),
+                report_batch_item_failures=True,
+            )
+        )
+
+        job_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(s3_worker.alias),
+            s3.NotificationKeyFilter(prefix=JOBS_PREFIX),
+        )
+        job_bucket.grant_read(s3_worker.role, f"{JOBS_PREFIX}*")
+        job_bucket.grant_put(s3_worker.role, f"{RESULTS_PREFIX}*")
+        job_bucket.grant_put(sqs_worker.role, f"{RESULTS_PREFIX}*")
+        # S3 invokes asynchronously: after Lambda's retries a failed job event lands in the dead-letter queue.
+        s3_worker.alias.configure_async_invoke(
+            retry_attempts=2, on_failure=destinations.SqsDestination(self.dead_letters)
+        )
+        for worker in (s3_worker, sqs_worker):
+            worker.function.add_environment(ENV_JOB_BUCKET, job_bucket.bucket_name)
+            worker.function.add_environment(ENV_RESULTS_PREFIX, RESULTS_PREFIX)

@@ -1,0 +1,83 @@
+"""Layers and models: the runtime layer (one per architecture), a layer per Lambda-served model package, and
+the upload of S3-served packages into the model bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from infra.assets import AssetBuilder
+from infra.config import Config, ModelConfig
+from infra.functions import ARCHITECTURES, Layer, python_runtime
+
+LAYER_MODELS_ROOT = "/opt/models"  # a model layer's models/<name> appears here (maas.constants.DEFAULT_MODEL_SOURCE)
+MODEL_BUCKET_PREFIX = "models"
+
+
+class ModelLayers(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: Config, assets: AssetBuilder, model_bucket: s3.IBucket):
+        super().__init__(scope, id)
+        self.config = config
+        self.model_bucket = model_bucket
+        runtime = python_runtime(config.python)
+        self.runtime: dict[str, Layer] = {}
+        for arch in config.architectures:
+            staged = assets.runtime_layer(arch, config.python)
+            version = lambda_.LayerVersion(
+                self,
+                f"Runtime-{arch}",
+                code=lambda_.Code.from_asset(str(staged.path)),
+                compatible_runtimes=[runtime],
+                compatible_architectures=[ARCHITECTURES[arch]],
+                description=f"maas function runtime (layers/runtime) for {arch}, Python {config.python}",
+            )
+            self.runtime[arch] = Layer(f"runtime layer ({arch})", version, staged)
+
+        self.models: dict[str, Layer] = {}
+        self.deployments: dict[str, s3deploy.BucketDeployment] = {}
+        for model in config.lambda_models:
+            if model.runtime == "layer":
+                staged = assets.model_layer(model.package_name)
+                version = lambda_.LayerVersion(
+                    self,
+                    f"Model-{model.name}",
+                    code=lambda_.Code.from_asset(str(staged.path)),
+                    compatible_runtimes=[runtime],
+                    description=f"model package {model.package_name} v{model.version} at {self.model_source(model)}",
+                )
+                self.models[model.name] = Layer(f"model layer ({model.name})", version, staged)
+            else:
+                staged = assets.model_package(model.package_name)
+                self.deployments[model.name] = s3deploy.BucketDeployment(
+                    self,
+                    f"Upload-{model.name}",
+                    sources=[s3deploy.Source.asset(str(staged.path))],
+                    destination_bucket=model_bucket,
+                    destination_key_prefix=self.model_key(model),
+                    prune=False,
+                    retain_on_delete=True,
+                    memory_limit=512,
+                )
+
+    def model_key(self, model: ModelConfig) -> str:
+        return f"{MODEL_BUCKET_PREFIX}/{model.name}/{model.version}"
+
+    def model_source(self, model: ModelConfig) -> str:
+        """The function's MAAS_MODEL_SOURCE for a Lambda-served model."""
+        if model.runtime == "layer":
+            return f"{LAYER_MODELS_ROOT}/{model.package_name}"
+        return f"s3://{self.model_bucket.bucket_name}/{self.model_key(model)}"
+
+    def layers_for(self, arch: str, model: ModelConfig | None) -> list[Layer]:
+        layers = [self.runtime[arch]]
+        if model is not None and model.name in self.models:
+            layers.append(self.models[model.name])
+        return layers
+
+    def bind(self, function, model: ModelConfig) -> None:
+        """Let a function read the model it serves from S3, after the upload finished."""
+        if model.name in self.deployments:
+            self.model_bucket.grant_read(function.role, f"{self.model_key(model)}/*")
+            function.function.node.add_dependency(self.deployments[model.name])

@@ -1,0 +1,279 @@
+"""The two stacks: stateful data (tables, buckets; retained) and the service that uses it (replaceable)."""
+
+from __future__ import annotations
+
+from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Duration, Fn, Stack
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from infra.api import InferenceApi
+from infra.assets import AssetBuilder, Placeholder
+from infra.batch import JOBS_PREFIX, RESULTS_PREFIX, BatchJobs
+from infra.config import Config, ModelConfig, Plan
+from infra.functions import ServiceFunction
+from infra.gpu import GpuEndpoint
+from infra.metering import UsageMetering
+from infra.model_layers import ModelLayers
+from infra.monitoring import Alarmed, Monitoring
+from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
+from infra.storage import AccessLogBucket, SecureBucket
+from maas import constants
+from maas.api.schemas import EmbeddingsRequest
+from maas.tables import API_KEYS, TENANTS, USAGE
+
+# Public routes of each task function (the catalog's tasks decide which exist) and their body models.
+TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
+    "embeddings": [("POST", "/v1/embeddings", EmbeddingsRequest)],
+    "classify": [("POST", "/v1/classify", None)],
+    "image-classify": [("POST", "/v1/images/classify", None)],
+    "rerank": [("POST", "/v1/rerank", None)],
+}
+# Served by the first task function: the catalog, the caller's usage, the documentation (public).
+COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}"), ("GET", "/v1/usage")]
+PUBLIC_ROUTES = [("GET", "/docs"), ("GET", "/openapi.json")]
+# Variables the heavy-model proxy reads (to move into maas.constants with the proxy's issue).
+ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"
+ENV_INFERENCE_COMPONENT = "MAAS_INFERENCE_COMPONENT"
+ENV_MODEL_NAME = "MAAS_MODEL_NAME"
+PLACEHOLDER_RULE = "MaasAssetsBuilt"
+
+
+def heavy_route(model: ModelConfig) -> str:
+    """Open Inference Protocol path of a SageMaker-served model."""
+    return f"/v2/models/{model.name}/infer"
+
+
+def function_folder(task: str) -> str:
+    return task.replace("-", "_")
+
+
+class DataStack(Stack):
+    """Tables, the usage-export, model and job buckets, and their access-log bucket; everything is retained."""
+
+    def __init__(self, scope: Construct, id: str, *, config: Config, **kwargs) -> None:
+        super().__init__(scope, id, description="maas: tenants, keys, usage, models and jobs (retained)", **kwargs)
+        self.access_logs = AccessLogBucket(self, "AccessLogs", retention_days=365).bucket
+        self.metering = UsageMetering(self, "Metering", access_logs=self.access_logs)
+        self.model_bucket = SecureBucket(self, "Models", access_logs=self.access_logs, log_prefix="models/").bucket
+        expire = Duration.days(config.job_retention_days)
+        self.job_bucket = SecureBucket(
+            self,
+            "Jobs",
+            access_logs=self.access_logs,
+            log_prefix="jobs/",
+            lifecycle_rules=[
+                s3.LifecycleRule(prefix=JOBS_PREFIX, expiration=expire),
+                s3.LifecycleRule(prefix=RESULTS_PREFIX, expiration=expire),
+            ],
+        ).bucket
+        for spec in (TENANTS, API_KEYS, USAGE):
+            CfnOutput(self, f"{spec.logical_name}Table", value=self.metering.table(spec).table_name)
+        CfnOutput(self, "UsageExportBucket", value=self.metering.export_bucket.bucket_name)
+        CfnOutput(self, "ModelBucket", value=self.model_bucket.bucket_name)
+        CfnOutput(self, "JobBucket", value=self.job_bucket.bucket_name)
+
+
+class ServiceStack(Stack):
+    """API, functions, layers, GPU endpoints, batch wiring and monitoring, on top of a DataStack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        plans: tuple[Plan, ...],
+        data: DataStack,
+        assets: AssetBuilder,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, description="maas: inference API, functions, GPU endpoints, monitoring", **kwargs)
+        self.config, self.assets = config, assets
+        tables = {spec.logical_name: data.metering.table(spec) for spec in (TENANTS, API_KEYS, USAGE)}
+        # Imported, so that grants and notifications live here and the data stack never depends on this one.
+        model_bucket = s3.Bucket.from_bucket_attributes(
+            self, "ModelBucket", bucket_arn=data.model_bucket.bucket_arn, bucket_name=data.model_bucket.bucket_name
+        )
+        job_bucket = s3.Bucket.from_bucket_attributes(
+            self, "JobBucket", bucket_arn=data.job_bucket.bucket_arn, bucket_name=data.job_bucket.bucket_name
+        )
+        self.layers = ModelLayers(self, "Layers", config=config, assets=assets, model_bucket=model_bucket)
+        self.functions: dict[str, ServiceFunction] = {}
+
+        def table_env(*specs) -> dict[str, str]:
+            return {spec.env_var: tables[spec.logical_name].table_name for spec in specs}
+
+        def function(id: str, folder: str, description: str, settings, model: ModelConfig | None, env: dict):
+            fn = ServiceFunction(
+                self,
+                id,
+                folder=folder,
+                description=description,
+                settings=settings,
+                python=config.python,
+                assets=assets,
+                layers=self.layers.layers_for(settings.architecture, model),
+                environment=env,
+                log_retention_days=config.log_retention_days,
+                log_level=config.log_level,
+                tracing=config.tracing,
+            )
+            self.functions[id] = fn
+            return fn
+
+        def task_env(model: ModelConfig | None) -> dict[str, str]:
+            env = {
+                constants.ENV_MAX_BODY_BYTES: str(config.max_body_bytes),
+                constants.ENV_MAX_INPUTS: str(config.max_inputs),
+                **table_env(USAGE, TENANTS),
+            }
+            if model is not None:
+                env[constants.ENV_MODEL_SOURCE] = self.layers.model_source(model)
+            return env
+
+        def grant_metering(fn: ServiceFunction) -> None:
+            tables[USAGE.logical_name].grant_read_write_data(fn.role)
+            tables[TENANTS.logical_name].grant_read_data(fn.role)
+
+        authorizer = function(
+            "Authorizer",
+            "authorizer",
+            "maas: API key -> tenant and plan (REQUEST authorizer)",
+            config.authorizer,
+            None,
+            table_env(TENANTS, API_KEYS),
+        )
+        tables[TENANTS.logical_name].grant_read_data(authorizer.role)
+        tables[API_KEYS.logical_name].grant_read_data(authorizer.role)
+
+        self.api = InferenceApi(self, "Inference", config=config, plans=plans, authorizer=authorizer.alias)
+        task_functions: dict[str, ServiceFunction] = {}
+        for task in config.lambda_tasks:
+            model = next(m for m in config.lambda_models if m.task == task)
+            fn = function(
+                f"Task-{task}",
+                function_folder(task),
+                f"maas: {task} ({model.name}, {model.runtime})",
+                config.task_function(task),
+                model,
+                task_env(model),
+            )
+            grant_metering(fn)
+            self.layers.bind(fn, model)
+            task_functions[task] = fn
+            for method, path, body in TASK_ROUTES[task]:
+                self.api.add_route(method, path, fn.alias, body=body)
+        if task_functions:
+            first = next(iter(task_functions.values()))
+            for method, path in COMMON_ROUTES:
+                self.api.add_route(method, path, first.alias)
+            for method, path in PUBLIC_ROUTES:
+                self.api.add_route(method, path, first.alias, public=True)
+
+        self.gpu: dict[str, GpuEndpoint] = {}
+        for model in config.sagemaker_models:
+            archive = assets.sagemaker_archive(model.package_name)
+            endpoint = GpuEndpoint(
+                self,
+                f"Gpu-{model.name}",
+                model_name=model.name,
+                model_data=s3_assets.Asset(self, f"ModelData-{model.name}", path=str(archive.path)),
+                settings=model.sagemaker,
+            )
+            env = {**task_env(None), ENV_SAGEMAKER_ENDPOINT: endpoint.endpoint_name, ENV_MODEL_NAME: model.name}
+            if endpoint.component_name is not None:
+                env[ENV_INFERENCE_COMPONENT] = endpoint.component_name
+            proxy = function(
+                f"Proxy-{model.name}",
+                "heavy_proxy",
+                f"maas: {model.task} via SageMaker ({model.name})",
+                config.heavy_proxy,
+                None,
+                env,
+            )
+            grant_metering(proxy)
+            endpoint.grant_invoke(proxy.role)
+            self.api.add_route("POST", heavy_route(model), proxy.alias)
+            self.gpu[model.name] = endpoint
+
+        batch_model = config.lambda_models[0] if config.lambda_models else None
+        workers = {}
+        for id, folder, settings in (
+            ("BatchS3", "batch_s3", config.batch_s3),
+            ("BatchSqs", "batch_sqs", config.batch_sqs),
+        ):
+            workers[id] = function(
+                id, folder, f"maas: batch worker ({folder})", settings, batch_model, task_env(batch_model)
+            )
+            grant_metering(workers[id])
+            if batch_model is not None:
+                self.layers.bind(workers[id], batch_model)
+        self.batch = BatchJobs(
+            self,
+            "Batch",
+            config=config,
+            job_bucket=job_bucket,
+            s3_worker=workers["BatchS3"],
+            sqs_worker=workers["BatchSqs"],
+        )
+
+        self.monitoring = Monitoring(
+            self,
+            "Operations",
+            api=self.api,
+            functions=[
+                Alarmed(id, fn, alarm_throttles=not id.startswith("Batch")) for id, fn in self.functions.items()
+            ],
+            gpu=self.gpu,
+            dead_letters=self.batch.dead_letters,
+            settings=config.alarms,
+        )
+
+        for fn in self.functions.values():
+            suppress(fn.role, "IAM5", GRANT_REASON, applies_to=GRANT_WILDCARDS)
+        self._suppress_cdk_internals()
+        self._refuse_placeholders()
+
+        CfnOutput(self, "ApiUrl", value=self.api.api.url)
+        for name, plan in self.api.usage_plans.items():
+            CfnOutput(self, f"UsagePlan{name.capitalize()}", value=plan.usage_plan_id, description=f"plan {name}")
+        CfnOutput(self, "RequestsQueueUrl", value=self.batch.requests.queue_url)
+        CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
+
+    @property
+    def placeholders(self) -> list[Placeholder]:
+        """Every asset of this stack that is a placeholder (the data stack has no assets)."""
+        return list(self.assets.placeholders)
+
+    def _refuse_placeholders(self) -> None:
+        """Placeholders: a synth warning (an error under maas:requireBuiltAssets) and a rule that fails deploys."""
+        if not self.placeholders:
+            return
+        commands = sorted({p.command for p in self.placeholders})
+        what = ", ".join(sorted({p.what for p in self.placeholders}))
+        message = f"placeholders instead of: {what}. Build them first: {'; '.join(commands)}"
+        if self.config.require_built_assets:
+            Annotations.of(self).add_error(message)
+        else:
+            Annotations.of(self).add_warning_v2("maas:placeholders", message + ". This template cannot be deployed.")
+        # CloudFormation refuses the change set before touching any resource, whichever tool deploys it.
+        CfnRule(
+            self,
+            PLACEHOLDER_RULE,
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_equals("placeholder-assets", "built-assets"),
+                    assert_description=("maas: this template was synthesized with " + message)[:1024],
+                )
+            ],
+        )
+
+    def _suppress_cdk_internals(self) -> None:
+        """CDK's own singleton handlers (S3 notifications, uploads) are not ours to change."""
+        for child in self.node.children:
+            cid = child.node.id
+            if cid.startswith("BucketNotificationsHandler") or cid.startswith("Custom::CDKBucketDeployment"):
+                suppress(child, "IAM4", "CDK's own custom-resource handler uses the AWS-managed basic execution role.")
+                suppress(child, "IAM5", "CDK's own custom-resource handler policy (notification/upload of one bucket).")
+                suppress(child, "L1", "CDK pins its custom-resource handler's runtime; it is not one of our functions.")

@@ -1,0 +1,175 @@
+"""Inference API: routes from the catalog, the authorizer, usage plans, error shape, validation, access logs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.access_log import ACCESS_LOG_FIELDS
+from infra.api import KEEP_STATUS, error_template, gateway_responses
+from infra.config import load_config, load_plans
+from infra.stacks import COMMON_ROUTES, PUBLIC_ROUTES, TASK_ROUTES, heavy_route
+from maas import constants
+from maas.api.gateway import GATEWAY_RESPONSES
+from maas.api.schemas import EmbeddingsRequest
+from tests.infra.templates import only, resources, routes, text
+
+
+def expected_routes(config) -> tuple[set, set]:
+    authorized = {(m, p) for task in config.lambda_tasks for m, p, _ in TASK_ROUTES[task]}
+    authorized |= set(COMMON_ROUTES)
+    authorized |= {("POST", heavy_route(m)) for m in config.sagemaker_models}
+    return authorized, set(PUBLIC_ROUTES)
+
+
+def test_every_catalog_route_exists_and_is_authorized(built):
+    """Given the default catalog, every task and heavy-model route is behind the authorizer and a usage plan."""
+    template = built.service_template
+    authorizer_id, _ = only(template, "AWS::ApiGateway::Authorizer")
+    authorized, public = expected_routes(load_config())
+    found = routes(template)
+    assert set(found) == authorized | public
+    assert ("POST", "/v1/embeddings") in authorized and ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer") in found
+    for route in authorized:
+        method = found[route]
+        assert method["AuthorizationType"] == "CUSTOM", route
+        assert method["AuthorizerId"] == {"Ref": authorizer_id}, route
+        assert method["ApiKeyRequired"] is True, route
+
+
+def test_docs_are_public_and_throttled(built):
+    template = built.service_template
+    found = routes(template)
+    for route in PUBLIC_ROUTES:
+        assert found[route]["AuthorizationType"] == "NONE"
+        assert found[route].get("ApiKeyRequired", False) is False
+    _, stage = only(template, "AWS::ApiGateway::Stage")
+    settings = {s["ResourcePath"]: s for s in stage["Properties"]["MethodSettings"]}
+    for _, path in PUBLIC_ROUTES:
+        escaped = "/~1" + path.lstrip("/").replace("/", "~1")
+        assert settings[escaped]["ThrottlingRateLimit"] == load_config().public_docs_rate_limit
+
+
+def test_routes_reach_the_right_function_alias(built):
+    found = routes(built.service_template)
+    embeddings = text(found[("POST", "/v1/embeddings")]["Integration"]["Uri"])
+    heavy = text(found[("POST", "/v2/models/all-minilm-l6-v2-fp32/infer")]["Integration"]["Uri"])
+    assert "TaskembeddingsAlias" in embeddings and "Proxyallminilml6v2fp32Alias" in heavy
+    for props in found.values():
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+
+
+def test_authorizer_runs_on_every_call_so_both_key_headers_work(built):
+    """No gateway cache and no identity source: requests with only x-api-key still reach the authorizer."""
+    _, authorizer = only(built.service_template, "AWS::ApiGateway::Authorizer")
+    props = authorizer["Properties"]
+    assert props["Type"] == "REQUEST"
+    assert props["AuthorizerResultTtlInSeconds"] == 0
+    assert "IdentitySource" not in props
+    assert "AuthorizerAlias" in text(props["AuthorizerUri"])
+
+
+def test_authorizer_cache_uses_the_constant_ttl_and_the_authorization_header(variant):
+    _, authorizer = only(variant.service_template, "AWS::ApiGateway::Authorizer")
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == constants.AUTHORIZER_CACHE_TTL_S
+    assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
+
+
+def test_usage_plans_match_plans_toml_and_take_the_key_from_the_authorizer(built):
+    template = built.service_template
+    _, api = only(template, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["ApiKeySourceType"] == "AUTHORIZER"
+    plans = {
+        p["Properties"]["Description"]: p["Properties"]
+        for p in resources(template, "AWS::ApiGateway::UsagePlan").values()
+    }
+    expected = load_plans()
+    assert len(plans) == len(expected)
+    for plan in expected:
+        props = next(v for k, v in plans.items() if f"'{plan.name}'" in k)
+        assert props["Throttle"] == {"RateLimit": plan.rate_limit, "BurstLimit": plan.burst_limit}
+        assert len(props["ApiStages"]) == 1
+
+
+def test_usage_plans_follow_the_configured_subset(variant):
+    descriptions = [
+        p["Properties"]["Description"]
+        for p in resources(variant.service_template, "AWS::ApiGateway::UsagePlan").values()
+    ]
+    assert sorted(d.split("'")[1] for d in descriptions) == ["free", "pro"]
+
+
+@pytest.mark.parametrize("response_type", sorted(gateway_responses()))
+def test_gateway_responses_use_the_one_error_shape(built, response_type):
+    """Every gateway response renders {"error": {message, type, code}} with the runtime's status and type."""
+    by_type = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(built.service_template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    status, kind, code, _ = gateway_responses()[response_type]
+    props = by_type[response_type]
+    if response_type in KEEP_STATUS:
+        assert "StatusCode" not in props
+    else:
+        assert props["StatusCode"] == str(status)
+    body = props["ResponseTemplates"]["application/json"]
+    rendered = body.replace("$context.error.messageString", '"Unauthorized"').replace("$context.authorizer.reason", "x")
+    assert json.loads(rendered)["error"]["type"] == kind
+    assert json.loads(rendered)["error"]["code"] == code
+    assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
+
+
+def test_runtime_gateway_table_wins_and_required_types_are_mapped():
+    merged = gateway_responses()
+    for response_type, mapping in GATEWAY_RESPONSES.items():
+        assert merged[response_type] == mapping
+    for required in ("UNAUTHORIZED", "ACCESS_DENIED", "THROTTLED", "QUOTA_EXCEEDED", "REQUEST_TOO_LARGE"):
+        assert required in merged
+    assert {merged[t][0] for t in ("THROTTLED", "QUOTA_EXCEEDED")} == {429}
+    assert merged["INTEGRATION_TIMEOUT"][:2] == (504, "server_error")
+
+
+def test_error_template_is_valid_json_for_any_static_message():
+    template = error_template("invalid_request_error", "x", 'say "hi" \\ there')
+    assert json.loads(template)["error"]["message"] == 'say "hi" \\ there'
+
+
+def test_request_body_is_validated_against_the_runtime_model(built):
+    template = built.service_template
+    method = routes(template)[("POST", "/v1/embeddings")]
+    assert "RequestValidatorId" in method
+    model_ref = method["RequestModels"]["application/json"]["Ref"]
+    schema = template["Resources"][model_ref]["Properties"]["Schema"]
+    assert schema["required"] == EmbeddingsRequest.model_json_schema()["required"]
+    assert schema["additionalProperties"] is False
+    assert sorted(schema["properties"]["input"]["type"]) == ["array", "string"]
+    assert schema["properties"]["input"]["maxItems"] == load_config().max_inputs
+    _, validator = only(template, "AWS::ApiGateway::RequestValidator")
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    model_route = routes(template)[("GET", "/v1/models/{model_id}")]
+    assert model_route["RequestParameters"] == {"method.request.path.model_id": True}
+
+
+def test_function_payload_limit_comes_from_config(built):
+    functions = resources(built.service_template, "AWS::Lambda::Function")
+    task = next(f for k, f in functions.items() if k.startswith("Taskembeddings"))
+    variables = task["Properties"]["Environment"]["Variables"]
+    assert variables[constants.ENV_MAX_BODY_BYTES] == str(load_config().max_body_bytes)
+    assert variables[constants.ENV_MAX_INPUTS] == str(load_config().max_inputs)
+
+
+def test_access_logs_are_json_without_keys_and_execution_logs_without_bodies(built):
+    template = built.service_template
+    _, stage = only(template, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert "AccessLogs" in text(props["AccessLogSetting"]["DestinationArn"])
+    fields = json.loads(props["AccessLogSetting"]["Format"])
+    assert fields == ACCESS_LOG_FIELDS
+    assert not any("apiKey" in v for v in fields.values())
+    everything = next(s for s in props["MethodSettings"] if s["ResourcePath"] == "/*")
+    assert everything["LoggingLevel"] == "ERROR"
+    assert everything["DataTraceEnabled"] is False
+    assert everything["MetricsEnabled"] is True
+    assert props["StageName"] == load_config().stage_name

@@ -1,0 +1,107 @@
+"""The one typed configuration: the file, context overrides, and refusals that name what is wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.config import ConfigError, load_config, load_plans
+from maas.plans import load_plans as runtime_plans
+
+
+def write(tmp_path, data: dict) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+MINIMAL = {"models": [{"name": "m", "task": "embeddings"}]}
+
+
+def test_default_file_has_a_layer_model_and_a_gpu_model():
+    config = load_config()
+    assert [m.runtime for m in config.models] == ["layer", "sagemaker"]
+    assert config.sagemaker_models[0].sagemaker.instance_type == "ml.g5.xlarge"
+    assert config.sagemaker_models[0].sagemaker.min_capacity == 0
+    assert config.task_function("embeddings").memory_mb == 1024
+    assert config.architectures == ("x86_64",)
+
+
+def test_context_keys_override_the_file(tmp_path):
+    config = load_config(
+        {
+            "maas:config": write(
+                tmp_path,
+                {
+                    **MINIMAL,
+                    "models": [*MINIMAL["models"], {"name": "g", "task": "embeddings", "runtime": "sagemaker"}],
+                },
+            ),
+            "maas:region": "eu-central-1",
+            "maas:memory": "2048",
+            "maas:architecture": "arm64",
+            "maas:gpuInstanceType": "ml.g6.2xlarge",
+            "maas:gpuMinCapacity": "1",
+            "maas:plans": "free,enterprise",
+            "maas:requireBuiltAssets": "true",
+        }
+    )
+    assert config.region == "eu-central-1"
+    assert config.task_function("embeddings").memory_mb == 2048
+    assert config.architectures == ("arm64",)
+    assert config.sagemaker_models[0].sagemaker.instance_type == "ml.g6.2xlarge"
+    assert config.sagemaker_models[0].sagemaker.min_capacity == 1
+    assert config.plans == ("free", "enterprise")
+    assert config.require_built_assets is True
+
+
+def test_models_context_selects_a_subset(tmp_path):
+    config = load_config({"maas:models": "all-minilm-l6-v2"})
+    assert [m.name for m in config.models] == ["all-minilm-l6-v2"]
+    with pytest.raises(ConfigError, match="unknown models"):
+        load_config({"maas:models": "nope"})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"models": []}, "at least one model"),
+        ({"models": [{"name": "Bad Name", "task": "embeddings"}]}, "models.0.name"),
+        (
+            {**MINIMAL, "tasks": {"embeddings": {"snap_start": True, "provisioned_concurrency": 1}}},
+            "cannot be combined",
+        ),
+        ({**MINIMAL, "tasks": {"embeddings": {"memory_mb": 64}}}, "memory_mb"),
+        (
+            {
+                "models": [
+                    {"name": "m", "task": "embeddings", "runtime": "sagemaker", "sagemaker": {"instance_type": "g5"}}
+                ]
+            },
+            "ml.",
+        ),
+        ({"models": [{"name": "m", "task": "embeddings", "sagemaker": {}}]}, "need runtime 'sagemaker'"),
+        ({**MINIMAL, "surprise": 1}, "surprise"),
+        ({"models": [{"name": "a", "task": "embeddings"}, {"name": "b", "task": "embeddings"}]}, "one Lambda-served"),
+    ],
+)
+def test_invalid_configurations_name_the_problem(tmp_path, data, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"maas:config": write(tmp_path, data)})
+
+
+def test_bad_context_values_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="maas:memory"):
+        load_config({"maas:config": write(tmp_path, MINIMAL), "maas:memory": "lots"})
+    with pytest.raises(ConfigError, match="true or false"):
+        load_config({"maas:config": write(tmp_path, MINIMAL), "maas:requireBuiltAssets": "perhaps"})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config({"maas:config": str(tmp_path / "absent.json")})
+
+
+def test_plans_are_the_runtime_plans():
+    assert load_plans() == tuple(runtime_plans().values())
+    assert [p.name for p in load_plans(only=("pro",))] == ["pro"]
+    with pytest.raises(ConfigError, match="unknown plans"):
+        load_plans(only=("gold",))

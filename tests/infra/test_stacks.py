@@ -1,0 +1,336 @@
+"""Data, functions, GPU endpoints, events, operations and IAM: properties of the synthesized templates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.config import load_config
+from infra.cost import alarm_count
+from infra.functions import ALIAS
+from infra.gpu import VARIANT
+from maas import constants
+from maas.tables import ALL_TABLES, API_KEYS, TENANTS, USAGE, create_table_kwargs
+from tests.infra.templates import as_list, only, policy_of_role, resources, routes, statements, text
+
+DATA_ACTIONS = ("dynamodb:", "s3:", "sqs:", "sagemaker:")
+
+
+# --- metering: tables ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ALL_TABLES, ids=lambda s: s.logical_name)
+def test_table_keys_equal_the_runtime_spec(built, spec):
+    """The key schema, indexes and attribute types are those the runtime and the local emulator use."""
+    tables = resources(built.data_template, "AWS::DynamoDB::Table")
+    logical_id, table = next((k, v) for k, v in tables.items() if k.startswith(f"Metering{spec.logical_name}"))
+    props = table["Properties"]
+    runtime = create_table_kwargs(spec)
+    assert props["KeySchema"] == runtime["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == runtime["AttributeDefinitions"]
+    assert [
+        {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+        for g in props.get("GlobalSecondaryIndexes", [])
+    ] == runtime.get("GlobalSecondaryIndexes", [])
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    assert "TableName" not in props, "names are generated"
+
+
+def test_functions_learn_table_names_from_the_spec_env_vars(built):
+    functions = resources(built.service_template, "AWS::Lambda::Function")
+
+    def variables(prefix):
+        fn = next(v for k, v in functions.items() if k.startswith(prefix))
+        return fn["Properties"]["Environment"]["Variables"]
+
+    assert set(variables("Authorizer")) >= {TENANTS.env_var, API_KEYS.env_var}
+    assert USAGE.env_var not in variables("Authorizer")
+    task = variables("Taskembeddings")
+    assert set(task) >= {USAGE.env_var, TENANTS.env_var}
+    assert "MeteringUsage" in text(task[USAGE.env_var])
+
+
+# --- storage: buckets ---------------------------------------------------------------------------------------
+
+
+def test_every_bucket_is_encrypted_private_tls_only_and_retained(built):
+    template = built.data_template
+    buckets = resources(template, "AWS::S3::Bucket")
+    assert len(buckets) == 4  # access logs, usage exports, models, jobs
+    policies = {
+        p["Properties"]["Bucket"]["Ref"]: p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+    }
+    for logical_id, bucket in buckets.items():
+        props = bucket["Properties"]
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        assert sse["SSEAlgorithm"] == "AES256", logical_id
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, logical_id
+        assert bucket["DeletionPolicy"] == "Retain", logical_id
+        deny_plain_http = [
+            s
+            for s in policies[logical_id]
+            if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert deny_plain_http and deny_plain_http[0]["Action"] == "s3:*", logical_id
+        if not logical_id.startswith("AccessLogs"):
+            assert props["VersioningConfiguration"] == {"Status": "Enabled"}, logical_id
+            assert "LoggingConfiguration" in props, logical_id
+
+
+# --- functions and layers -----------------------------------------------------------------------------------
+
+
+def lambda_functions(template: dict) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in resources(template, "AWS::Lambda::Function").items()}
+
+
+def test_functions_follow_config(built):
+    config = load_config()
+    functions = lambda_functions(built.service_template)
+    ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
+    assert len(ours) == 5  # authorizer, embeddings, heavy proxy, two batch workers
+    for props in ours.values():
+        assert props["Runtime"] == f"python{config.python}"
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert props["LoggingConfig"]["SystemLogLevel"] == "WARN"
+    task = next(v for k, v in ours.items() if k.startswith("Taskembeddings"))
+    settings = config.task_function("embeddings")
+    assert task["MemorySize"] == settings.memory_mb
+    assert task["Architectures"] == [settings.architecture]
+    assert task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
+    assert len(task["Layers"]) == 2  # runtime + model
+    assert "SnapStart" not in task and "ReservedConcurrentExecutions" not in task
+
+
+def test_layers_target_the_function_runtime_and_architecture(built):
+    layers = resources(built.service_template, "AWS::Lambda::LayerVersion")
+    runtime = next(v["Properties"] for k, v in layers.items() if k.startswith("LayersRuntimex8664"))
+    assert runtime["CompatibleRuntimes"] == [f"python{load_config().python}"]
+    assert runtime["CompatibleArchitectures"] == ["x86_64"]
+    assert any(k.startswith("LayersModelallminilml6v2") for k in layers)
+
+
+def test_api_and_events_invoke_the_live_alias(built):
+    template = built.service_template
+    aliases = resources(template, "AWS::Lambda::Alias")
+    assert {a["Properties"]["Name"] for a in aliases.values()} == {ALIAS}
+    _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
+    assert "BatchSqsAlias" in text(mapping["Properties"]["FunctionName"])
+
+
+def test_variant_snapstart_concurrency_arm64_and_s3_model(variant):
+    template = variant.service_template
+    functions = lambda_functions(template)
+    task = next(v for k, v in functions.items() if k.startswith("Taskembeddings"))
+    assert task["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert task["MemorySize"] == 2048
+    assert task["Architectures"] == ["arm64"]
+    source = text(task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE])
+    assert "s3://" in source and "models/all-minilm-l6-v2/3" in source
+    assert len(task["Layers"]) == 1  # runtime only: the model comes from the bucket
+    authorizer = next(v for k, v in functions.items() if k.startswith("Authorizer"))
+    assert authorizer["ReservedConcurrentExecutions"] == 5
+    alias = next(v for k, v in resources(template, "AWS::Lambda::Alias").items() if k.startswith("Authorizer"))
+    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    upload = only(template, "Custom::CDKBucketDeployment")[1]["Properties"]
+    assert upload["DestinationBucketKeyPrefix"] == "models/all-minilm-l6-v2/3"
+    reads = [s for s in policy_of_role(template, "Taskembeddings") if "s3:GetObject*" in as_list(s["Action"])]
+    assert reads and "/models/all-minilm-l6-v2/3/*" in text(reads[0]["Resource"])
+
+
+# --- heavy models -------------------------------------------------------------------------------------------
+
+
+def test_gpu_endpoint_scales_to_zero_on_the_configured_instance(built):
+    template = built.service_template
+    _, config = only(template, "AWS::SageMaker::EndpointConfig")
+    variant = config["Properties"]["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.g5.xlarge"
+    assert variant["ManagedInstanceScaling"] == {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 2}
+    _, component = only(template, "AWS::SageMaker::InferenceComponent")
+    assert (
+        component["Properties"]["Specification"]["ComputeResourceRequirements"]["NumberOfAcceleratorDevicesRequired"]
+        == 1
+    )
+    _, target = only(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"]["MinCapacity"] == 0
+    assert target["Properties"]["ScalableDimension"] == "sagemaker:inference-component:DesiredCopyCount"
+    policies = [p["Properties"] for p in resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()]
+    tracking = next(p for p in policies if p["PolicyType"] == "TargetTrackingScaling")
+    spec = tracking["TargetTrackingScalingPolicyConfiguration"]
+    assert (
+        spec["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerInferenceComponentInvocationsPerCopy"
+    )
+    assert any(p["PolicyType"] == "StepScaling" for p in policies), "a request at zero copies must add one"
+    _, model = only(template, "AWS::SageMaker::Model")
+    data_url = text(model["Properties"]["PrimaryContainer"]["ModelDataUrl"])
+    assert "cdk-hnb659fds-assets" in data_url and data_url.endswith('.gz"}')  # the model.tar.gz file asset
+
+
+def test_classic_gpu_endpoint_with_minimum_one_and_context_instance_type(variant):
+    template = variant.service_template
+    _, config = only(template, "AWS::SageMaker::EndpointConfig")
+    variant_ = config["Properties"]["ProductionVariants"][0]
+    assert variant_["InstanceType"] == "ml.g6.xlarge"  # -c maas:gpuInstanceType
+    assert variant_["InitialInstanceCount"] == 1 and variant_["VariantName"] == VARIANT
+    assert not resources(template, "AWS::SageMaker::InferenceComponent")
+    _, target = only(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (target["Properties"]["MinCapacity"], target["Properties"]["MaxCapacity"]) == (1, 3)
+    assert target["Properties"]["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    _, policy = only(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    spec = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert spec["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    assert spec["TargetValue"] == 300
+
+
+def test_proxy_may_invoke_only_its_endpoint(built):
+    template = built.service_template
+    statements_ = policy_of_role(template, "Proxyallminilml6v2fp32")
+    invoke = [s for s in statements_ if "sagemaker:InvokeEndpoint" in as_list(s["Action"])]
+    assert len(invoke) == 1 and as_list(invoke[0]["Action"]) == ["sagemaker:InvokeEndpoint"]
+    assert "*" not in text(invoke[0]["Resource"])
+    proxy = next(v for k, v in lambda_functions(template).items() if k.startswith("Proxy"))
+    variables = proxy["Environment"]["Variables"]
+    assert "Gpuallminilml6v2fp32Endpoint" in text(variables["MAAS_SAGEMAKER_ENDPOINT"])
+    assert "MAAS_INFERENCE_COMPONENT" in variables
+    assert ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer") in routes(template)
+
+
+# --- events -------------------------------------------------------------------------------------------------
+
+
+def test_job_bucket_notifies_the_s3_worker_for_jobs_only(built):
+    _, notifications = only(built.service_template, "Custom::S3BucketNotifications")
+    config = notifications["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    assert len(config) == 1
+    assert config[0]["Events"] == ["s3:ObjectCreated:*"]
+    assert config[0]["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "jobs/"}]
+    assert "BatchS3Alias" in text(config[0]["LambdaFunctionArn"])
+    assert "JobsBucket" in text(notifications["Properties"]["BucketName"])
+
+
+def test_sqs_worker_reports_partial_batch_failures_and_has_a_dlq(built):
+    template = built.service_template
+    _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queues = resources(template, "AWS::SQS::Queue")
+    requests = next(v["Properties"] for k, v in queues.items() if k.startswith("BatchRequests"))
+    assert requests["RedrivePolicy"]["maxReceiveCount"] == load_config().sqs_max_receive_count
+    assert "BatchDeadLetters" in text(requests["RedrivePolicy"]["deadLetterTargetArn"])
+    assert requests["VisibilityTimeout"] == 6 * load_config().batch_sqs.timeout_s
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    _, invoke_config = only(template, "AWS::Lambda::EventInvokeConfig")
+    assert "BatchDeadLetters" in text(invoke_config["Properties"]["DestinationConfig"]["OnFailure"])
+
+
+# --- operations ---------------------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_every_route_and_the_other_signals(built):
+    _, dashboard = only(built.service_template, "AWS::CloudWatch::Dashboard")
+    body = text(dashboard["Properties"]["DashboardBody"])
+    for method, path in routes(built.service_template):
+        assert f'\\"Method\\",\\"{method}\\",\\"Resource\\",\\"{path}\\"' in body.replace(" ", ""), (method, path)
+    for needle in (
+        '\\"stat\\":\\"p50\\"',
+        '\\"stat\\":\\"p99\\"',
+        "4XXError",
+        "5XXError",
+        "Throttled",
+        "QuotaRejections",
+        "ApproximateNumberOfMessagesVisible",
+        "Invocation5XXErrors",
+        "AWS/SageMaker",
+        "Invocations",
+    ):
+        assert needle in body, needle
+
+
+def test_alarms_notify_the_topic(built):
+    template = built.service_template
+    topic_id, _ = only(template, "AWS::SNS::Topic")
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    ours = {k: v for k, v in alarms.items() if k.startswith("Operations")}
+    metrics = {v["Properties"].get("MetricName") for v in ours.values()}
+    assert {"5XXError", "Latency", "Errors", "Throttles", "ApproximateNumberOfMessagesVisible"} <= metrics
+    assert "Invocation5XXErrors" in metrics
+    for logical_id, alarm in ours.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}], logical_id
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
+    # The cost report counts the template's alarms plus the two target tracking creates at deploy time.
+    assert alarm_count(load_config()) == len(alarms) + 2
+
+
+def test_alarm_email_subscription(variant):
+    _, subscription = only(variant.service_template, "AWS::SNS::Subscription")
+    assert subscription["Properties"] == {
+        **subscription["Properties"],
+        "Protocol": "email",
+        "Endpoint": "ops@example.com",
+    }
+
+
+def test_gateway_throttles_are_read_from_the_access_log(built):
+    _, metric_filter = only(built.service_template, "AWS::Logs::MetricFilter")
+    props = metric_filter["Properties"]
+    assert props["FilterPattern"] == '{ $.errorType = "THROTTLED" }'
+    assert props["MetricTransformations"][0]["MetricName"] == "Throttled"
+    assert props["MetricTransformations"][0]["Dimensions"] == [{"Key": "ApiId", "Value": "$.apiId"}]
+
+
+def test_tracing_follows_config(built, variant):
+    for synth, mode in ((built, "Active"), (variant, None)):
+        functions = lambda_functions(synth.service_template)
+        for props in (v for v in functions.values() if v.get("Handler") == "app.lambda_handler"):
+            assert props.get("TracingConfig", {}).get("Mode") == mode
+            traced_off = props["Environment"]["Variables"].get("POWERTOOLS_TRACE_DISABLED")
+            assert traced_off == (None if mode else "true")
+
+
+# --- IAM ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["built", "fresh", "variant"])
+def test_no_wildcard_actions_anywhere(all_synths, scenario):
+    for template in all_synths[scenario].templates.values():
+        for logical_id, statement in statements(template):
+            for action in as_list(statement["Action"]):
+                if statement["Effect"] == "Deny":
+                    continue  # the TLS-only bucket policies deny s3:* on plain HTTP
+                assert action != "*" and not action.endswith(":*"), (logical_id, action)
+
+
+def test_data_permissions_are_scoped_to_named_resources(built):
+    """Every data action (DynamoDB, S3, SQS, SageMaker) names its resources: no bare '*'."""
+    for logical_id, statement in statements(built.service_template):
+        actions = as_list(statement["Action"])
+        if statement["Effect"] == "Allow" and any(a.startswith(DATA_ACTIONS) for a in actions):
+            for resource in as_list(statement["Resource"]):
+                assert resource != "*", (logical_id, actions)
+
+
+def test_authorizer_reads_tenants_and_keys_only(built):
+    statements_ = policy_of_role(built.service_template, "Authorizer")
+    dynamo = [s for s in statements_ if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    actions = {a for s in dynamo for a in as_list(s["Action"])}
+    assert actions and not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    resources_ = text([s["Resource"] for s in dynamo])
+    assert "MeteringTenants" in resources_ and "MeteringApiKeys" in resources_ and "MeteringUsage" not in resources_
+
+
+def test_task_function_writes_usage_reads_tenants_and_never_sees_keys(built):
+    statements_ = policy_of_role(built.service_template, "Taskembeddings")
+    writes = [s for s in statements_ if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert writes and all("MeteringUsage" in text(s["Resource"]) for s in writes)
+    assert "MeteringApiKeys" not in json.dumps(statements_)
+    assert any("MeteringTenants" in text(s["Resource"]) for s in statements_)
