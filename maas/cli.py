@@ -1,9 +1,11 @@
-"""`maas`: build models, serve locally, invoke handlers on sample events, benchmark."""
+"""`maas`: build models, serve locally, invoke handlers on sample events, benchmark; administer tenants, keys
+and usage (maas.admin)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from maas import paths
@@ -54,6 +56,163 @@ def _bench(args) -> int:
     return run(args)
 
 
+def _admin(command: str):
+    def run(args) -> int:
+        from maas.admin import run
+
+        return run(command, args)
+
+    return run
+
+
+LOCAL_HELP = (
+    "work on the AWS emulator of `maas serve` at URL (it prints it: 'AWS emulator ... on URL'), with the "
+    "local table names; default: $MAAS_LOCAL_AWS, else the tables named by MAAS_TENANTS_TABLE, "
+    "MAAS_API_KEYS_TABLE and MAAS_USAGE_TABLE in the AWS account of your environment"
+)
+
+
+def _add_admin_commands(sub) -> None:
+    """`maas tenants|keys|usage ...`: the operator's commands (logic in maas.admin)."""
+    # --local is accepted after the command too; SUPPRESS keeps a global --local when it is not repeated.
+    local = argparse.ArgumentParser(add_help=False)
+    local.add_argument("--local", metavar="URL", default=argparse.SUPPRESS, help=LOCAL_HELP)
+
+    def command(group, name: str, key: str, summary: str, description: str) -> argparse.ArgumentParser:
+        paragraphs = [*description.split("\n"), TARGET_NOTE]
+        p = group.add_parser(
+            name,
+            parents=[local],
+            help=summary,
+            description="\n\n".join(textwrap.fill(text, 79) for text in paragraphs),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=_admin(key))
+        return p
+
+    tenants = sub.add_parser(
+        "tenants",
+        help="create, list, show, suspend and resume tenants",
+        description="Tenants: who is billed. Each has a plan (maas/data/plans.toml), a status and API keys.",
+    ).add_subparsers(dest="action", required=True)
+    c = command(
+        tenants,
+        "create",
+        "tenants create",
+        "create a tenant and its first API key (the key is printed once)",
+        "Create a tenant on PLAN and a first API key for it. The key is printed once, now: only its hash "
+        "is stored, so it can never be shown again.",
+    )
+    c.add_argument("name", help="the tenant's display name, e.g. 'Acme Corp'")
+    c.add_argument("--plan", required=True, help="its plan: free, pro, enterprise (maas/data/plans.toml)")
+    c.add_argument("--id", help="its tenant id (2-63 of a-z, 0-9, '-'); default: a generated t-<12 hex>")
+    command(
+        tenants,
+        "list",
+        "tenants list",
+        "list every tenant",
+        "List every tenant: id, name, plan, status and when it was created (keys: `maas keys list TENANT`).",
+    )
+    for name, key, summary, description in (
+        (
+            "show",
+            "tenants show",
+            "one tenant: its keys, this month's usage and quota",
+            "Show a tenant: its keys by prefix and status (never the keys), this month's usage per model "
+            "and its quota.",
+        ),
+        (
+            "suspend",
+            "tenants suspend",
+            "refuse every key of a tenant (403) until resumed",
+            "Suspend a tenant: the authorizer denies all its keys (403). Usage and keys are kept.",
+        ),
+        (
+            "resume",
+            "tenants resume",
+            "let a suspended tenant's keys work again",
+            "Resume a suspended tenant: its active keys work again.",
+        ),
+    ):
+        command(tenants, name, key, summary, description).add_argument("tenant", help="tenant id")
+
+    keys = sub.add_parser(
+        "keys",
+        help="create, list, revoke and rotate a tenant's API keys",
+        description="API keys of a tenant. Keys are stored as sha256 hashes; a key is printed once, when it is "
+        "made, and is otherwise known by its non-secret prefix (maas_XXXXXXXX).",
+    ).add_subparsers(dest="action", required=True)
+    command(
+        keys,
+        "create",
+        "keys create",
+        "make a new key for a tenant (printed once)",
+        "Make a new API key for TENANT; it is printed once, now.",
+    ).add_argument("tenant", help="tenant id")
+    command(
+        keys,
+        "list",
+        "keys list",
+        "a tenant's keys: prefix, status, created, revoked",
+        "List a tenant's keys by prefix, with status and times. Keys themselves are never shown.",
+    ).add_argument("tenant", help="tenant id")
+    for name, key, summary, description in (
+        (
+            "revoke",
+            "keys revoke",
+            "revoke a key (it stops working within the authorizer cache TTL)",
+            "Revoke the key with PREFIX: API Gateway refuses it once the authorizer's cached answer expires.",
+        ),
+        (
+            "rotate",
+            "keys rotate",
+            "make a new key, then revoke the one with PREFIX; prints the new key once",
+            "Rotate a key: a new key is made first, then the old one is revoked, so the tenant is never "
+            "without a working key. The new key is printed once.",
+        ),
+    ):
+        p = command(keys, name, key, summary, description)
+        p.add_argument("tenant", help="tenant id")
+        p.add_argument("prefix", help="the key's prefix, as `maas keys list` shows it (maas_XXXXXXXX)")
+
+    usage = sub.add_parser(
+        "usage",
+        help="monthly usage reports and invoice/CloudEvents exports",
+        description="A month's usage per tenant and model, priced with each tenant's plan by model family.",
+    ).add_subparsers(dest="action", required=True)
+    r = command(
+        usage,
+        "report",
+        "usage report",
+        "a table of a month's usage and amounts per tenant and model",
+        "Per tenant and model: units, requests, compute ms, the plan's price per million units of the "
+        "model's family, and the amount (USD, rounded to cents half-up), with totals.",
+    )
+    r.add_argument("--month", required=True, help="the UTC month, YYYY-MM")
+    r.add_argument("--tenant", help="only this tenant (default: every tenant with usage)")
+    e = command(
+        usage,
+        "export",
+        "usage export",
+        "export a month's usage as CSV invoice lines or CloudEvents JSON lines",
+        "csv: one invoice line per tenant and model (tenant_id, tenant_name, plan, month, model, family, "
+        "units, requests, unit_price_per_million_usd, amount_usd), a TOTAL line per tenant and a grand TOTAL.\n"
+        "cloudevents: one CloudEvents 1.0 JSON object per line, one per usage event (id = its request id).\n"
+        "Keys never appear, only their prefixes.",
+    )
+    e.add_argument("--month", required=True, help="the UTC month, YYYY-MM")
+    e.add_argument("--format", required=True, choices=("csv", "cloudevents"), help="csv or cloudevents")
+    e.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    e.add_argument("--tenant", help="only this tenant (default: every tenant with usage)")
+
+
+TARGET_NOTE = (
+    "Tables: with --local URL (or MAAS_LOCAL_AWS), the emulator `maas serve` runs, under the local table names; "
+    "otherwise those named by MAAS_TENANTS_TABLE, MAAS_API_KEYS_TABLE, MAAS_USAGE_TABLE (the stack's outputs), "
+    "with the AWS credentials, region and endpoint (AWS_ENDPOINT_URL) of the environment."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maas",
@@ -63,8 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  maas models build all-minilm-l6-v2      build the int8 embedding package into models/\n"
         "  maas serve                              run the API on http://127.0.0.1:8000\n"
         "  maas invoke embeddings --event events/embeddings-post.json\n"
-        "  maas bench embeddings                   latency/throughput/cold start/size table",
+        "  maas bench embeddings                   latency/throughput/cold start/size table\n"
+        "  maas --local URL tenants create Acme --plan pro    a tenant on `maas serve`'s emulator at URL\n"
+        "  maas usage export --month 2026-03 --format csv     invoice lines of a deployment's tables",
     )
+    parser.add_argument("--local", metavar="URL", default=None, help=LOCAL_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="build and verify model packages").add_subparsers(
@@ -112,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", default="bench-results/embeddings.json", help="where to write the results")
     be.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
     be.set_defaults(func=_bench)
+    _add_admin_commands(sub)
     return parser
 
 

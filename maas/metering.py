@@ -225,18 +225,20 @@ class Meter:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def daily(self, tenant_id: str, start_day: str, end_day: str) -> list[dict]:
-        """Per-day, per-model aggregates between two days (inclusive, YYYY-MM-DD)."""
-        items = self._query(
+    def _between(self, tenant_id: str, prefix: str, start_day: str, end_day: str) -> list[dict]:
+        return self._query(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
             ExpressionAttributeValues={
                 ":pk": tenant_pk(tenant_id),
-                ":a": {"S": f"DAY#{start_day}"},
-                ":b": {"S": f"DAY#{end_day}"},
+                ":a": {"S": f"{prefix}{start_day}"},
+                ":b": {"S": f"{prefix}{end_day}"},
             },
             ConsistentRead=True,
         )
-        return [row for item in items for row in _rows(item, "DAY#")]
+
+    def daily(self, tenant_id: str, start_day: str, end_day: str) -> list[dict]:
+        """Per-day, per-model aggregates between two days (inclusive, YYYY-MM-DD)."""
+        return [row for item in self._between(tenant_id, "DAY#", start_day, end_day) for row in _rows(item, "DAY#")]
 
     def monthly(self, tenant_id: str, month: str) -> list[dict]:
         items = self._query(
@@ -247,21 +249,13 @@ class Meter:
         return [row for item in items for row in _rows(item, "MONTH#")]
 
     def failures(self, tenant_id: str, start_day: str, end_day: str) -> list[dict]:
-        items = self._query(
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-            ExpressionAttributeValues={
-                ":pk": tenant_pk(tenant_id),
-                ":a": {"S": f"ERRORS#{start_day}"},
-                ":b": {"S": f"ERRORS#{end_day}"},
-            },
-            ConsistentRead=True,
-        )
+        """Per-day counts of failed (unbilled) requests by status class."""
         return [
             {
                 "day": i["sk"]["S"].removeprefix("ERRORS#"),
                 **{k: int(v["N"]) for k, v in i.items() if k.startswith("status_")},
             }
-            for i in items
+            for i in self._between(tenant_id, "ERRORS#", start_day, end_day)
         ]
 
     def events(self, tenant_id: str, start: float, end: float) -> list[UsageEvent]:

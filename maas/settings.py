@@ -57,3 +57,14 @@ class AuthorizerSettings(BaseModel):
     api_keys_table: str = Field(alias=API_KEYS.env_var, min_length=3)
 
     from_env = classmethod(EmbeddingsSettings.from_env.__func__)
+
+
+class UsageSettings(BaseModel):
+    """GET /v1/usage: reads the usage table; prices and quotas from the plans (packaged, or a file)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    usage_table: str = Field(alias=USAGE.env_var, min_length=3)
+    plans_file: Path | None = Field(None, alias=c.ENV_PLANS_FILE)
+
+    from_env = classmethod(EmbeddingsSettings.from_env.__func__)

@@ -61,6 +61,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/embeddings", "embeddings"),
     Route("GET", "/v1/models", "embeddings"),
     Route("GET", "/v1/models/{id}", "embeddings"),
+    Route("GET", "/v1/usage", "usage"),
     Route("GET", "/docs", "embeddings", auth=False),
     Route("GET", "/openapi.json", "embeddings", auth=False),
 )
@@ -74,6 +75,7 @@ def function_env(model_dir: Path) -> dict[str, dict[str, str]]:
     tables = table_env()
     return {
         "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        "usage": tables,
         AUTHORIZER_FUNCTION: tables,
     }
 

@@ -42,6 +42,18 @@ def _call(handler, event):
     return result["statusCode"], json.loads(result["body"]), headers
 
 
+def _consume(aws, auth, leave: int) -> None:
+    """Use up the month's quota but ``leave`` units directly, as earlier traffic would have."""
+    quota = default_plans()[auth["plan"]].monthly_quota
+    aws.client("dynamodb").update_item(
+        TableName=USAGE.local_name,
+        Key={"pk": {"S": f"TENANT#{auth['tenant_id']}"}, "sk": {"S": f"MONTH#{month_of(time.time())}"}},
+        UpdateExpression="SET #c = :q",
+        ExpressionAttributeNames={"#c": "consumed"},
+        ExpressionAttributeValues={":q": {"N": str(quota - leave)}},
+    )
+
+
 def test_without_authorizer_context_the_request_is_refused(embeddings_handler):
     status, body, _ = _call(embeddings_handler, _event({"input": "hi"}, auth=None))
     assert status == 401 and body["error"]["type"] == "authentication_error"
@@ -100,15 +112,7 @@ def test_tenant_smuggled_in_body_or_headers_changes_nothing(embeddings_handler, 
 
 def test_exhausted_quota_answers_429_with_reset_and_is_not_billed(embeddings_handler, meter, aws):
     auth = _auth(plan="free")
-    quota = default_plans()["free"].monthly_quota
-    # Use up the month's quota directly, as earlier traffic would have.
-    aws.client("dynamodb").update_item(
-        TableName=USAGE.local_name,
-        Key={"pk": {"S": f"TENANT#{auth['tenant_id']}"}, "sk": {"S": f"MONTH#{month_of(time.time())}"}},
-        UpdateExpression="SET #c = :q",
-        ExpressionAttributeNames={"#c": "consumed"},
-        ExpressionAttributeValues={":q": {"N": str(quota - 3)}},
-    )
+    _consume(aws, auth, leave=3)
     status, body, headers = _call(embeddings_handler, _event({"input": "this needs more than three tokens"}, auth))
     assert status == 429 and body["error"]["code"] == "quota_exceeded"
     assert "resets at" in body["error"]["message"]
@@ -147,14 +151,7 @@ def test_metrics_are_emitted_as_emf_per_model_and_task(embeddings_handler, capsy
 
 def test_quota_rejections_are_a_metric(embeddings_handler, aws, capsys):
     auth = _auth(plan="free")
-    quota = default_plans()["free"].monthly_quota
-    aws.client("dynamodb").update_item(
-        TableName=USAGE.local_name,
-        Key={"pk": {"S": f"TENANT#{auth['tenant_id']}"}, "sk": {"S": f"MONTH#{month_of(time.time())}"}},
-        UpdateExpression="SET #c = :q",
-        ExpressionAttributeNames={"#c": "consumed"},
-        ExpressionAttributeValues={":q": {"N": str(quota)}},
-    )
+    _consume(aws, auth, leave=0)
     assert _call(embeddings_handler, _event({"input": "no room"}, auth))[0] == 429
     [record] = _emf(capsys.readouterr().out)
     assert _value(record["QuotaRejections"]) == 1.0

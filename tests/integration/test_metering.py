@@ -10,12 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from maas.metering import Meter, QuotaExceeded, UsageEvent, day_of, month_of
-from maas.tables import USAGE
+from maas.tables import USAGE, create_table_kwargs
 
 
 @pytest.fixture
 def meter(aws):
-    return Meter(aws.client("dynamodb"), USAGE.local_name)
+    """A fresh usage table per test: moto's transactions copy the table, so a small one keeps them fast."""
+    ddb = aws.client("dynamodb")
+    name = f"usage-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(**create_table_kwargs(USAGE, name=name))
+    yield Meter(ddb, name)
+    ddb.delete_table(TableName=name)
 
 
 def _event(tenant, units=10, rid=None, model="all-minilm-l6-v2", ts=None):

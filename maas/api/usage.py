@@ -1,0 +1,98 @@
+"""Routes of the usage function: GET /v1/usage (the caller's own usage only), its OpenAPI document.
+
+The tenant comes only from the authorizer's context (maas.billing.caller_from_event); query parameters and
+headers other than the range are ignored, so no request can read another tenant's usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel, Field
+
+from maas.api.http import JSON, create_resolver, openapi_document
+from maas.api.schemas import ErrorResponse
+from maas.billing import caller_from_event
+from maas.constants import DEFAULT_MAX_BODY_BYTES
+from maas.usage import MAX_RANGE_DAYS, UsageService
+
+TITLE = "maas usage API"
+USAGE_PATH = "/v1/usage"
+ERRORS = {
+    400: {"description": "Invalid date or range", "content": {JSON: {"model": ErrorResponse}}},
+    401: {"description": "No API key, or not an authorized one", "content": {JSON: {"model": ErrorResponse}}},
+}
+
+
+class UsageRow(BaseModel):
+    date: dt.date = Field(description="UTC day.")
+    model: str = Field(description="Model id as `name@version`.")
+    units: int = Field(description="Billable units: input tokens for text models, images for vision models.")
+    requests: int
+    compute_ms: float = Field(description="Inference time billed, summed over the requests.")
+
+
+class UsageTotals(BaseModel):
+    units: int
+    requests: int
+
+
+class QuotaState(BaseModel):
+    limit: int = Field(description="The plan's monthly quota of billable units.")
+    consumed: int = Field(description="Units used this month (UTC).")
+    remaining: int
+    reset: str = Field(description="When the quota resets (RFC 3339, start of next month, UTC).")
+
+
+class FailedDay(BaseModel):
+    date: dt.date
+    status_4xx: int = Field(0, description="Refused requests (not billed).")
+    status_5xx: int = Field(0, description="Requests that failed on our side (not billed).")
+
+
+class UsageResponse(BaseModel):
+    object: Literal["usage"] = "usage"
+    tenant_id: str
+    plan: str
+    start: dt.date
+    end: dt.date
+    data: list[UsageRow] = Field(description="Per day and model, in the range; days without usage are left out.")
+    totals: UsageTotals = Field(description="Sums of `data`.")
+    quota: QuotaState = Field(description="This month's quota, whatever the range.")
+    failed: list[FailedDay] = Field(description="Failed requests per day, in the range.")
+
+
+def create_app(service: UsageService, logger: logging.Logger) -> APIGatewayRestResolver:
+    """The usage function's resolver; call ``resolve(event, context)`` with an API Gateway REST event."""
+    # GET only: the body limit just bounds what a stray body costs to parse.
+    app = create_resolver(DEFAULT_MAX_BODY_BYTES, logger, title=TITLE)
+
+    @app.get(
+        USAGE_PATH,
+        summary="The caller's own usage, quota and failed requests",
+        responses={200: {"description": "Usage"}, **ERRORS},
+    )
+    def get_usage(
+        start: Annotated[
+            str | None,
+            Query(description="First day, YYYY-MM-DD (UTC). Default: the first day of `end`'s month."),
+        ] = None,
+        end: Annotated[
+            str | None,
+            Query(description=f"Last day, inclusive. Default: today (UTC). At most {MAX_RANGE_DAYS} days in all."),
+        ] = None,
+    ) -> UsageResponse:
+        caller = caller_from_event(app.current_event.raw_event)
+        report = service.caller_usage(caller, start, end)
+        logger.info("usage", extra={"tenant_id": caller.tenant_id, "rows": len(report["data"])})
+        return UsageResponse.model_validate(report)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi():
+        return Response(status_code=200, content_type=JSON, body=openapi_document(app, TITLE))
+
+    return app
