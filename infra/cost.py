@@ -189,7 +189,8 @@ def per_million(
 
 def alarm_count(config: Config) -> int:
     """Alarms the Monitoring construct and autoscaling create (target tracking adds two per policy at deploy)."""
-    functions = 1 + len(config.lambda_tasks) + len(config.sagemaker_models) + 2  # authorizer, tasks, proxies, batch
+    # authorizer, usage, tasks, proxies, two batch workers
+    functions = 2 + len(config.lambda_tasks) + len(config.sagemaker_models) + 2
     api_facing = functions - 2
     alarms = 2 + functions + api_facing + 1  # API 5xx + p99, errors per function, throttles, dead letters
     for model in config.sagemaker_models:

@@ -29,8 +29,10 @@ TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
     "image-classify": [("POST", "/v1/images/classify", None)],
     "rerank": [("POST", "/v1/rerank", None)],
 }
-# Served by the first task function: the catalog, the caller's usage, the documentation (public).
-COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}"), ("GET", "/v1/usage")]
+# Served by the first task function: the catalog and the documentation (public).
+COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}")]
+# Served by the usage function (functions/usage): the caller's own usage, read-only.
+USAGE_ROUTES = [("GET", "/v1/usage")]
 PUBLIC_ROUTES = [("GET", "/docs"), ("GET", "/openapi.json")]
 # Variables the heavy-model proxy reads (to move into maas.constants with the proxy's issue).
 ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"
@@ -148,6 +150,13 @@ class ServiceStack(Stack):
         tables[API_KEYS.logical_name].grant_read_data(authorizer.role)
 
         self.api = InferenceApi(self, "Inference", config=config, plans=plans, authorizer=authorizer.alias)
+        # Small and read-only like the authorizer, so it takes the authorizer's sizing.
+        usage = function(
+            "Usage", "usage", "maas: the caller's own usage (GET /v1/usage)", config.authorizer, None, table_env(USAGE)
+        )
+        tables[USAGE.logical_name].grant_read_data(usage.role)
+        for method, path in USAGE_ROUTES:
+            self.api.add_route(method, path, usage.alias)
         task_functions: dict[str, ServiceFunction] = {}
         for task in config.lambda_tasks:
             model = next(m for m in config.lambda_models if m.task == task)
@@ -238,6 +247,12 @@ class ServiceStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.api.url)
         for name, plan in self.api.usage_plans.items():
             CfnOutput(self, f"UsagePlan{name.capitalize()}", value=plan.usage_plan_id, description=f"plan {name}")
+        CfnOutput(
+            self,
+            "UsagePlanIds",
+            value=self.to_json_string({name: plan.usage_plan_id for name, plan in self.api.usage_plans.items()}),
+            description="export as MAAS_USAGE_PLAN_IDS for `maas tenants create` on this deployment",
+        )
         CfnOutput(self, "RequestsQueueUrl", value=self.batch.requests.queue_url)
         CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
 

@@ -36,6 +36,7 @@ from maas.tenancy import (
     TenancyError,
     Tenant,
     TenantStore,
+    UsagePlanKeys,
 )
 from maas.usage import InvoiceLine, aggregate_mismatches, cloud_event, invoice_lines, parse_month, rfc3339
 
@@ -79,6 +80,9 @@ class Target:
     local_url: str | None = None  # the emulator's URL; None: the AWS account/endpoint of the environment
 
 
+USAGE_PLAN_IDS_ENV = "MAAS_USAGE_PLAN_IDS"
+
+
 def no_target_message(missing: Sequence[str] = ()) -> str:
     names = ", ".join(spec.env_var for spec in TABLES)
     outputs = ", ".join(f"{spec.logical_name}Table" for spec in TABLES)
@@ -104,6 +108,28 @@ def resolve_target(local_url: str | None, environ: Mapping[str, str]) -> Target:
     if missing:
         raise BadArgument(no_target_message(missing if len(missing) < len(TABLES) else ()))
     return Target(*(names[spec.env_var] for spec in TABLES))
+
+
+def usage_plan_keys(target: Target, environ: Mapping[str, str], command: str) -> UsagePlanKeys | None:
+    """On a deployment, new tenants must be registered with API Gateway's usage plans (stack output
+    UsagePlanIds, exported as MAAS_USAGE_PLAN_IDS); locally `maas serve` throttles by plan itself."""
+    if target.local_url is not None or command != "tenants create":
+        return None
+    raw = (environ.get(USAGE_PLAN_IDS_ENV) or "").strip()
+    if not raw:
+        raise BadArgument(
+            f"creating a tenant on a deployment needs {USAGE_PLAN_IDS_ENV}: export it from the stack output "
+            "UsagePlanIds (a JSON object plan -> usage plan id), so API Gateway throttles the tenant by its plan"
+        )
+    try:
+        ids = json.loads(raw)
+        if not isinstance(ids, dict) or not all(isinstance(v, str) for v in ids.values()):
+            raise ValueError("expected an object of strings")
+    except ValueError as exc:
+        raise BadArgument(f"{USAGE_PLAN_IDS_ENV} is not a JSON object plan -> id: {exc}") from None
+    import boto3
+
+    return UsagePlanKeys(boto3.client("apigateway"), ids)
 
 
 def dynamodb_client(target: Target):
@@ -486,7 +512,9 @@ def run(
         target = resolve_target(getattr(args, "local", None), environ)
         client = dynamodb_client(target)
         plans = plans_from(environ)
-        store = TenantStore(client, target.tenants_table, target.api_keys_table, plans)
+        store = TenantStore(
+            client, target.tenants_table, target.api_keys_table, plans, usage_plan_keys(target, environ, command)
+        )
         admin = Admin(store, Meter(client, target.usage_table), plans, out, err)
         return COMMANDS[command](admin, args)
     except AdminError as exc:

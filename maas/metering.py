@@ -11,6 +11,7 @@ counted apart on TENANT#<t> / ERRORS#<yyyy-mm-dd>.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -130,6 +131,8 @@ class Meter:
         (False, None) means this request id was billed before: a retry, not billed again.
         Raises QuotaExceeded when the units do not fit in what remains of the month's quota.
         """
+        # One timestamp, rounded as stored, decides the event's month, day and index key alike.
+        event = dataclasses.replace(event, time=round(event.time, 3))
         reset = next_month(event.time)
         room = quota_limit - event.units
         if room < 0:
@@ -160,7 +163,7 @@ class Meter:
                         "task": {"S": event.task},
                         "units": _n(event.units),
                         "compute_ms": _n(round(event.compute_ms, 3)),
-                        "time": _n(round(event.time, 3)),
+                        "time": _n(event.time),
                     },
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }

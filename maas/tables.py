@@ -7,10 +7,10 @@ ApiKeys      pk key_hash (sha256 of the key)   tenant_id, prefix, status (active
 Usage        pk, sk (single-table for metering)
              EVENT#<request id> / EVENT            one billable call (written once: conditional put)
                                                    gsi1: TENANT#<tenant> / <iso time>#<request id>
-             TENANT#<tenant> / AGG#MONTH#<yyyy-mm>#<model>   units, requests, compute_ms (ADD)
-             TENANT#<tenant> / AGG#DAY#<yyyy-mm-dd>#<model>  units, requests, compute_ms (ADD)
-             TENANT#<tenant> / QUOTA#<yyyy-mm>               consumed (ADD, conditional on the plan's quota)
-             TENANT#<tenant> / ERRORS#DAY#<yyyy-mm-dd>       status_4xx, status_5xx (not billed)
+             TENANT#<tenant> / MONTH#<yyyy-mm>       consumed (ADD, conditional on the plan's quota) and,
+                                                     per model@version, units#m, requests#m, compute_ms#m
+             TENANT#<tenant> / DAY#<yyyy-mm-dd>      per model@version: units#m, requests#m, compute_ms#m
+             TENANT#<tenant> / ERRORS#<yyyy-mm-dd>   status_4xx, status_5xx (failed requests, not billed)
 """
 
 from __future__ import annotations

@@ -96,14 +96,41 @@ class Caller:
     key_prefix: str
 
 
-class TenantStore:
-    """Tenant and key records. ``client`` is a boto3 DynamoDB client."""
+class UsagePlanKeys:
+    """Registers a tenant's usage identifier with API Gateway: an API key whose value is the identifier
+    the authorizer returns (usageIdentifierKey), attached to the usage plan of the tenant's plan, so
+    throttling applies per tenant. ``plan_ids``: plan name -> usage plan id (stack output UsagePlanIds)."""
 
-    def __init__(self, client, tenants_table: str, keys_table: str, plans: dict | None = None):
+    def __init__(self, apigateway_client, plan_ids: dict[str, str]):
+        self.client = apigateway_client
+        self.plan_ids = plan_ids
+
+    def register(self, tenant: Tenant) -> None:
+        if tenant.plan not in self.plan_ids:
+            raise TenancyError(f"no usage plan id for plan {tenant.plan!r} (have: {', '.join(self.plan_ids)})")
+        key = self.client.create_api_key(
+            name=f"maas-{tenant.tenant_id}", value=tenant.usage_key, enabled=True, description="maas usage identifier"
+        )
+        self.client.create_usage_plan_key(usagePlanId=self.plan_ids[tenant.plan], keyId=key["id"], keyType="API_KEY")
+
+
+class TenantStore:
+    """Tenant and key records. ``client`` is a boto3 DynamoDB client; ``usage_plans`` registers each new
+    tenant with API Gateway's usage plans (deployments; the local gateway throttles by plan itself)."""
+
+    def __init__(
+        self,
+        client,
+        tenants_table: str,
+        keys_table: str,
+        plans: dict | None = None,
+        usage_plans: UsagePlanKeys | None = None,
+    ):
         self.ddb = client
         self.tenants_table = tenants_table
         self.keys_table = keys_table
         self.plans = plans
+        self.usage_plans = usage_plans
 
     # tenants
     def create_tenant(self, name: str, plan: str, tenant_id: str | None = None) -> Tenant:
@@ -128,6 +155,12 @@ class TenantStore:
             )
         except self.ddb.exceptions.ConditionalCheckFailedException:
             raise TenancyError(f"tenant {tenant_id} already exists") from None
+        if self.usage_plans is not None:
+            try:
+                self.usage_plans.register(tenant)
+            except Exception as exc:  # no tenant without its usage plan: undo the record
+                self.ddb.delete_item(TableName=self.tenants_table, Key={"tenant_id": {"S": tenant_id}})
+                raise TenancyError(f"could not register tenant {tenant_id} with API Gateway: {exc}") from exc
         return tenant
 
     def get_tenant(self, tenant_id: str, consistent: bool = False) -> Tenant | None:
@@ -206,18 +239,31 @@ class TenantStore:
     def list_keys(self, tenant_id: str) -> list[KeyRecord]:
         return sorted((KeyRecord.from_item(i) for i in self._key_items(tenant_id)), key=lambda k: k.created)
 
-    def revoke_key(self, tenant_id: str, prefix: str) -> KeyRecord:
+    def _active_key_item(self, tenant_id: str, prefix: str) -> dict:
         matches = [i for i in self._key_items(tenant_id) if i["prefix"]["S"] == prefix]
         if not matches:
             raise TenancyError(f"tenant {tenant_id} has no key {prefix}")
-        item = matches[0]
-        self.ddb.update_item(
-            TableName=self.keys_table,
-            Key={"key_hash": item["key_hash"]},
-            UpdateExpression="SET #s = :r, revoked = :now",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":r": {"S": REVOKED}, ":now": {"N": str(int(time.time()))}},
-        )
+        if matches[0]["status"]["S"] != ACTIVE:
+            raise TenancyError(f"key {prefix} of tenant {tenant_id} is already revoked")
+        return matches[0]
+
+    def revoke_key(self, tenant_id: str, prefix: str) -> KeyRecord:
+        item = self._active_key_item(tenant_id, prefix)
+        try:
+            self.ddb.update_item(
+                TableName=self.keys_table,
+                Key={"key_hash": item["key_hash"]},
+                UpdateExpression="SET #s = :r, revoked = :now",
+                ConditionExpression="#s = :a",  # the first revocation's time is the one kept
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":r": {"S": REVOKED},
+                    ":a": {"S": ACTIVE},
+                    ":now": {"N": str(int(time.time()))},
+                },
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            raise TenancyError(f"key {prefix} of tenant {tenant_id} is already revoked") from None
         return KeyRecord.from_item(
             self.ddb.get_item(TableName=self.keys_table, Key={"key_hash": item["key_hash"]}, ConsistentRead=True)[
                 "Item"
@@ -225,7 +271,9 @@ class TenantStore:
         )
 
     def rotate_key(self, tenant_id: str, prefix: str) -> tuple[str, KeyRecord]:
-        """A new key for the tenant, then the old one revoked (in that order: never a moment with none)."""
+        """A new key for the tenant, then the old one revoked (in that order: never a moment with none).
+        The old key must exist and be active, or nothing is created."""
+        self._active_key_item(tenant_id, prefix)
         key, record = self.create_key(tenant_id)
         self.revoke_key(tenant_id, prefix)
         return key, record

@@ -31,7 +31,7 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
         print(f"error: {event_path} is not valid JSON: {exc}", file=sys.stderr)
         return 2
     merged = {**default_env(), **(env or {})}
-    hint = model_missing_hint(merged)
+    hint = model_missing_hint(merged) if function == "embeddings" else None
     if hint:
         print(f"error: {hint}", file=sys.stderr)
         return 2

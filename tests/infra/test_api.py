@@ -9,7 +9,7 @@ import pytest
 from infra.access_log import ACCESS_LOG_FIELDS
 from infra.api import KEEP_STATUS, error_template, gateway_responses
 from infra.config import load_config, load_plans
-from infra.stacks import COMMON_ROUTES, PUBLIC_ROUTES, TASK_ROUTES, heavy_route
+from infra.stacks import COMMON_ROUTES, PUBLIC_ROUTES, TASK_ROUTES, USAGE_ROUTES, heavy_route
 from maas import constants
 from maas.api.gateway import GATEWAY_RESPONSES
 from maas.api.schemas import EmbeddingsRequest
@@ -18,7 +18,7 @@ from tests.infra.templates import only, resources, routes, text
 
 def expected_routes(config) -> tuple[set, set]:
     authorized = {(m, p) for task in config.lambda_tasks for m, p, _ in TASK_ROUTES[task]}
-    authorized |= set(COMMON_ROUTES)
+    authorized |= set(COMMON_ROUTES) | set(USAGE_ROUTES)
     authorized |= {("POST", heavy_route(m)) for m in config.sagemaker_models}
     return authorized, set(PUBLIC_ROUTES)
 
@@ -173,3 +173,11 @@ def test_access_logs_are_json_without_keys_and_execution_logs_without_bodies(bui
     assert everything["DataTraceEnabled"] is False
     assert everything["MetricsEnabled"] is True
     assert props["StageName"] == load_config().stage_name
+
+
+def test_usage_route_goes_to_the_read_only_usage_function(built):
+    """GET /v1/usage is served by functions/usage through its alias; the usage plan ids are an output."""
+    template = built.service_template
+    uri = text(routes(template)[("GET", "/v1/usage")]["Integration"]["Uri"])
+    assert "UsageAlias" in uri and "Taskembeddings" not in uri
+    assert "UsagePlanIds" in template["Outputs"]

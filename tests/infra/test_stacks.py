@@ -97,7 +97,7 @@ def test_functions_follow_config(built):
     config = load_config()
     functions = lambda_functions(built.service_template)
     ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
-    assert len(ours) == 5  # authorizer, embeddings, heavy proxy, two batch workers
+    assert len(ours) == 6  # authorizer, usage, embeddings, heavy proxy, two batch workers
     for props in ours.values():
         assert props["Runtime"] == f"python{config.python}"
         assert props["LoggingConfig"]["LogFormat"] == "JSON"

@@ -422,3 +422,31 @@ def test_every_admin_command_explains_itself(capsys, argv):
     description = out.split("\n\n")[1]  # the paragraph after the usage line
     assert len(description.split()) >= 8
     assert "--local URL" in out and "MAAS_TENANTS_TABLE" in out
+
+
+def test_on_a_deployment_new_tenants_get_their_usage_plan_key(aws):
+    """API Gateway throttles by the usageIdentifierKey the authorizer returns only if an API key with that
+    value is attached to the plan's usage plan: tenant creation on a deployment registers it."""
+    from maas.admin import BadArgument, Target, usage_plan_keys
+    from maas.plans import default_plans
+    from maas.tables import API_KEYS, TENANTS
+    from maas.tenancy import TenancyError, TenantStore, UsagePlanKeys
+
+    deployed = Target("t", "k", "u", None)
+    with pytest.raises(BadArgument, match="UsagePlanIds"):
+        usage_plan_keys(deployed, {}, "tenants create")
+    assert usage_plan_keys(deployed, {}, "tenants list") is None
+
+    apigw = aws.client("apigateway")
+    plan_id = apigw.create_usage_plan(name="pro")["id"]
+    ddb = aws.client("dynamodb")
+    store = TenantStore(
+        ddb, TENANTS.local_name, API_KEYS.local_name, default_plans(), UsagePlanKeys(apigw, {"pro": plan_id})
+    )
+    tenant = store.create_tenant("Deployed Co", "pro")
+    [key] = apigw.get_usage_plan_keys(usagePlanId=plan_id)["items"]
+    assert key["value"] == tenant.usage_key and key["name"] == f"maas-{tenant.tenant_id}"
+    # A plan with no usage plan id: refused, and no tenant record is left behind.
+    with pytest.raises(TenancyError, match="no usage plan id for plan 'free'"):
+        store.create_tenant("Nowhere", "free", tenant_id="nowhere-co")
+    assert store.get_tenant("nowhere-co") is None

@@ -149,3 +149,19 @@ def test_tenant_smuggling_headers_do_not_change_the_tenant(served):
     victim, _, _ = _tenant(store)
     r = _post(running.base_url, key, headers={"X-Tenant-Id": victim.tenant_id, "x-api-key": "maas_x"})
     assert r.status_code == 200
+
+
+def test_rotate_and_revoke_refuse_unknown_or_revoked_keys_without_side_effects(store):
+    tenant, key, record = _tenant(store)
+    from maas.tenancy import TenancyError
+
+    with pytest.raises(TenancyError, match="has no key maas_nope0000"):
+        store.rotate_key(tenant.tenant_id, "maas_nope0000")
+    assert len(store.list_keys(tenant.tenant_id)) == 1  # no orphan key was created
+    first = store.revoke_key(tenant.tenant_id, record.prefix)
+    with pytest.raises(TenancyError, match="already revoked"):
+        store.revoke_key(tenant.tenant_id, record.prefix)
+    with pytest.raises(TenancyError, match="already revoked"):
+        store.rotate_key(tenant.tenant_id, record.prefix)
+    [kept] = store.list_keys(tenant.tenant_id)
+    assert kept.revoked == first.revoked
