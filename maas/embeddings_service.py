@@ -132,7 +132,7 @@ class EmbeddingsService:
                         code="context_length_exceeded",
                         param="input",
                     )
-        if self.tracer is not None:
+        if self.tracer is not None and not self.tracer.disabled:  # a disabled tracer still builds entities
             with self.tracer.provider.in_subsegment("model run") as segment:
                 segment.put_annotation("model", manifest.name)
                 result = embedder.embed(texts, encodings)

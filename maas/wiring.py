@@ -19,3 +19,35 @@ def billing_from_settings(settings, logger: logging.Logger, metrics=None) -> Bil
     from maas.metering import Meter
 
     return Billing(Meter(boto3.client("dynamodb"), settings.usage_table), plans, logger, metrics)
+
+
+def lambda_entry(api, logger, metrics=None):
+    """The Lambda handler around an API callable: the request and correlation ids on every log line, and
+    the EMF metrics flushed after each invocation that recorded some.
+
+    Powertools' inject_lambda_context and log_metrics decorators do the same with more per-call work
+    (~0.1-0.2 ms together: a JMESPath query, context capture, an empty-metrics warning when metering is off),
+    which is several percent of a 2.5 ms inference; the static keys they add are set once here instead.
+    """
+    cold = {"start": True}
+
+    def lambda_handler(event, context):
+        request_id = (event.get("requestContext") or {}).get("requestId") if isinstance(event, dict) else None
+        logger.append_keys(
+            function_request_id=getattr(context, "aws_request_id", None),
+            correlation_id=request_id,
+            cold_start=cold["start"],
+        )
+        if cold["start"]:
+            cold["start"] = False
+            logger.append_keys(
+                function_name=getattr(context, "function_name", None),
+                function_memory_size=getattr(context, "memory_limit_in_mb", None),
+            )
+        try:
+            return api(event, context)
+        finally:
+            if metrics is not None and metrics.metric_set:
+                metrics.flush_metrics()
+
+    return lambda_handler

@@ -1,13 +1,12 @@
 """Lambda entry point for POST /v1/embeddings and GET /v1/models: plumbing only."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging import correlation_paths
 
 from maas.api.embeddings import create_app
 from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
 from maas.embeddings_service import EmbeddingsService
 from maas.settings import EmbeddingsSettings
-from maas.wiring import billing_from_settings
+from maas.wiring import billing_from_settings, lambda_entry
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)  # patches botocore: DynamoDB calls become subsegments
@@ -15,10 +14,4 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 settings = EmbeddingsSettings.from_env()
 service = EmbeddingsService(settings, logger, tracer=tracer)  # loads and verifies the model once, at init
 api = create_app(service, billing_from_settings(settings, logger, metrics), logger)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event, context):
-    return api(event, context)
+lambda_handler = lambda_entry(api, logger, metrics)

@@ -66,7 +66,9 @@ class EmbeddingsApi:
         headers = self.billing.charge(
             caller, request_id_of(event, caller), self.service.manifest, tokens, compute_ms, before
         )
-        self.logger.info(
+        # DEBUG, not INFO: API Gateway's access log has a line per request and the EMF metrics carry the
+        # numbers; formatting this line cost ~0.15 ms, 5% of a single-sentence call.
+        self.logger.debug(
             "embeddings", extra={"inputs": len(result["data"]), "tokens": tokens, "ms": round(compute_ms, 2)}
         )
         return dumps(result), headers

@@ -234,9 +234,20 @@ def test_corrupt_model_at_init_answers_503(model_dir, tmp_path, caplog):
 
 
 def test_inputs_are_never_logged(embeddings_handler, caplog):
+    import logging
+
     secret = "my card number is 4111 1111 1111 1111"
-    assert _post(embeddings_handler, {"input": secret})[0] == 200
-    assert caplog.records, "the request should have logged its sizes"
+    service_logger = logging.getLogger("maas")
+    level = service_logger.level
+    service_logger.setLevel(logging.DEBUG)  # the per-request line is DEBUG; show it to check what it holds
+    try:
+        with caplog.at_level(logging.DEBUG, logger="maas"):
+            assert _post(embeddings_handler, {"input": secret})[0] == 200
+            assert _post(embeddings_handler, {"input": secret, "nope": 1})[0] == 400
+    finally:
+        service_logger.setLevel(level)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "embeddings" in messages and "request refused" in messages
     assert all("4111" not in str(r.__dict__) for r in caplog.records)
 
 
