@@ -1,15 +1,15 @@
 """Lambda entry point for POST /v1/embeddings and GET /v1/models: plumbing only."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 from maas.api.embeddings import create_app
 from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
 from maas.embeddings_service import EmbeddingsService
 from maas.settings import EmbeddingsSettings
-from maas.wiring import billing_from_settings, lambda_entry
+from maas.wiring import billing_from_settings, lambda_entry, make_tracer
 
 logger = Logger(service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)  # patches botocore: DynamoDB calls become subsegments
+tracer = make_tracer(SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 settings = EmbeddingsSettings.from_env()
 service = EmbeddingsService(settings, logger, tracer=tracer)  # loads and verifies the model once, at init

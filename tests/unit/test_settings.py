@@ -36,3 +36,12 @@ def test_values_are_parsed_and_unrelated_variables_ignored():
 def test_invalid_values_name_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         EmbeddingsSettings.from_env({**METERED, name: value})
+
+
+def test_tracer_only_where_it_traces():
+    from maas.wiring import make_tracer
+
+    assert make_tracer("maas", {}) is None  # outside Lambda: no X-Ray SDK import at all
+    assert make_tracer("maas", {"AWS_LAMBDA_FUNCTION_NAME": "f", "POWERTOOLS_TRACE_DISABLED": "true"}) is None
+    tracer = make_tracer("maas", {"AWS_LAMBDA_FUNCTION_NAME": "f"})
+    assert tracer is not None and tracer.service == "maas"
