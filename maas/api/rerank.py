@@ -1,0 +1,112 @@
+"""Routes of the rerank function: POST /v1/rerank (the Cohere/Jina shape).
+
+Authenticated and metered exactly like POST /v1/embeddings: the tenant from the authorizer's context, a quota
+pre-check before any compute, one exactly-once usage event (units: tokens of the query plus the documents,
+task `rerank`), refused requests counted apart, every error in the one error shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel, ValidationError
+
+from maas.api.embeddings import ERRORS, proxy_result
+from maas.api.http import JSON, check_body_size, create_resolver, dumps, validation_error
+from maas.billing import Billing, request_id_of
+from maas.errors import ApiError, UnsupportedMediaType, internal_error_body
+from maas.rerank import RerankRequest, RerankResponse, RerankService
+
+TITLE = "maas rerank API"
+RERANK_PATH = "/v1/rerank"
+
+
+def json_body(event: dict, model: type[BaseModel], max_body_bytes: int) -> BaseModel:
+    """The event's JSON body validated into ``model``: 415, 413 and 400 in the error shape."""
+    headers = event.get("headers") or {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    if content_type and not content_type.lower().startswith("application/json"):
+        raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", errors="replace")
+    check_body_size(body, max_body_bytes)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+class MeteredPost:
+    """One metered JSON POST route, dispatched without the resolver (as the embeddings hot path is), so that
+    validation failures are counted as failed requests like every other refusal."""
+
+    def __init__(self, billing: Billing, logger: logging.Logger, max_body_bytes: int):
+        self.billing, self.logger, self.max_body_bytes = billing, logger, max_body_bytes
+
+    def __call__(self, event: dict, model: type[BaseModel], run: Callable[[BaseModel], tuple[dict, int]], manifest):
+        """``run(request) -> (response body, billable units)``; ``manifest()`` is what the usage event records."""
+        caller = None
+        try:
+            caller = self.billing.caller(event)
+            request = json_body(event, model, self.max_body_bytes)
+            before = self.billing.precheck(caller)
+            started = time.perf_counter()
+            result, units = run(request)
+            compute_ms = (time.perf_counter() - started) * 1000
+            headers = self.billing.charge(caller, request_id_of(event, caller), manifest(), units, compute_ms, before)
+            self.logger.debug("metered call", extra={"units": units, "ms": round(compute_ms, 2)})
+            return proxy_result(200, dumps(result), headers)
+        except ApiError as err:
+            self.logger.info("request refused", extra={"status": err.status, "code": err.code})
+            return proxy_result(err.status, dumps(err.body()), self.billing.failed(caller, err))
+        except Exception:
+            self.logger.exception("unhandled error")
+            return proxy_result(500, dumps(internal_error_body()))
+
+
+class RerankApi:
+    """The function's API: call it with an API Gateway REST event and a Lambda context."""
+
+    def __init__(self, service: RerankService, billing: Billing, logger: logging.Logger):
+        self.service = service
+        self.post = MeteredPost(billing, logger, service.settings.max_body_bytes)
+        self.app = self._resolver(logger)
+
+    def __call__(self, event: dict, context) -> dict:
+        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == RERANK_PATH:
+            return self.post_rerank(event)
+        return self.app.resolve(event, context)
+
+    def _run(self, request: RerankRequest) -> tuple[dict, int]:
+        result = self.service.rerank(request)
+        return result, result["usage"]["total_tokens"]
+
+    def post_rerank(self, event: dict) -> dict:
+        return self.post(event, RerankRequest, self._run, lambda: self.service.manifest)
+
+    def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
+        app = create_resolver(self.service.settings.max_body_bytes, logger, title=TITLE)
+
+        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
+        @app.post(
+            RERANK_PATH,
+            summary="Rerank documents by relevance to a query (Cohere/Jina shape)",
+            responses={200: {"description": "Ranked results", "content": {JSON: {"model": RerankResponse}}}, **ERRORS},
+        )
+        def rerank(request: Annotated[RerankRequest, Body()]):
+            result = self.post_rerank(app.current_event.raw_event)
+            headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
+            return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
+
+        return app
+
+
+def create_app(service: RerankService, billing: Billing, logger: logging.Logger) -> RerankApi:
+    return RerankApi(service, billing, logger)

@@ -1,0 +1,131 @@
+"""Routes of the v2 function: the Open Inference Protocol (KServe v2) REST API for the served package.
+
+    GET  /v2                                   server metadata
+    GET  /v2/health/live, /v2/health/ready     liveness; readiness (503 while the model is not loaded)
+    GET  /v2/models/{name}[/versions/{v}]      model metadata (tensor names, datatypes, shapes)
+    GET  /v2/models/{name}[/versions/{v}]/ready
+    POST /v2/models/{name}[/versions/{v}]/infer
+
+`infer` is authenticated and metered like every task route (units: batch rows, task `v2-infer`); the others
+are not billed. Errors use the API's one error shape (see maas.v2).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Annotated
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from maas import __version__
+from maas.api.embeddings import ERRORS
+from maas.api.http import JSON, create_resolver
+from maas.api.rerank import MeteredPost
+from maas.billing import Billing
+from maas.errors import ServiceUnavailable
+from maas.v2 import InferRequest, InferResponse, ModelMetadata, V2Service
+
+TITLE = "maas Open Inference Protocol (v2) API"
+INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
+
+
+class V2Api:
+    """The function's API: call it with an API Gateway REST event and a Lambda context."""
+
+    def __init__(self, service: V2Service, billing: Billing, logger: logging.Logger):
+        self.service = service
+        self.post = MeteredPost(billing, logger, service.settings.max_body_bytes)
+        self.app = self._resolver(logger)
+
+    def __call__(self, event: dict, context) -> dict:
+        m = INFER_PATH.match(event.get("path") or "")
+        if event.get("httpMethod") == "POST" and m:
+            return self.post_infer(event, unquote(m["name"]), unquote(m["version"]) if m["version"] else None)
+        return self.app.resolve(event, context)
+
+    def post_infer(self, event: dict, name: str, version: str | None) -> dict:
+        return self.post(
+            event,
+            InferRequest,
+            lambda request: self.service.infer(name, request, version),
+            lambda: self.service.manifest,
+        )
+
+    def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
+        app = create_resolver(self.service.settings.max_body_bytes, logger, title=TITLE)
+        service = self.service
+        metadata_responses = {
+            200: {"description": "Model metadata", "content": {JSON: {"model": ModelMetadata}}},
+            404: ERRORS[404],
+            503: ERRORS[503],
+        }
+
+        @app.get("/v2", summary="Server metadata (KServe v2)")
+        def server_metadata():
+            return {"name": "maas", "version": __version__, "extensions": []}
+
+        @app.get("/v2/health/live", summary="Liveness (KServe v2)")
+        def live():
+            return {"live": True}
+
+        @app.get("/v2/health/ready", summary="Readiness (KServe v2): 503 while the model is not loaded")
+        def ready():
+            if not service.ready():
+                raise ServiceUnavailable("The model is not loaded yet or failed to load (the reason is logged).")
+            return {"ready": True}
+
+        @app.get("/v2/models/<name>", summary="Model metadata (KServe v2)", responses=metadata_responses)
+        def model_metadata(name: str):
+            return service.metadata(unquote(name))
+
+        @app.get("/v2/models/<name>/versions/<version>", summary="Model version metadata", responses=metadata_responses)
+        def version_metadata(name: str, version: str):
+            return service.metadata(unquote(name), unquote(version))
+
+        @app.get("/v2/models/<name>/ready", summary="Model readiness (KServe v2)")
+        def model_ready(name: str):
+            service.metadata(unquote(name))
+            return {"name": service.embeddings.manifest.name, "ready": True}
+
+        @app.get("/v2/models/<name>/versions/<version>/ready", summary="Model version readiness (KServe v2)")
+        def version_ready(name: str, version: str):
+            service.metadata(unquote(name), unquote(version))
+            return {"name": service.embeddings.manifest.name, "ready": True}
+
+        infer_doc = {
+            "summary": "Inference on named tensors (KServe v2)",
+            "responses": {
+                200: {"description": "Output tensors", "content": {JSON: {"model": InferResponse}}},
+                **ERRORS,
+            },
+        }
+
+        def answer(result: dict) -> Response:
+            headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
+            return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
+
+        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers them first.
+        @app.post("/v2/models/<name>/infer", **infer_doc)
+        def infer(request: Annotated[InferRequest, Body()], name: str):
+            return answer(self.post_infer(app.current_event.raw_event, unquote(name), None))
+
+        @app.post("/v2/models/<name>/versions/<version>/infer", **infer_doc)
+        def infer_version(request: Annotated[InferRequest, Body()], name: str, version: str):
+            return answer(self.post_infer(app.current_event.raw_event, unquote(name), unquote(version)))
+
+        @app.get("/openapi.json", include_in_schema=False)
+        def openapi():
+            return Response(
+                status_code=200,
+                content_type=JSON,
+                body=app.get_openapi_json_schema(title=TITLE, version=__version__),
+            )
+
+        return app
+
+
+def create_app(service: V2Service, billing: Billing, logger: logging.Logger) -> V2Api:
+    return V2Api(service, billing, logger)

@@ -1,0 +1,222 @@
+"""functions/v2 (Open Inference Protocol / KServe v2) with the real int8 model: metadata, infer, bad tensors."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from maas.local.apigw import make_event
+from maas.local.functions import LambdaContext, load_handler
+from maas.metering import Meter
+from maas.tables import USAGE
+from tests.conftest import function_env, load_event
+
+AUTH = {"principalId": "t-v2", "tenant_id": "t-v2", "plan": "enterprise", "key_prefix": "maas_v2000000"}
+MODEL = "all-minilm-l6-v2"
+TEXTS = ["How do I reset my password?", "Refunds take five business days.", "ok"]
+
+
+@pytest.fixture(scope="session")
+def v2_handler(aws, model_dir):
+    return load_handler("v2", function_env(aws, model_dir))
+
+
+@pytest.fixture(scope="session")
+def tensors(model_dir):
+    """The tokenizer's ids for TEXTS padded to the longest, as a KServe client sends them."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    encs = tok.encode_batch(TEXTS)
+    width = max(len(e.ids) for e in encs)
+    ids = np.zeros((len(TEXTS), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(encs):
+        ids[row, : len(e.ids)] = e.ids
+        mask[row, : len(e.ids)] = 1
+    return ids, mask
+
+
+def _tensor(name, array, datatype="INT64"):
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": array.reshape(-1).tolist()}
+
+
+def _inputs(ids, mask, with_types=True):
+    inputs = [_tensor("input_ids", ids), _tensor("attention_mask", mask)]
+    if with_types:
+        inputs.append(_tensor("token_type_ids", np.zeros_like(ids)))
+    return inputs
+
+
+def _call(handler, method, path, body=None, raw=None, authorizer=AUTH, request_id=None, headers=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    event = make_event(
+        method,
+        path,
+        headers=headers or {"Content-Type": "application/json"},
+        body=data,
+        authorizer=authorizer,
+        request_id=request_id,
+    )
+    result = handler(event, LambdaContext())
+    return result["statusCode"], json.loads(result["body"]), result
+
+
+def _assert_error(status, body, expected, fragment):
+    assert status == expected, body
+    assert set(body) == {"error"} and {"message", "type", "code"} <= set(body["error"])
+    assert fragment.lower() in body["error"]["message"].lower(), body["error"]["message"]
+
+
+def test_health_and_server_metadata(v2_handler):
+    assert _call(v2_handler, "GET", "/v2/health/ready")[:2] == (200, {"ready": True})
+    assert _call(v2_handler, "GET", "/v2/health/live")[:2] == (200, {"live": True})
+    status, body, _ = _call(v2_handler, "GET", "/v2")
+    assert status == 200 and body["name"] == "maas"
+    assert _call(v2_handler, "GET", f"/v2/models/{MODEL}/ready")[:2] == (200, {"name": MODEL, "ready": True})
+
+
+def test_model_metadata_comes_from_the_manifest(v2_handler, model_dir):
+    from maas.package import read_manifest
+
+    manifest = read_manifest(model_dir)
+    status, body, _ = _call(v2_handler, "GET", f"/v2/models/{MODEL}")
+    assert status == 200
+    assert body == {
+        "name": MODEL,
+        "versions": [manifest.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [
+            {"name": "input_ids", "datatype": "INT64", "shape": [-1, -1]},
+            {"name": "attention_mask", "datatype": "INT64", "shape": [-1, -1]},
+            {"name": "token_type_ids", "datatype": "INT64", "shape": [-1, -1]},
+        ],
+        "outputs": [{"name": "sentence_embedding", "datatype": "FP32", "shape": [-1, 384]}],
+    }
+    assert _call(v2_handler, "GET", f"/v2/models/{MODEL}/versions/1")[1] == body
+    _assert_error(*_call(v2_handler, "GET", "/v2/models/nope")[:2], 404, "'nope' does not exist")
+    _assert_error(*_call(v2_handler, "GET", f"/v2/models/{MODEL}/versions/7")[:2], 404, "does not exist")
+
+
+def test_infer_round_trip_equals_the_embedder(v2_handler, model_dir, tensors):
+    from maas.embedder import TextEmbedder
+    from maas.package import read_manifest
+
+    ids, mask = tensors
+    status, body, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"id": "r1", "inputs": _inputs(ids, mask)})
+    assert status == 200, body
+    assert (body["model_name"], body["model_version"], body["id"]) == (MODEL, "1", "r1")
+    [out] = body["outputs"]
+    assert (out["name"], out["datatype"], out["shape"]) == ("sentence_embedding", "FP32", [len(TEXTS), 384])
+    got = np.array(out["data"], dtype=np.float32).reshape(out["shape"])
+    expected = TextEmbedder(model_dir, read_manifest(model_dir)).embed(TEXTS).vectors
+    # The embedder pads per length bucket, the client padded to the longest: masked positions move ~1e-7.
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # token_type_ids may be left out (single-segment text: zeros); outputs may be named; versions may be pinned
+    status, again, _ = _call(
+        v2_handler,
+        "POST",
+        f"/v2/models/{MODEL}/versions/1/infer",
+        {"inputs": _inputs(ids, mask, with_types=False), "outputs": [{"name": "sentence_embedding"}]},
+    )
+    assert status == 200 and again["outputs"][0]["data"] == out["data"]
+    assert "id" not in again
+
+
+def test_nested_data_is_accepted_row_major(v2_handler, tensors):
+    ids, mask = tensors
+    nested = [{**t, "data": np.array(t["data"]).reshape(t["shape"]).tolist()} for t in _inputs(ids, mask)]
+    flat = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)})[1]
+    status, body, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"inputs": nested})
+    assert status == 200 and body["outputs"] == flat["outputs"]
+
+
+def _bad(ids, mask):
+    """(name, request body, status, message fragment) for each malformed request."""
+    good = _inputs(ids, mask)
+    n, w = ids.shape
+    oob = ids.copy()
+    oob[0, 1] = 10**6
+    return [
+        ("wrong datatype", {"inputs": [{**good[0], "datatype": "FP32"}, good[1]]}, 400, "datatype FP32"),
+        ("int32", {"inputs": [{**good[0], "datatype": "INT32"}, good[1]]}, 400, "expects INT64"),
+        ("3-d shape", {"inputs": [{**good[0], "shape": [n, w, 1]}, good[1]]}, 400, "2 dimensions"),
+        ("zero dim", {"inputs": [{**good[0], "shape": [0, w]}, good[1]]}, 400, "expects [-1, -1]"),
+        ("size mismatch", {"inputs": [{**good[0], "shape": [n, w - 1]}, good[1]]}, 400, "shape"),
+        ("data too short", {"inputs": [{**good[0], "data": good[0]["data"][:-1]}, good[1]]}, 400, "'data' has"),
+        ("float data", {"inputs": [{**good[0], "data": [0.5] * (n * w)}, good[1]]}, 400, "must be INT64 numbers"),
+        ("string data", {"inputs": [{**good[0], "data": ["7"] * (n * w)}, good[1]]}, 400, "must be INT64 numbers"),
+        ("huge int", {"inputs": [{**good[0], "data": [2**70] * (n * w)}, good[1]]}, 400, "must be INT64 numbers"),
+        ("out of vocabulary", {"inputs": [_tensor("input_ids", oob), good[1]]}, 400, "outside the vocabulary"),
+        ("negative id", {"inputs": [_tensor("input_ids", -ids), good[1]]}, 400, "outside the vocabulary"),
+        ("mask not 0/1", {"inputs": [good[0], _tensor("attention_mask", mask * 2)]}, 400, "only 0 and 1"),
+        ("missing mask", {"inputs": [good[0]]}, 400, "missing input tensor(s): attention_mask"),
+        ("unknown input", {"inputs": [*good, {**good[0], "name": "pixel_values"}]}, 400, "unknown input"),
+        ("twice", {"inputs": [*good, good[0]]}, 400, "given twice"),
+        ("shapes differ", {"inputs": [good[0], _tensor("attention_mask", mask[:1])]}, 400, "all must match"),
+        ("too long", {"inputs": _inputs(np.ones((1, 257), np.int64), np.ones((1, 257), np.int64))}, 400, "256"),
+        ("too many rows", {"inputs": _inputs(np.ones((513, 2), np.int64), np.ones((513, 2), np.int64))}, 400, "512"),
+        ("unknown output", {"inputs": good, "outputs": [{"name": "logits"}]}, 400, "unknown output 'logits'"),
+        ("binary", {"inputs": good, "parameters": {"binary_data_output": True}}, 400, "binary"),
+        ("no inputs", {}, 400, "missing required parameter: 'inputs'"),
+        ("extra field", {"inputs": good, "temperature": 1}, 400, "unsupported parameter"),
+        ("shape not ints", {"inputs": [{**good[0], "shape": ["a", 2]}, good[1]]}, 400, "shape"),
+    ]
+
+
+def test_bad_tensors_get_a_400_in_the_error_shape(v2_handler, tensors):
+    for name, body, status, fragment in _bad(*tensors):
+        got, answer, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", body)
+        assert got == status, (name, answer)
+        _assert_error(got, answer, status, fragment)
+
+
+def test_other_refusals(v2_handler, tensors):
+    ids, mask = tensors
+    body = {"inputs": _inputs(ids, mask)}
+    _assert_error(*_call(v2_handler, "POST", "/v2/models/gpt-4/infer", body)[:2], 404, "'gpt-4' does not exist")
+    _assert_error(*_call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope")[:2], 400, "not valid JSON")
+    _assert_error(*_call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None)[:2], 401, "API key")
+    status, answer, result = _call(v2_handler, "GET", f"/v2/models/{MODEL}/infer")
+    assert status == 405 and result["multiValueHeaders"]["Allow"] == ["POST"]
+    big = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [1] * 800_000}]}
+    _assert_error(*_call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", big)[:2], 413, "exceeds the")
+
+
+def test_infer_is_billed_once_per_request_in_rows(v2_handler, aws, tensors):
+    meter = Meter(aws.client("dynamodb"), USAGE.local_name)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    auth = {**AUTH, "principalId": tenant, "tenant_id": tenant, "plan": "pro"}
+    start, request_id = time.time() - 1, str(uuid.uuid4())
+    body = {"inputs": _inputs(*tensors)}
+    for _ in range(2):  # the same event twice (a Lambda retry): billed once
+        path = f"/v2/models/{MODEL}/infer"
+        status, _, result = _call(v2_handler, "POST", path, body, authorizer=auth, request_id=request_id)
+        assert status == 200 and "X-Quota-Remaining" in result["multiValueHeaders"]
+    [event] = meter.events(tenant, start, time.time() + 1)
+    assert (event.model, event.task, event.units) == (MODEL, "v2-infer", len(TEXTS))
+    assert _call(v2_handler, "GET", f"/v2/models/{MODEL}", authorizer=auth)[0] == 200
+    assert len(meter.events(tenant, start, time.time() + 1)) == 1  # metadata is not billed
+
+
+def test_sample_events(v2_handler):
+    for name, status in [
+        ("v2-infer-post.json", 200),
+        ("v2-infer-post-invalid.json", 400),
+        ("v2-model-get.json", 200),
+        ("v2-ready-get.json", 200),
+    ]:
+        result = v2_handler(load_event(name), LambdaContext())
+        assert result["statusCode"] == status, (name, result["body"])
+
+
+def test_not_ready_while_the_model_is_missing(tmp_path):
+    handler = load_handler("v2", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
+    _assert_error(*_call(handler, "GET", "/v2/health/ready")[:2], 503, "not loaded")
+    assert _call(handler, "GET", "/v2/health/live")[0] == 200
+    _assert_error(*_call(handler, "GET", f"/v2/models/{MODEL}")[:2], 503, "unavailable")
