@@ -69,6 +69,8 @@ class Manifest(BaseModel):
     quantization: Quantization
     session_config: dict[str, str] = Field(default_factory=dict)
     quality: QualityReport | None = None
+    # Task-level evaluation, e.g. a classifier's held-out accuracy (fp32 and int8) with per-class counts.
+    evaluation: dict | None = None
     source: dict[str, str] = Field(default_factory=dict)
     files: dict[str, FileEntry]
 

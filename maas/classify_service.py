@@ -1,0 +1,236 @@
+"""Classification logic: load the classifiers and the embedding model once per container, route a request
+to a trained classifier or to zero-shot, validate limits, shape the Hugging Face response.
+
+Routing rule: a request with `parameters.candidate_labels` is zero-shot and runs on the embedding model
+(`model` omitted or naming it); a request without them runs a trained classifier (`model` omitted means the
+first of MAAS_CLASSIFIER_SOURCES). Naming a classifier with candidate_labels, or the embedding model
+without them, is a 400 that says so; a model served nowhere here is a 404.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from maas import constants as c
+from maas.classify_model import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifier, ranked, zero_shot_scores
+from maas.classify_schemas import ClassifyRequest
+from maas.embedder import TextEmbedder
+from maas.errors import InvalidRequest, NotFound, ServiceUnavailable
+from maas.loader import resolve_package
+from maas.package import Manifest
+from maas.settings import ClassifySettings
+
+RETRY_LOAD_AFTER_S = 30.0
+HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container (384 floats each: ~6 MB at most)
+
+
+class _Slot:
+    """One model of the container. A model that fails to load is a 503 with its reason logged, retried at
+    most every RETRY_LOAD_AFTER_S seconds, so a transient failure heals without a restart."""
+
+    def __init__(self, source: str, build: Callable, settings: ClassifySettings, logger, s3_client):
+        self.source, self.build, self.settings, self.logger, self.s3_client = source, build, settings, logger, s3_client
+        self.runtime = None
+        self.manifest: Manifest | None = None
+        # Until it loads, the slot answers to its folder's name (what the package is called by convention).
+        self.name = source.rstrip("/").rpartition("/")[2]
+        self._last_attempt = 0.0
+        self._load()
+
+    def _load(self) -> None:
+        self._last_attempt = time.monotonic()
+        try:
+            folder, manifest = resolve_package(self.source, self.settings.model_cache_dir, self.s3_client)
+            self.runtime = self.build(
+                folder,
+                manifest,
+                threads=self.settings.threads,
+                max_batch=self.settings.batch_size,
+                max_batch_tokens=self.settings.batch_tokens,
+            )
+            self.manifest, self.name = manifest, manifest.name
+            self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
+        except Exception as exc:  # any failure must become a 503 with a logged reason, not a crash loop
+            self.logger.error(
+                "model failed to load", extra={"source": self.source, "reason": f"{type(exc).__name__}: {exc}"}
+            )
+
+    def ids(self) -> set[str]:
+        if self.manifest is None:
+            return {self.name.lower(), f"{self.name}@latest".lower()}
+        m = self.manifest
+        ids = {m.name.lower(), f"{m.name}@{m.version}".lower(), f"{m.name}@latest".lower()}
+        if "model" in m.source:
+            ids.add(m.source["model"].lower())
+        return ids
+
+    def ready(self):
+        if self.runtime is None and time.monotonic() - self._last_attempt >= RETRY_LOAD_AFTER_S:
+            self._load()
+        if self.runtime is None:
+            raise ServiceUnavailable(
+                f"The model '{self.name}' is unavailable: it failed to load (logged). Retry later."
+            )
+        return self.runtime
+
+
+@dataclass
+class Classification:
+    body: list[list[dict]]  # per input, [{label, score}] sorted by score
+    units: int  # billable: tokens the model processed (inputs, plus the hypotheses for zero-shot)
+    manifest: Manifest  # what is billed (task "classify")
+
+
+class ClassifyService:
+    def __init__(self, settings: ClassifySettings, logger: logging.Logger | None = None, s3_client=None):
+        self.settings = settings
+        self.logger = logger or logging.getLogger(__name__)
+        self.classifiers = [
+            _Slot(source, TextClassifier, settings, self.logger, s3_client)
+            for source in settings.classifier_source_list()
+        ]
+        self.embedding = _Slot(settings.model_source, TextEmbedder, settings, self.logger, s3_client)
+        self._hypothesis_cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
+
+    def _find(self, model: str | None, zero_shot: bool) -> _Slot:
+        if model is None:
+            return self.embedding if zero_shot else self.classifiers[0]
+        wanted = model.lower()
+        if wanted in self.embedding.ids():
+            if not zero_shot:
+                raise InvalidRequest(
+                    f"'{model}' is an embedding model: send 'parameters.candidate_labels' for zero-shot "
+                    "classification, or name a classifier.",
+                    param="parameters.candidate_labels",
+                )
+            return self.embedding
+        for slot in self.classifiers:
+            if wanted in slot.ids():
+                if zero_shot:
+                    raise InvalidRequest(
+                        f"'{model}' is a trained classifier with fixed labels; 'parameters.candidate_labels' "
+                        f"(zero-shot) runs on the embedding model '{self.embedding.name}'.",
+                        code="unsupported_parameter",
+                        param="parameters.candidate_labels",
+                    )
+                return slot
+        raise NotFound(
+            f"The model '{model}' does not exist or is not served by /v1/classify.",
+            code="model_not_found",
+            param="model",
+        )
+
+    def _texts(self, request: ClassifyRequest) -> list[str]:
+        texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
+        if not texts:
+            raise InvalidRequest("'inputs' is an empty list; send at least one text.", param="inputs")
+        if len(texts) > self.settings.max_inputs:
+            raise InvalidRequest(
+                f"'inputs' has {len(texts)} items; the maximum per request is {self.settings.max_inputs}.",
+                code="too_many_inputs",
+                param="inputs",
+            )
+        for i, text in enumerate(texts):
+            if not text.strip():
+                where = "'inputs'" if isinstance(request.inputs, str) else f"'inputs[{i}]'"
+                raise InvalidRequest(f"{where} is empty or only whitespace.", param="inputs")
+        return texts
+
+    @staticmethod
+    def _candidates(raw: list[str] | str) -> list[str]:
+        labels = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else [s.strip() for s in raw]
+        param = "parameters.candidate_labels"
+        if not labels or not any(labels):
+            raise InvalidRequest("'parameters.candidate_labels' is empty; send at least one label.", param=param)
+        if len(labels) > c.MAX_CANDIDATE_LABELS:
+            raise InvalidRequest(
+                f"'parameters.candidate_labels' has {len(labels)} labels; the maximum is {c.MAX_CANDIDATE_LABELS}.",
+                param=param,
+            )
+        seen: dict[str, int] = {}
+        for i, label in enumerate(labels):
+            if not label:
+                raise InvalidRequest(f"'parameters.candidate_labels[{i}]' is empty.", param=param)
+            if len(label) > c.MAX_LABEL_CHARS:
+                raise InvalidRequest(
+                    f"'parameters.candidate_labels[{i}]' is longer than {c.MAX_LABEL_CHARS} characters.", param=param
+                )
+            key = label.casefold()
+            if key in seen:
+                raise InvalidRequest(
+                    f"'parameters.candidate_labels' repeats {label!r} (items {seen[key]} and {i}).", param=param
+                )
+            seen[key] = i
+        return labels
+
+    def _encode(self, runtime: TextEmbedder, texts: list[str], truncate: bool, what: str = "inputs"):
+        encodings = runtime.tokenize(texts)
+        if not truncate:
+            for i, enc in enumerate(encodings):
+                if enc.overflowing:
+                    raise InvalidRequest(
+                        f"'{what}[{i}]' is longer than the model's {runtime.max_length} tokens "
+                        "and 'truncate' is false.",
+                        code="context_length_exceeded",
+                        param=what,
+                    )
+        return encodings
+
+    def _hypotheses(self, runtime: TextEmbedder, hypotheses: list[str]) -> tuple[np.ndarray, int]:
+        """Embeddings and total tokens of the hypotheses. Clients repeat the same labels call after call, so
+        each hypothesis's vector is kept (LRU, HYPOTHESIS_CACHE_SIZE); its tokens are billed every time anyway,
+        so a bill never depends on what another request left in the cache."""
+        missing = [h for h in dict.fromkeys(hypotheses) if h not in self._hypothesis_cache]
+        if missing:
+            result = runtime.embed(missing, runtime.tokenize(missing))
+            for h, vector, tokens in zip(missing, result.vectors, result.token_counts, strict=True):
+                self._hypothesis_cache[h] = (vector, int(tokens))
+        for h in hypotheses:
+            self._hypothesis_cache.move_to_end(h)
+        while len(self._hypothesis_cache) > HYPOTHESIS_CACHE_SIZE:
+            self._hypothesis_cache.popitem(last=False)
+        entries = [self._hypothesis_cache[h] for h in hypotheses]
+        return np.stack([vector for vector, _ in entries]), sum(tokens for _, tokens in entries)
+
+    def classify(self, request: ClassifyRequest) -> Classification:
+        """Validate, run the classifier or zero-shot scoring, and return the response body and billable units."""
+        params = request.parameters
+        top_k = params.top_k if params else None
+        if top_k is not None and top_k < 1:
+            raise InvalidRequest(f"'parameters.top_k' must be at least 1, got {top_k}.", param="parameters.top_k")
+        zero_shot = params is not None and params.candidate_labels is not None
+        if not zero_shot and params is not None and params.hypothesis_template is not None:
+            raise InvalidRequest(
+                "'parameters.hypothesis_template' needs 'parameters.candidate_labels' (zero-shot).",
+                param="parameters.hypothesis_template",
+            )
+        slot = self._find(request.model, zero_shot)
+        texts = self._texts(request)
+        labels = self._candidates(params.candidate_labels) if zero_shot else None
+        template = (params.hypothesis_template if zero_shot else None) or DEFAULT_HYPOTHESIS_TEMPLATE
+        if zero_shot and "{}" not in template:
+            raise InvalidRequest(
+                "'parameters.hypothesis_template' must contain '{}' where the label goes, e.g. "
+                f"{DEFAULT_HYPOTHESIS_TEMPLATE!r}.",
+                param="parameters.hypothesis_template",
+            )
+        runtime = slot.ready()
+        encodings = self._encode(runtime, texts, request.truncate)
+        if zero_shot:
+            hypotheses = [template.replace("{}", label, 1) for label in labels]
+            hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)
+            result = runtime.embed(texts, encodings)
+            probabilities = zero_shot_scores(result.vectors, hyp_vectors)
+            units = int(sum(result.token_counts) + hyp_tokens)
+            manifest = slot.manifest.model_copy(update={"task": "classify"})
+        else:
+            result = runtime.classify(texts, encodings)
+            probabilities, labels, units = result.vectors, runtime.labels, int(sum(result.token_counts))
+            manifest = slot.manifest
+        return Classification(ranked(labels, np.asarray(probabilities), top_k), units, manifest)
