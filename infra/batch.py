@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.config import Config
 from infra.functions import ServiceFunction
 from infra.nag import suppress
+from maas.constants import ENV_CONTINUATION_QUEUE_URL, ENV_DLQ_URL, ENV_MAX_RECEIVE_COUNT
 
 JOBS_PREFIX = "jobs/"  # jobs/{tenant}/... : a tenant's input files
 RESULTS_PREFIX = "results/"  # where workers write; outside jobs/ so results never trigger a job
@@ -78,3 +79,11 @@ class BatchJobs(Construct):
         for worker in (s3_worker, sqs_worker):
             worker.function.add_environment(ENV_JOB_BUCKET, job_bucket.bucket_name)
             worker.function.add_environment(ENV_RESULTS_PREFIX, RESULTS_PREFIX)
+            # A job too big for one invocation continues through the requests queue (maas.batch), from
+            # either worker; the SQS worker forwards a message to the DLQ, with its error, on its last receive.
+            worker.function.add_environment(ENV_CONTINUATION_QUEUE_URL, self.requests.queue_url)
+            self.requests.grant_send_messages(worker.role)
+        job_bucket.grant_read(sqs_worker.role, f"{JOBS_PREFIX}*")
+        sqs_worker.function.add_environment(ENV_DLQ_URL, self.dead_letters.queue_url)
+        sqs_worker.function.add_environment(ENV_MAX_RECEIVE_COUNT, str(config.sqs_max_receive_count))
+        self.dead_letters.grant_send_messages(sqs_worker.role)

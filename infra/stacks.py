@@ -20,7 +20,7 @@ from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
 from maas import constants
 from maas.api.schemas import EmbeddingsRequest
-from maas.tables import API_KEYS, TENANTS, USAGE
+from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
 
 # Public routes of each task function (the catalog's tasks decide which exist) and their body models.
 TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
@@ -157,6 +157,7 @@ class ServiceStack(Stack):
         tables[USAGE.logical_name].grant_read_data(usage.role)
         for method, path in USAGE_ROUTES:
             self.api.add_route(method, path, usage.alias)
+        jobs_table = data.metering.table(JOBS)  # job records: the batch workers (functions/batch_s3, batch_sqs)
         task_functions: dict[str, ServiceFunction] = {}
         for task in config.lambda_tasks:
             model = next(m for m in config.lambda_models if m.task == task)
@@ -216,6 +217,9 @@ class ServiceStack(Stack):
                 id, folder, f"maas: batch worker ({folder})", settings, batch_model, task_env(batch_model)
             )
             grant_metering(workers[id])
+            jobs_table.grant_read_write_data(workers[id].role)
+            workers[id].function.add_environment(JOBS.env_var, jobs_table.table_name)
+            workers[id].function.add_environment(TENANTS.env_var, tables[TENANTS.logical_name].table_name)
             if batch_model is not None:
                 self.layers.bind(workers[id], batch_model)
         self.batch = BatchJobs(

@@ -38,6 +38,29 @@ def _models_verify(args) -> int:
     return 0
 
 
+def _models_list(args) -> int:
+    from maas.catalog import catalog_table, default_catalog
+
+    print(catalog_table(default_catalog(), Path(args.models_dir)))
+    return 0
+
+
+def _models_train_classifier(args) -> int:
+    from maas.build.classifier import BuildError, read_report, train
+
+    out = Path(args.out) if args.out else paths.model_dir(args.name)
+    try:
+        manifest = train(Path(args.data), args.name, out, max_int8_drop=args.max_int8_drop)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report = read_report(out)
+    print(f"{manifest.name}@{manifest.version}: labels {', '.join(manifest.labels)}")
+    print(f"held-out accuracy: fp32 {report['accuracy']['fp32']:.4f}, int8 {report['accuracy']['int8']:.4f}")
+    print(f"package written to {out}", file=sys.stderr)
+    return 0
+
+
 def _serve(args) -> int:
     from maas.local.server import serve
 
@@ -52,6 +75,12 @@ def _invoke(args) -> int:
 
 def _bench(args) -> int:
     from maas.bench.embeddings import run
+
+    return run(args)
+
+
+def _bench_batch(args) -> int:
+    from maas.bench.batch import run
 
     return run(args)
 
@@ -245,6 +274,35 @@ def build_parser() -> argparse.ArgumentParser:
     v = models.add_parser("verify", help="check a package's files against its manifest (size, sha256)")
     v.add_argument("path")
     v.set_defaults(func=_models_verify)
+    tc = models.add_parser(
+        "train-classifier",
+        help="train a text classifier on the embedding model from a labelled CSV and package it (int8)",
+        description="Train a linear head on frozen all-MiniLM-L6-v2 embeddings from a CSV with the columns "
+        "text,label (and optionally split: train|test; without it 20% of each class is held out). Export encoder, "
+        "pooling, normalisation, head and softmax as one ONNX graph, quantize it (weight-only int8), evaluate "
+        "fp32 and int8 on the held-out rows, and write model.onnx, tokenizer.json, report.json, manifest.json.",
+    )
+    tc.add_argument(
+        "--data",
+        default=str(Path(__file__).parent / "data" / "ticket_intents.csv"),
+        help="labelled CSV (default: maas/data/ticket_intents.csv, 7 support-ticket intents)",
+    )
+    tc.add_argument("--name", default="ticket-intents", help="the model's name (default: ticket-intents)")
+    tc.add_argument("--out", help="output folder (default: models/NAME)")
+    tc.add_argument(
+        "--max-int8-drop",
+        type=float,
+        default=1.0,
+        metavar="POINTS",
+        help="fail if int8 held-out accuracy is more than POINTS below fp32 (default 1.0)",
+    )
+    tc.set_defaults(func=_models_train_classifier)
+    ls = models.add_parser(
+        "list",
+        help="the model catalog (maas/data/catalog.toml) with built packages' sizes and quality reports",
+    )
+    ls.add_argument("--models-dir", default=str(paths.MODELS_DIR), help="where built packages are (default: models/)")
+    ls.set_defaults(func=_models_list)
 
     s = sub.add_parser(
         "serve",
@@ -274,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", default="bench-results/embeddings.json", help="where to write the results")
     be.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
     be.set_defaults(func=_bench)
+    bb = bench.add_parser("batch", help="an S3 batch job through the batch_s3 handler vs raw onnxruntime batching")
+    bb.add_argument("--model", default=paths.DEFAULT_MODEL)
+    bb.add_argument("--threads", type=int, default=None, help="threads for every contender (default: all CPUs)")
+    bb.add_argument("--lines", type=int, default=5000, help="input lines in the job file")
+    bb.add_argument("--chunk-lines", type=int, default=1000, help="lines per result part (and usage event)")
+    bb.add_argument("--rounds", type=int, default=3, help="interleaved rounds per contender")
+    bb.set_defaults(func=_bench_batch)
     _add_admin_commands(sub)
     return parser
 

@@ -27,3 +27,30 @@ ENV_PLANS_FILE = "MAAS_PLANS_FILE"
 ENV_METERING = "MAAS_METERING"  # on (default) | off  # optional override of the packaged plans.toml
 AUTHORIZER_CACHE_TTL_S = 60  # a revoked key or suspended tenant is refused within this many seconds
 API_KEY_PREFIX = "maas_"  # keys look like maas_<8-char id>_<secret>; the id part is the non-secret prefix
+
+# Rerank (POST /v1/rerank). 1,000 documents is Cohere's limit too; at ~200 texts/s on 2 cores the worst case
+# (1,000 documents of 256 tokens) stays well inside API Gateway's 29 s.
+ENV_MAX_DOCUMENTS = "MAAS_MAX_DOCUMENTS"
+DEFAULT_MAX_DOCUMENTS = 1000
+
+# Batch jobs (S3) and queued requests (SQS): maas.jobs, maas.batch, functions/batch_s3, batch_sqs, jobs.
+ENV_JOB_BUCKET = "MAAS_JOB_BUCKET"  # holds jobs/{tenant}/... (inputs) and results/{tenant}/... (outputs)
+ENV_RESULTS_PREFIX = "MAAS_RESULTS_PREFIX"
+ENV_CHUNK_LINES = "MAAS_CHUNK_LINES"  # input lines per result part (and per billed usage event)
+ENV_MAX_CHUNKS = "MAAS_MAX_CHUNKS_PER_INVOCATION"  # 0: as many as the invocation's time allows
+ENV_CONTINUATION_QUEUE_URL = "MAAS_CONTINUATION_QUEUE_URL"  # where a job too big for one invocation continues
+ENV_DLQ_URL = "MAAS_DLQ_URL"  # the SQS worker forwards a message here, with its error, on its last receive
+ENV_MAX_RECEIVE_COUNT = "MAAS_MAX_RECEIVE_COUNT"  # the requests queue's redrive maxReceiveCount
+JOBS_PREFIX = "jobs/"
+DEFAULT_RESULTS_PREFIX = "results/"
+DEFAULT_CHUNK_LINES = 5000
+DEFAULT_MAX_RECEIVE_COUNT = 3
+PRESIGNED_URL_TTL_S = 3600
+
+# Text classification (POST /v1/classify). MAAS_MODEL_SOURCE names the embedding model (zero-shot);
+# MAAS_CLASSIFIER_SOURCES the trained classifier packages, comma-separated (folders or s3:// URIs).
+ENV_CLASSIFIER_SOURCES = "MAAS_CLASSIFIER_SOURCES"
+DEFAULT_CLASSIFIER = "ticket-intents"  # default: this package, next to the embedding model's folder
+DEFAULT_CLASSIFY_MAX_INPUTS = 256
+MAX_CANDIDATE_LABELS = 32
+MAX_LABEL_CHARS = 200

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maas import constants as c
-from maas.tables import API_KEYS, TENANTS, USAGE
+from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
 
 
 class SettingsError(Exception):
@@ -68,3 +68,72 @@ class UsageSettings(BaseModel):
     plans_file: Path | None = Field(None, alias=c.ENV_PLANS_FILE)
 
     from_env = classmethod(EmbeddingsSettings.from_env.__func__)
+
+
+class BatchSettings(BaseModel):
+    """The batch workers (functions/batch_s3: job files; functions/batch_sqs: queued requests and job
+    continuations): the embeddings model, metering, tenants, jobs, the job bucket, chunking and the DLQ."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    model_source: str = Field(c.DEFAULT_MODEL_SOURCE, alias=c.ENV_MODEL_SOURCE, min_length=1)
+    model_cache_dir: Path = Field(Path(c.DEFAULT_MODEL_CACHE_DIR), alias=c.ENV_MODEL_CACHE_DIR)
+    threads: int | None = Field(None, alias=c.ENV_THREADS, ge=1, le=64)
+    batch_size: int = Field(c.DEFAULT_BATCH_SIZE, alias=c.ENV_BATCH_SIZE, ge=1, le=256)
+    batch_tokens: int = Field(c.DEFAULT_BATCH_TOKENS, alias=c.ENV_BATCH_TOKENS, ge=16, le=65536)
+    usage_table: str | None = Field(None, alias=USAGE.env_var, min_length=3)
+    metering: Literal["on", "off"] = Field("on", alias=c.ENV_METERING)
+    plans_file: Path | None = Field(None, alias=c.ENV_PLANS_FILE)
+    tenants_table: str = Field(alias=TENANTS.env_var, min_length=3)
+    jobs_table: str = Field(alias=JOBS.env_var, min_length=3)
+    # The S3 worker takes the bucket from each event; the SQS worker writes request results here.
+    job_bucket: str | None = Field(None, alias=c.ENV_JOB_BUCKET, min_length=3)
+    results_prefix: str = Field(c.DEFAULT_RESULTS_PREFIX, alias=c.ENV_RESULTS_PREFIX, pattern=r"^[a-z0-9-]+/$")
+    chunk_lines: int = Field(c.DEFAULT_CHUNK_LINES, alias=c.ENV_CHUNK_LINES, ge=1, le=1_000_000)
+    max_chunks: int = Field(0, alias=c.ENV_MAX_CHUNKS, ge=0)
+    continuation_queue_url: str | None = Field(None, alias=c.ENV_CONTINUATION_QUEUE_URL, min_length=8)
+    dlq_url: str | None = Field(None, alias=c.ENV_DLQ_URL, min_length=8)
+    max_receive_count: int = Field(c.DEFAULT_MAX_RECEIVE_COUNT, alias=c.ENV_MAX_RECEIVE_COUNT, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _metering_needs_a_table(self):
+        if self.metering == "on" and not self.usage_table:
+            raise ValueError(f"{USAGE.env_var} is required when metering is on ({c.ENV_METERING}=off disables it)")
+        return self
+
+    from_env = classmethod(EmbeddingsSettings.from_env.__func__)
+
+
+class JobsSettings(BaseModel):
+    """POST/GET /v1/jobs: the jobs table and the job bucket (presigned upload and result URLs)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    jobs_table: str = Field(alias=JOBS.env_var, min_length=3)
+    job_bucket: str = Field(alias=c.ENV_JOB_BUCKET, min_length=3)
+    results_prefix: str = Field(c.DEFAULT_RESULTS_PREFIX, alias=c.ENV_RESULTS_PREFIX, pattern=r"^[a-z0-9-]+/$")
+    url_ttl_s: int = Field(c.PRESIGNED_URL_TTL_S, ge=60, le=7 * 24 * 3600)
+
+    from_env = classmethod(EmbeddingsSettings.from_env.__func__)
+
+
+class RerankSettings(EmbeddingsSettings):
+    """POST /v1/rerank: the embeddings function's settings (it runs the same embedding model) plus a
+    limit on documents per request."""
+
+    max_documents: int = Field(c.DEFAULT_MAX_DOCUMENTS, alias=c.ENV_MAX_DOCUMENTS, ge=1, le=10000)
+
+
+class ClassifySettings(EmbeddingsSettings):
+    """POST /v1/classify: MAAS_MODEL_SOURCE is the embedding model (zero-shot); MAAS_CLASSIFIER_SOURCES the
+    trained classifier packages, comma-separated; unset: the `ticket-intents` package next to the embedding
+    model's folder (/opt/models/ticket-intents in a layer, models/ticket-intents locally)."""
+
+    classifier_sources: str | None = Field(None, alias=c.ENV_CLASSIFIER_SOURCES, min_length=1)
+    max_inputs: int = Field(c.DEFAULT_CLASSIFY_MAX_INPUTS, alias=c.ENV_MAX_INPUTS, ge=1, le=2048)
+
+    def classifier_source_list(self) -> list[str]:
+        if self.classifier_sources:
+            return [s.strip() for s in self.classifier_sources.split(",") if s.strip()]
+        parent = self.model_source.rstrip("/").rpartition("/")[0]
+        return [f"{parent}/{c.DEFAULT_CLASSIFIER}" if parent else c.DEFAULT_CLASSIFIER]

@@ -9,6 +9,11 @@ if [ ! -f models/all-minilm-l6-v2/manifest.json ]; then
   echo "==> building the int8 MiniLM package (progress below)"
   maas models build all-minilm-l6-v2
 fi
+# tests/integration/test_cli.py runs events/classify-*.json with only the embedding model's fixture.
+if [ ! -f models/ticket-intents/manifest.json ]; then
+  echo "==> training the ticket-intents classifier (progress below)"
+  maas models train-classifier --data maas/data/ticket_intents.csv --name ticket-intents
+fi
 echo "==> ruff"
 ruff check .
 ruff format --check .

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 from maas import constants as c
 from maas import paths
 from maas.api.gateway import gateway_error
+from maas.batch_local import LOCAL_JOB_BUCKET, start_batch_workers
 from maas.build import BUILDS
 from maas.constants import AUTHORIZER_CACHE_TTL_S
 from maas.local.apigw import make_event, response_parts
@@ -62,8 +63,23 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/models", "embeddings"),
     Route("GET", "/v1/models/{id}", "embeddings"),
     Route("GET", "/v1/usage", "usage"),
+    Route("POST", "/v1/jobs", "jobs"),
+    Route("GET", "/v1/jobs", "jobs"),
+    Route("GET", "/v1/jobs/{id}", "jobs"),
     Route("GET", "/docs", "embeddings", auth=False),
     Route("GET", "/openapi.json", "embeddings", auth=False),
+    Route("POST", "/v1/rerank", "rerank"),
+    Route("POST", "/v1/classify", "classify"),
+    # Open Inference Protocol (KServe v2) on the embedding package; health is public, as KServe probes are.
+    Route("GET", "/v2/health/live", "v2", auth=False),
+    Route("GET", "/v2/health/ready", "v2", auth=False),
+    Route("GET", "/v2", "v2"),
+    Route("GET", "/v2/models/{model_name}", "v2"),
+    Route("GET", "/v2/models/{model_name}/ready", "v2"),
+    Route("GET", "/v2/models/{model_name}/versions/{model_version}", "v2"),
+    Route("GET", "/v2/models/{model_name}/versions/{model_version}/ready", "v2"),
+    Route("POST", "/v2/models/{model_name}/infer", "v2"),
+    Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", "v2"),
 )
 AUTHORIZER_FUNCTION = "authorizer"
 DEFAULT_FUNCTION = "embeddings"
@@ -75,7 +91,13 @@ def function_env(model_dir: Path) -> dict[str, dict[str, str]]:
     tables = table_env()
     return {
         "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
+        "rerank": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        "v2": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        # Zero-shot on the embedding package; the trained classifiers default to ticket-intents beside it.
+        "classify": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
         "usage": tables,
+        "jobs": {**tables, c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET},
         AUTHORIZER_FUNCTION: tables,
     }
 
@@ -462,6 +484,8 @@ def start(
             cleanup.enter_context(patched_environ(aws_env(moto_url)))
             emulator.create_tables()
             demo_key = seed_demo_tenant(emulator)
+            # The job bucket's S3 events and the requests queue, delivered to batch_s3 / batch_sqs.
+            cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir()))
         api.load()
         httpd = LocalHttpServer((host, port), api, max_body_bytes)
         cleanup.callback(httpd.server_close)
