@@ -8,8 +8,8 @@ Decisions (infra/README.md explains them):
   maas.constants.AUTHORIZER_CACHE_TTL_S). `authorizer_cache: true` caches on the Authorization header instead,
   and then x-api-key alone is refused.
 - Usage plans take the API key from the authorizer (`usageIdentifierKey`), so one key header serves both.
-- `/docs` and `/openapi.json` are public: they hold no tenant data and are read before anyone has a key. They
-  have their own low method throttle.
+- `/docs`, `/openapi.json` and `/v2/health/{live,ready}` are public: they hold no tenant data and are read
+  before anyone has a key (or by probes). They have their own low method throttle.
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ class InferenceApi(Construct):
         config: Config,
         plans: tuple[Plan, ...],
         authorizer: lambda_.IFunction,
+        public_paths: tuple[str, ...] = ("/docs", "/openapi.json"),
     ) -> None:
+        """`public_paths`: the GET routes that will be public, each given the low public method throttle."""
         super().__init__(scope, id)
         self.config = config
         self.routes: list[Route] = []
@@ -161,7 +163,7 @@ class InferenceApi(Construct):
                 tracing_enabled=config.tracing,
                 throttling_rate_limit=config.stage_rate_limit,
                 throttling_burst_limit=config.stage_burst_limit,
-                method_options={"/docs/GET": docs_throttle, "/openapi.json/GET": docs_throttle},
+                method_options={f"{path}/GET": docs_throttle for path in public_paths},
             ),
         )
         suppress(
@@ -254,8 +256,8 @@ class InferenceApi(Construct):
             suppress(
                 method_,
                 "APIG4",
-                "Public documentation route (Swagger UI / OpenAPI document): no tenant data, needed before a key "
-                "exists; a method throttle bounds its cost.",
+                "Public documentation or health-probe route (Swagger UI, OpenAPI document, KServe v2 health): no "
+                "tenant data, needed before a key exists or by probes; a method throttle bounds its cost.",
             )
         self.routes.append(Route(method, path, public))
         return method_

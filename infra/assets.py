@@ -116,24 +116,26 @@ class AssetBuilder:
             f"python -m maas.layers build-runtime --arch {arch} --python {python}",
         )
 
-    def model_layer(self, package: str) -> StagedAsset:
-        """`models/<package>` staged as a layer (`/opt/models/<package>`); rebuilt when its manifest changes."""
+    def model_layer(self, package: str, command: str | None = None) -> StagedAsset:
+        """`models/<package>` staged as a layer (`/opt/models/<package>`); rebuilt when its manifest changes.
+
+        `command` builds the package when it is missing (default `maas models build <package>`)."""
         if not (self.paths.models_dir / package / builder.MANIFEST).is_file():
             return self._placeholder(
                 f"model-{package}",
                 f"model package models/{package}",
-                f"maas models build {package}",
+                command or f"maas models build {package}",
             )
         return StagedAsset(
             builder.build_model_layer(package, models_dir=self.paths.models_dir, build_dir=self.paths.layers_build_dir)
         )
 
-    def model_package(self, package: str) -> StagedAsset:
+    def model_package(self, package: str, command: str | None = None) -> StagedAsset:
         """The package folder itself (uploaded to the model bucket for models served from S3)."""
         folder = self.paths.models_dir / package
         if not (folder / builder.MANIFEST).is_file():
             return self._placeholder(
-                f"model-{package}", f"model package models/{package}", f"maas models build {package}"
+                f"model-{package}", f"model package models/{package}", command or f"maas models build {package}"
             )
         return StagedAsset(folder)
 

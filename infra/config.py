@@ -38,6 +38,8 @@ NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Task = Literal["embeddings", "classify", "image-classify", "rerank"]
 Architecture = Literal["x86_64", "arm64"]
 PythonVersion = Literal["3.12", "3.13", "3.14"]
+# Functions that serve the embeddings model's package on other routes (catalog.toml `tasks_also`, and v2).
+EMBEDDING_ROUTES = ("rerank", "v2")
 
 
 class ConfigError(Exception):
@@ -171,7 +173,19 @@ class Config(_Strict):
             served = [m.name for m in self.lambda_models if m.task == task]
             if len(served) > 1:
                 raise ValueError(f"task {task}: one Lambda-served model per task function for now, got {served}")
+        if self.classifier_models and self.embedding_model is None:
+            raise ValueError("task classify needs a Lambda-served embeddings model too (zero-shot classification)")
         return self
+
+    @property
+    def embedding_model(self) -> ModelConfig | None:
+        """The Lambda-served embeddings model; rerank and v2 serve it too (catalog.toml `tasks_also`)."""
+        return next((m for m in self.lambda_models if m.task == "embeddings"), None)
+
+    @property
+    def classifier_models(self) -> tuple[ModelConfig, ...]:
+        """Trained classifier packages, loaded by the classify function next to the embedding model."""
+        return tuple(m for m in self.lambda_models if m.task == "classify")
 
     @property
     def lambda_models(self) -> tuple[ModelConfig, ...]:
@@ -186,12 +200,18 @@ class Config(_Strict):
         return tuple(dict.fromkeys(m.task for m in self.lambda_models))
 
     def task_function(self, task: str) -> FunctionConfig:
-        return self.tasks.get(task, FunctionConfig())
+        """A task's function settings; rerank and v2 run the embedding model, so they default to its settings."""
+        if task in self.tasks:
+            return self.tasks[task]
+        if task in EMBEDDING_ROUTES:
+            return self.tasks.get("embeddings", FunctionConfig())
+        return FunctionConfig()
 
     @property
     def architectures(self) -> tuple[str, ...]:
         """Every architecture a function that carries the runtime layer uses (one runtime layer each)."""
-        functions = [self.task_function(t) for t in self.lambda_tasks] + [
+        served = self.lambda_tasks + (EMBEDDING_ROUTES if self.embedding_model is not None else ())
+        functions = [self.task_function(t) for t in served] + [
             self.authorizer,
             self.batch_s3,
             self.batch_sqs,
@@ -251,6 +271,7 @@ def _apply_context(data: dict, context: Mapping[str, object]) -> dict:
             raise ConfigError(f"{CTX}models names unknown models {unknown}; the catalog has {known}")
         data["models"] = [m for m in data.get("models", []) if m.get("name") in wanted]
     tasks = {m.get("task") for m in data.get("models", []) if m.get("runtime", "layer") != "sagemaker"}
+    tasks |= set(data.get("tasks", {}))  # explicit entries too (rerank, v2 may have their own)
     for key, field, convert in (("architecture", "architecture", str), ("memory", "memory_mb", int)):
         value = get(CTX + key)
         if value is None:

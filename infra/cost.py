@@ -189,8 +189,9 @@ def per_million(
 
 def alarm_count(config: Config) -> int:
     """Alarms the Monitoring construct and autoscaling create (target tracking adds two per policy at deploy)."""
-    # authorizer, usage, tasks, proxies, two batch workers
-    functions = 2 + len(config.lambda_tasks) + len(config.sagemaker_models) + 2
+    # authorizer, usage, jobs, tasks (rerank and v2 with the embeddings model), proxies, two batch workers
+    tasks = set(config.lambda_tasks) | ({"rerank", "v2"} if config.embedding_model is not None else set())
+    functions = 3 + len(tasks) + len(config.sagemaker_models) + 2
     api_facing = functions - 2
     alarms = 2 + functions + api_facing + 1  # API 5xx + p99, errors per function, throttles, dead letters
     for model in config.sagemaker_models:

@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.assets import AssetBuilder
 from infra.config import Config, ModelConfig
 from infra.functions import ARCHITECTURES, Layer, python_runtime
+from maas.catalog import default_catalog
 
 LAYER_MODELS_ROOT = "/opt/models"  # a model layer's models/<name> appears here (maas.constants.DEFAULT_MODEL_SOURCE)
 MODEL_BUCKET_PREFIX = "models"
@@ -37,9 +38,12 @@ class ModelLayers(Construct):
 
         self.models: dict[str, Layer] = {}
         self.deployments: dict[str, s3deploy.BucketDeployment] = {}
+        catalog = default_catalog()
         for model in config.lambda_models:
+            entry = catalog.resolve(f"{model.name}@{model.version}")
+            command = entry.build if entry is not None else None  # e.g. `maas models train-classifier`
             if model.runtime == "layer":
-                staged = assets.model_layer(model.package_name)
+                staged = assets.model_layer(model.package_name, command)
                 version = lambda_.LayerVersion(
                     self,
                     f"Model-{model.name}",
@@ -49,7 +53,7 @@ class ModelLayers(Construct):
                 )
                 self.models[model.name] = Layer(f"model layer ({model.name})", version, staged)
             else:
-                staged = assets.model_package(model.package_name)
+                staged = assets.model_package(model.package_name, command)
                 self.deployments[model.name] = s3deploy.BucketDeployment(
                     self,
                     f"Upload-{model.name}",
@@ -70,10 +74,12 @@ class ModelLayers(Construct):
             return f"{LAYER_MODELS_ROOT}/{model.package_name}"
         return f"s3://{self.model_bucket.bucket_name}/{self.model_key(model)}"
 
-    def layers_for(self, arch: str, model: ModelConfig | None) -> list[Layer]:
+    def layers_for(self, arch: str, *models: ModelConfig | None) -> list[Layer]:
+        """The runtime layer and the layer of each layer-served model (classify carries two)."""
         layers = [self.runtime[arch]]
-        if model is not None and model.name in self.models:
-            layers.append(self.models[model.name])
+        for model in models:
+            if model is not None and model.name in self.models:
+                layers.append(self.models[model.name])
         return layers
 
     def bind(self, function, model: ModelConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Duration, Fn, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
@@ -20,12 +21,14 @@ from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
 from maas import constants
 from maas.api.schemas import EmbeddingsRequest
+from maas.classify_schemas import ClassifyRequest
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
 
 # Public routes of each task function (the catalog's tasks decide which exist) and their body models.
+# rerank runs the embeddings model (catalog.toml `tasks_also`): it is deployed whenever that model is.
 TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
     "embeddings": [("POST", "/v1/embeddings", EmbeddingsRequest)],
-    "classify": [("POST", "/v1/classify", None)],
+    "classify": [("POST", "/v1/classify", ClassifyRequest)],
     "image-classify": [("POST", "/v1/images/classify", None)],
     "rerank": [("POST", "/v1/rerank", None)],
 }
@@ -33,7 +36,23 @@ TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
 COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}")]
 # Served by the usage function (functions/usage): the caller's own usage, read-only.
 USAGE_ROUTES = [("GET", "/v1/usage")]
+# Served by the jobs function (functions/jobs): create a batch job, list and read the caller's own jobs.
+JOBS_ROUTES = [("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}")]
 PUBLIC_ROUTES = [("GET", "/docs"), ("GET", "/openapi.json")]
+# Open Inference Protocol (KServe v2) on the embeddings model (functions/v2, maas/api/v2.py), as `maas serve`
+# routes them (maas/local/server.py). A heavy model's static `/v2/models/<name>/infer` is a sibling of
+# `{model_name}`: API Gateway matches the static segment first, so that model's calls still reach its proxy.
+V2_ROUTES = [
+    ("GET", "/v2"),
+    ("GET", "/v2/models/{model_name}"),
+    ("GET", "/v2/models/{model_name}/ready"),
+    ("GET", "/v2/models/{model_name}/versions/{model_version}"),
+    ("GET", "/v2/models/{model_name}/versions/{model_version}/ready"),
+    ("POST", "/v2/models/{model_name}/infer"),
+    ("POST", "/v2/models/{model_name}/versions/{model_version}/infer"),
+]
+# Health is public, as KServe probes are (no tenant data; throttled like the documentation).
+V2_PUBLIC_ROUTES = [("GET", "/v2/health/live"), ("GET", "/v2/health/ready")]
 # Variables the heavy-model proxy reads (to move into maas.constants with the proxy's issue).
 ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"
 ENV_INFERENCE_COMPONENT = "MAAS_INFERENCE_COMPONENT"
@@ -106,7 +125,15 @@ class ServiceStack(Stack):
         def table_env(*specs) -> dict[str, str]:
             return {spec.env_var: tables[spec.logical_name].table_name for spec in specs}
 
-        def function(id: str, folder: str, description: str, settings, model: ModelConfig | None, env: dict):
+        def function(
+            id: str,
+            folder: str,
+            description: str,
+            settings,
+            model: ModelConfig | None,
+            env: dict,
+            extra_models: tuple[ModelConfig, ...] = (),
+        ):
             fn = ServiceFunction(
                 self,
                 id,
@@ -115,7 +142,7 @@ class ServiceStack(Stack):
                 settings=settings,
                 python=config.python,
                 assets=assets,
-                layers=self.layers.layers_for(settings.architecture, model),
+                layers=self.layers.layers_for(settings.architecture, model, *extra_models),
                 environment=env,
                 log_retention_days=config.log_retention_days,
                 log_level=config.log_level,
@@ -149,7 +176,16 @@ class ServiceStack(Stack):
         tables[TENANTS.logical_name].grant_read_data(authorizer.role)
         tables[API_KEYS.logical_name].grant_read_data(authorizer.role)
 
-        self.api = InferenceApi(self, "Inference", config=config, plans=plans, authorizer=authorizer.alias)
+        embedding_model = config.embedding_model
+        public_routes = PUBLIC_ROUTES + (V2_PUBLIC_ROUTES if embedding_model is not None else [])
+        self.api = InferenceApi(
+            self,
+            "Inference",
+            config=config,
+            plans=plans,
+            authorizer=authorizer.alias,
+            public_paths=tuple(path for _, path in public_routes),
+        )
         # Small and read-only like the authorizer, so it takes the authorizer's sizing.
         usage = function(
             "Usage", "usage", "maas: the caller's own usage (GET /v1/usage)", config.authorizer, None, table_env(USAGE)
@@ -157,29 +193,91 @@ class ServiceStack(Stack):
         tables[USAGE.logical_name].grant_read_data(usage.role)
         for method, path in USAGE_ROUTES:
             self.api.add_route(method, path, usage.alias)
-        jobs_table = data.metering.table(JOBS)  # job records: the batch workers (functions/batch_s3, batch_sqs)
+        jobs_table = data.metering.table(JOBS)  # job records: the jobs API and the batch workers
+
+        # The jobs API: records in the jobs table; the upload URL it returns is signed by its role (put under
+        # jobs/, which starts the S3 worker) and the result URLs too (read under results/). Small, like usage.
+        jobs = function(
+            "Jobs",
+            "jobs",
+            "maas: batch jobs API (POST/GET /v1/jobs)",
+            config.authorizer,
+            None,
+            {
+                JOBS.env_var: jobs_table.table_name,
+                constants.ENV_JOB_BUCKET: job_bucket.bucket_name,
+                constants.ENV_RESULTS_PREFIX: RESULTS_PREFIX,
+            },
+        )
+        jobs_table.grant_read_write_data(jobs.role)
+        # Only what the presigned URLs need (S3-managed encryption: no key grant): the upload under jobs/, the
+        # results under results/; no listing, no bucket-level read, no delete.
+        jobs.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[job_bucket.arn_for_objects(f"{JOBS_PREFIX}*")])
+        )
+        jobs.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[job_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        )
+        for method, path in JOBS_ROUTES:
+            self.api.add_route(method, path, jobs.alias)
+
         task_functions: dict[str, ServiceFunction] = {}
-        for task in config.lambda_tasks:
-            model = next(m for m in config.lambda_models if m.task == task)
+
+        def task_function(task: str, model: ModelConfig, *extra: ModelConfig, env: dict | None = None):
+            served = ", ".join(m.name for m in (model, *extra))
             fn = function(
                 f"Task-{task}",
                 function_folder(task),
-                f"maas: {task} ({model.name}, {model.runtime})",
+                f"maas: {task} ({served}, {model.runtime})",
                 config.task_function(task),
                 model,
-                task_env(model),
+                env if env is not None else task_env(model),
+                extra,
             )
             grant_metering(fn)
-            self.layers.bind(fn, model)
+            for served_model in (model, *extra):
+                self.layers.bind(fn, served_model)
             task_functions[task] = fn
             for method, path, body in TASK_ROUTES[task]:
                 self.api.add_route(method, path, fn.alias, body=body)
+            return fn
+
+        for task in config.lambda_tasks:
+            if task == "classify":
+                continue  # below: it needs the embeddings model as well
+            task_function(task, next(m for m in config.lambda_models if m.task == task))
+        if embedding_model is not None and "rerank" not in task_functions:
+            # Same package as embeddings (catalog.toml `tasks_also`); metered like embeddings.
+            task_function("rerank", embedding_model)
+        if config.classifier_models:
+            # Zero-shot on the embeddings model; the trained classifiers from their own layers (or bucket).
+            env = task_env(embedding_model)
+            env.pop(constants.ENV_MAX_INPUTS)  # ClassifySettings has its own, lower default
+            env[constants.ENV_CLASSIFIER_SOURCES] = ",".join(
+                self.layers.model_source(m) for m in config.classifier_models
+            )
+            task_function("classify", embedding_model, *config.classifier_models, env=env)
         if task_functions:
             first = next(iter(task_functions.values()))
             for method, path in COMMON_ROUTES:
                 self.api.add_route(method, path, first.alias)
             for method, path in PUBLIC_ROUTES:
                 self.api.add_route(method, path, first.alias, public=True)
+        if embedding_model is not None:
+            v2 = function(
+                "V2",
+                "v2",
+                f"maas: Open Inference Protocol /v2 ({embedding_model.name}, {embedding_model.runtime})",
+                config.task_function("v2"),
+                embedding_model,
+                task_env(embedding_model),
+            )
+            grant_metering(v2)
+            self.layers.bind(v2, embedding_model)
+            for method, path in V2_ROUTES:
+                self.api.add_route(method, path, v2.alias)
+            for method, path in V2_PUBLIC_ROUTES:
+                self.api.add_route(method, path, v2.alias, public=True)
 
         self.gpu: dict[str, GpuEndpoint] = {}
         for model in config.sagemaker_models:

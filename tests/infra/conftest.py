@@ -28,8 +28,19 @@ from infra.assets import AssetPaths  # noqa: E402
 from maas import layers as builder  # noqa: E402
 from maas.paths import REPO_ROOT  # noqa: E402
 
-FUNCTION_FOLDERS = ("embeddings", "authorizer", "usage", "heavy_proxy", "batch_s3", "batch_sqs")
-PACKAGES = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32")
+FUNCTION_FOLDERS = (
+    "embeddings",
+    "rerank",
+    "classify",
+    "v2",
+    "jobs",
+    "authorizer",
+    "usage",
+    "heavy_proxy",
+    "batch_s3",
+    "batch_sqs",
+)
+PACKAGES = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents")
 
 
 @dataclass

@@ -9,18 +9,46 @@ import pytest
 from infra.access_log import ACCESS_LOG_FIELDS
 from infra.api import KEEP_STATUS, error_template, gateway_responses
 from infra.config import load_config, load_plans
-from infra.stacks import COMMON_ROUTES, PUBLIC_ROUTES, TASK_ROUTES, USAGE_ROUTES, heavy_route
+from infra.stacks import (
+    COMMON_ROUTES,
+    JOBS_ROUTES,
+    PUBLIC_ROUTES,
+    TASK_ROUTES,
+    USAGE_ROUTES,
+    V2_PUBLIC_ROUTES,
+    V2_ROUTES,
+    heavy_route,
+)
 from maas import constants
 from maas.api.gateway import GATEWAY_RESPONSES
 from maas.api.schemas import EmbeddingsRequest
-from tests.infra.templates import only, resources, routes, text
+from maas.classify_schemas import ClassifyRequest
+from tests.infra.templates import _resource_path, only, resources, routes, text
 
 
 def expected_routes(config) -> tuple[set, set]:
-    authorized = {(m, p) for task in config.lambda_tasks for m, p, _ in TASK_ROUTES[task]}
-    authorized |= set(COMMON_ROUTES) | set(USAGE_ROUTES)
+    tasks = set(config.lambda_tasks) | ({"rerank"} if config.embedding_model is not None else set())
+    authorized = {(m, p) for task in tasks for m, p, _ in TASK_ROUTES[task]}
+    authorized |= set(COMMON_ROUTES) | set(USAGE_ROUTES) | set(JOBS_ROUTES)
     authorized |= {("POST", heavy_route(m)) for m in config.sagemaker_models}
-    return authorized, set(PUBLIC_ROUTES)
+    public = set(PUBLIC_ROUTES)
+    if config.embedding_model is not None:
+        authorized |= set(V2_ROUTES)
+        public |= set(V2_PUBLIC_ROUTES)
+    return authorized, public
+
+
+# (method, path) -> the alias (logical id prefix) that serves it in the default configuration.
+ROUTE_TARGETS = {
+    ("POST", "/v1/embeddings"): "TaskembeddingsAlias",
+    ("POST", "/v1/rerank"): "TaskrerankAlias",
+    ("POST", "/v1/classify"): "TaskclassifyAlias",
+    ("POST", "/v1/jobs"): "JobsAlias",
+    ("GET", "/v1/jobs"): "JobsAlias",
+    ("GET", "/v1/jobs/{job_id}"): "JobsAlias",
+    **{route: "V2Alias" for route in V2_ROUTES + V2_PUBLIC_ROUTES},
+    ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer"): "Proxyallminilml6v2fp32Alias",
+}
 
 
 def test_every_catalog_route_exists_and_is_authorized(built):
@@ -31,6 +59,8 @@ def test_every_catalog_route_exists_and_is_authorized(built):
     found = routes(template)
     assert set(found) == authorized | public
     assert ("POST", "/v1/embeddings") in authorized and ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer") in found
+    for route in [("POST", "/v1/rerank"), ("POST", "/v1/classify"), ("POST", "/v1/jobs"), ("GET", "/v2")]:
+        assert route in authorized, route
     for route in authorized:
         method = found[route]
         assert method["AuthorizationType"] == "CUSTOM", route
@@ -38,26 +68,50 @@ def test_every_catalog_route_exists_and_is_authorized(built):
         assert method["ApiKeyRequired"] is True, route
 
 
-def test_docs_are_public_and_throttled(built):
+def test_docs_and_v2_health_are_public_and_throttled(built):
     template = built.service_template
     found = routes(template)
-    for route in PUBLIC_ROUTES:
+    public = PUBLIC_ROUTES + V2_PUBLIC_ROUTES
+    assert {route for route, props in found.items() if props["AuthorizationType"] == "NONE"} == set(public)
+    for route in public:
         assert found[route]["AuthorizationType"] == "NONE"
         assert found[route].get("ApiKeyRequired", False) is False
     _, stage = only(template, "AWS::ApiGateway::Stage")
     settings = {s["ResourcePath"]: s for s in stage["Properties"]["MethodSettings"]}
-    for _, path in PUBLIC_ROUTES:
+    for _, path in public:
         escaped = "/~1" + path.lstrip("/").replace("/", "~1")
         assert settings[escaped]["ThrottlingRateLimit"] == load_config().public_docs_rate_limit
 
 
 def test_routes_reach_the_right_function_alias(built):
     found = routes(built.service_template)
-    embeddings = text(found[("POST", "/v1/embeddings")]["Integration"]["Uri"])
-    heavy = text(found[("POST", "/v2/models/all-minilm-l6-v2-fp32/infer")]["Integration"]["Uri"])
-    assert "TaskembeddingsAlias" in embeddings and "Proxyallminilml6v2fp32Alias" in heavy
+    for route, alias in ROUTE_TARGETS.items():
+        uri = text(found[route]["Integration"]["Uri"])
+        assert alias in uri, (route, uri)
+        others = {a for a in ROUTE_TARGETS.values() if a != alias}
+        assert not any(other in uri for other in others), (route, uri)
     for props in found.values():
         assert props["Integration"]["Type"] == "AWS_PROXY"
+
+
+def test_heavy_model_static_segment_sits_beside_the_v2_model_name_parameter(built):
+    """/v2/models has two children: the heavy model's static segment (its proxy) and {model_name} (the v2
+    function); API Gateway matches the static one first, so both infer routes resolve to their own function."""
+    template = built.service_template
+    children = {
+        r["Properties"]["PathPart"]
+        for r in resources(template, "AWS::ApiGateway::Resource").values()
+        if _resource_path(template, r["Properties"]["ParentId"]) == "/v2/models"
+    }
+    assert children == {"all-minilm-l6-v2-fp32", "{model_name}"}
+    found = routes(template)
+    heavy = text(found[("POST", "/v2/models/all-minilm-l6-v2-fp32/infer")]["Integration"]["Uri"])
+    generic = text(found[("POST", "/v2/models/{model_name}/infer")]["Integration"]["Uri"])
+    assert "Proxyallminilml6v2fp32Alias" in heavy and "V2Alias" in generic
+    assert found[("POST", "/v2/models/{model_name}/infer")]["RequestParameters"] == {
+        "method.request.path.model_name": True
+    }
+    assert "RequestParameters" not in found[("POST", "/v2/models/all-minilm-l6-v2-fp32/infer")]
 
 
 def test_authorizer_runs_on_every_call_so_both_key_headers_work(built):
@@ -150,6 +204,18 @@ def test_request_body_is_validated_against_the_runtime_model(built):
     assert validator["Properties"]["ValidateRequestParameters"] is True
     model_route = routes(template)[("GET", "/v1/models/{model_id}")]
     assert model_route["RequestParameters"] == {"method.request.path.model_id": True}
+
+
+def test_classify_body_is_validated_against_classify_request(built):
+    template = built.service_template
+    method = routes(template)[("POST", "/v1/classify")]
+    assert "RequestValidatorId" in method
+    schema = template["Resources"][method["RequestModels"]["application/json"]["Ref"]]["Properties"]["Schema"]
+    assert schema["title"] == "ClassifyRequest"
+    assert schema["required"] == ClassifyRequest.model_json_schema().get("required", [])
+    assert set(schema["properties"]) <= set(ClassifyRequest.model_json_schema()["properties"])
+    jobs = routes(template)[("GET", "/v1/jobs/{job_id}")]
+    assert jobs["RequestParameters"] == {"method.request.path.job_id": True}
 
 
 def test_function_payload_limit_comes_from_config(built):

@@ -58,8 +58,13 @@ def test_fresh_clone_synthesizes_with_placeholders_that_cannot_deploy(fresh):
     refuse the template through a rule whose message names them."""
     warnings = [m[2] for m in fresh.messages if m[0] == "WARNING" and "placeholders" in m[2]]
     assert len(warnings) == 1
-    for command in ("python -m maas.layers build-runtime --arch x86_64", "maas models build all-minilm-l6-v2"):
+    for command in (
+        "python -m maas.layers build-runtime --arch x86_64",
+        "maas models build all-minilm-l6-v2",
+        "maas models train-classifier",  # the classify layer's package: the catalog's build command
+    ):
         assert command in warnings[0]
+    assert "maas models build ticket-intents" not in warnings[0]
     rule = fresh.service_template["Rules"][PLACEHOLDER_RULE]["Assertions"][0]
     assert rule["Assert"] == {"Fn::Equals": ["placeholder-assets", "built-assets"]}
     assert "maas models build" in rule["AssertDescription"]

@@ -21,7 +21,15 @@ MINIMAL = {"models": [{"name": "m", "task": "embeddings"}]}
 
 def test_default_file_has_a_layer_model_and_a_gpu_model():
     config = load_config()
-    assert [m.runtime for m in config.models] == ["layer", "sagemaker"]
+    assert [(m.task, m.runtime) for m in config.models] == [
+        ("embeddings", "layer"),
+        ("classify", "layer"),
+        ("embeddings", "sagemaker"),
+    ]
+    assert config.embedding_model.name == "all-minilm-l6-v2"
+    assert [m.name for m in config.classifier_models] == ["ticket-intents"]
+    # rerank and v2 run the embedding model, so they take its function settings
+    assert config.task_function("rerank") == config.task_function("v2") == config.task_function("embeddings")
     assert config.sagemaker_models[0].sagemaker.instance_type == "ml.g5.xlarge"
     assert config.sagemaker_models[0].sagemaker.min_capacity == 0
     assert config.task_function("embeddings").memory_mb == 1024
@@ -105,3 +113,10 @@ def test_plans_are_the_runtime_plans():
     assert [p.name for p in load_plans(only=("pro",))] == ["pro"]
     with pytest.raises(ConfigError, match="unknown plans"):
         load_plans(only=("gold",))
+
+
+def test_classify_needs_the_embeddings_model_for_zero_shot(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"models": [{"name": "ticket-intents", "task": "classify"}]}))
+    with pytest.raises(ConfigError, match="classify needs a Lambda-served embeddings model"):
+        load_config({"maas:config": str(path)})

@@ -11,7 +11,7 @@ from infra.cost import alarm_count
 from infra.functions import ALIAS
 from infra.gpu import VARIANT
 from maas import constants
-from maas.tables import ALL_TABLES, API_KEYS, TENANTS, USAGE, create_table_kwargs
+from maas.tables import ALL_TABLES, API_KEYS, JOBS, TENANTS, USAGE, create_table_kwargs
 from tests.infra.templates import as_list, only, policy_of_role, resources, routes, statements, text
 
 DATA_ACTIONS = ("dynamodb:", "s3:", "sqs:", "sagemaker:")
@@ -97,7 +97,21 @@ def test_functions_follow_config(built):
     config = load_config()
     functions = lambda_functions(built.service_template)
     ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
-    assert len(ours) == 6  # authorizer, usage, embeddings, heavy proxy, two batch workers
+    # authorizer, usage, jobs, embeddings, rerank, classify, v2, heavy proxy, two batch workers
+    prefixes = (
+        "Authorizer",
+        "Usage",
+        "Jobs",
+        "Taskembeddings",
+        "Taskrerank",
+        "Taskclassify",
+        "V2",
+        "Proxyallminilml6v2fp32",
+        "BatchS3",
+        "BatchSqs",
+    )
+    assert len(ours) == len(prefixes)
+    assert sorted(next(p for p in prefixes if k.startswith(p + "Function")) for k in ours) == sorted(prefixes)
     for props in ours.values():
         assert props["Runtime"] == f"python{config.python}"
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
@@ -109,6 +123,83 @@ def test_functions_follow_config(built):
     assert task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
     assert len(task["Layers"]) == 2  # runtime + model
     assert "SnapStart" not in task and "ReservedConcurrentExecutions" not in task
+
+
+def function_props(template: dict, prefix: str) -> dict:
+    return next(v for k, v in lambda_functions(template).items() if k.startswith(prefix + "Function"))
+
+
+def layer_ids(props: dict) -> list[str]:
+    return sorted(layer["Ref"] for layer in props["Layers"])
+
+
+def test_rerank_and_v2_run_the_embeddings_model_like_embeddings(built):
+    """Same model layer, model source, sizing and metering tables as the embeddings function."""
+    template = built.service_template
+    embeddings = function_props(template, "Taskembeddings")
+    for prefix in ("Taskrerank", "V2"):
+        props = function_props(template, prefix)
+        assert layer_ids(props) == layer_ids(embeddings), prefix
+        assert any(ref.startswith("LayersModelallminilml6v2") for ref in layer_ids(props))
+        variables = props["Environment"]["Variables"]
+        assert variables[constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
+        assert set(variables) >= {USAGE.env_var, TENANTS.env_var} and JOBS.env_var not in variables
+        assert props["MemorySize"] == embeddings["MemorySize"]
+    routes_ = routes(template)
+    assert "TaskrerankAlias" in text(routes_[("POST", "/v1/rerank")]["Integration"]["Uri"])
+
+
+def test_classify_carries_the_embeddings_and_classifier_layers(built):
+    template = built.service_template
+    props = function_props(template, "Taskclassify")
+    refs = layer_ids(props)
+    assert len(refs) == 3  # runtime + embeddings model (zero-shot) + ticket-intents
+    assert any(r.startswith("LayersRuntime") for r in refs)
+    assert any(r.startswith("LayersModelallminilml6v2") and "fp32" not in r for r in refs)
+    assert any(r.startswith("LayersModelticketintents") for r in refs)
+    variables = props["Environment"]["Variables"]
+    assert variables[constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
+    assert variables[constants.ENV_CLASSIFIER_SOURCES] == f"/opt/models/{constants.DEFAULT_CLASSIFIER}"
+    assert constants.ENV_MAX_INPUTS not in variables  # ClassifySettings' own default applies
+    assert set(variables) >= {USAGE.env_var, TENANTS.env_var}
+
+
+def test_jobs_function_env_and_least_privilege_grants(built):
+    """Jobs: its table read/write, put under jobs/ (the presigned upload), read under results/; nothing else."""
+    template = built.service_template
+    props = function_props(template, "Jobs")
+    variables = props["Environment"]["Variables"]
+    assert "ExportsOutputRefMeteringJobs" in text(variables[JOBS.env_var])
+    assert "ExportsOutputRefJobsBucket" in text(variables[constants.ENV_JOB_BUCKET])
+    assert variables[constants.ENV_RESULTS_PREFIX] == constants.DEFAULT_RESULTS_PREFIX
+    assert not {USAGE.env_var, API_KEYS.env_var, constants.ENV_MODEL_SOURCE} & set(variables)
+    assert len(props["Layers"]) == 1  # runtime only
+    statements_ = policy_of_role(template, "Jobs")
+    dynamo = [s for s in statements_ if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert any("dynamodb:PutItem" in as_list(s["Action"]) for s in dynamo)
+    dynamo_resources = text([s["Resource"] for s in dynamo])
+    assert "MeteringJobs" in dynamo_resources
+    assert not any(t in dynamo_resources for t in ("MeteringUsage", "MeteringTenants", "MeteringApiKeys"))
+    s3_statements = [s for s in statements_ if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    puts = [s for s in s3_statements if any(a.startswith("s3:PutObject") for a in as_list(s["Action"]))]
+    reads = [s for s in s3_statements if any(a.startswith("s3:Get") for a in as_list(s["Action"]))]
+    assert puts and all(as_list(s["Action"]) == ["s3:PutObject"] for s in puts), puts
+    assert all(text(s["Resource"]).endswith('"/jobs/*"]]}') for s in puts), puts
+    assert reads and all(as_list(s["Action"]) == ["s3:GetObject"] for s in reads), reads
+    assert all(text(s["Resource"]).endswith('"/results/*"]]}') for s in reads), reads
+    assert not any("s3:List" in text(s["Action"]) for s in s3_statements)
+    assert not any("s3:DeleteObject" in text(s["Action"]) for s in s3_statements)
+    assert not any("sqs:" in text(s["Action"]) for s in statements_)
+
+
+def test_new_api_functions_are_metered_and_never_see_keys(built):
+    for prefix in ("Taskrerank", "Taskclassify", "V2"):
+        statements_ = policy_of_role(built.service_template, prefix)
+        writes = [s for s in statements_ if "dynamodb:PutItem" in as_list(s["Action"])]
+        assert writes and all("MeteringUsage" in text(s["Resource"]) for s in writes), prefix
+        assert "MeteringApiKeys" not in json.dumps(statements_), prefix
+        assert any("MeteringTenants" in text(s["Resource"]) for s in statements_), prefix
+        assert "MeteringJobs" not in json.dumps(statements_) and "JobsBucket" not in json.dumps(statements_)
 
 
 def test_layers_target_the_function_runtime_and_architecture(built):
@@ -145,6 +236,16 @@ def test_variant_snapstart_concurrency_arm64_and_s3_model(variant):
     assert upload["DestinationBucketKeyPrefix"] == "models/all-minilm-l6-v2/3"
     reads = [s for s in policy_of_role(template, "Taskembeddings") if "s3:GetObject*" in as_list(s["Action"])]
     assert reads and "/models/all-minilm-l6-v2/3/*" in text(reads[0]["Resource"])
+    # rerank and v2 follow the embeddings model: same settings, read it from the bucket too; no classify here
+    for prefix in ("Taskrerank", "V2"):
+        props = function_props(template, prefix)
+        assert (props["MemorySize"], props["Architectures"]) == (2048, ["arm64"]), prefix
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, prefix
+        assert text(props["Environment"]["Variables"][constants.ENV_MODEL_SOURCE]) == source, prefix
+        reads = [s for s in policy_of_role(template, prefix) if "s3:GetObject*" in as_list(s["Action"])]
+        assert reads and "/models/all-minilm-l6-v2/3/*" in text(reads[0]["Resource"]), prefix
+    assert not [k for k in functions if k.startswith("Taskclassify")]
+    assert ("POST", "/v1/classify") not in routes(template)
 
 
 # --- heavy models -------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def test_the_shipped_catalog_lists_the_served_models():
     assert minilm.serves("rerank") and not minilm.serves("classify")
     assert catalog.latest("all-minilm-l6-v2-fp32").runtime == "sagemaker"
     intents = catalog.latest("ticket-intents")
-    assert (intents.task, intents.build, intents.placeholder) == ("classify", "maas models train-classifier", True)
+    assert (intents.task, intents.build, intents.placeholder) == ("classify", "maas models train-classifier", False)
 
 
 @pytest.mark.parametrize(
