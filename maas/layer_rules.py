@@ -43,6 +43,14 @@ PRUNE = (
     "numpy/doc/*",
     # Type stubs are for editors, not for the interpreter.
     "*.pyi",
+    "wrapt-stubs/*",
+    # PROVIDED by the Lambda runtime, pulled in as requirements (aws-xray-sdk requires botocore): ~30 MB.
+    "boto3/*",
+    "boto3-*.dist-info/*",
+    "botocore/*",
+    "botocore-*.dist-info/*",
+    "s3transfer/*",
+    "s3transfer-*.dist-info/*",
 )
 
 
@@ -139,6 +147,9 @@ def prune_tree(root: Path) -> int:
         if path.is_file() and is_pruned(path.relative_to(root).as_posix()):
             removed += path.stat().st_size
             path.unlink()
+    for folder in sorted((p for p in Path(root).rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()  # folders the pruning emptied
     return removed
 
 

@@ -44,12 +44,13 @@ def test_runtime_build_installs_no_deps_packages_apart_prunes_and_is_current_aft
         target = Path(cmd[cmd.index("--target") + 1])
         (target / "numpy" / "random").mkdir(parents=True, exist_ok=True)
         (target / "numpy" / "random" / "_generator.py").write_text("")
+        (target / "numpy" / "__init__.py").write_text("")
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(layers.subprocess, "run", fake_pip)
     out = layers.build_runtime("x86_64", "3.14", build_dir=tmp_path)
     assert (out / "python" / "numpy").is_dir() and out.name == "runtime-x86_64-py3.14"
-    assert not (out / "python" / "numpy" / "random" / "_generator.py").exists(), "layer_rules.PRUNE applied"
+    assert not (out / "python" / "numpy" / "random").exists(), "layer_rules.PRUNE applied, emptied folders removed"
     assert "--no-deps" not in calls[0] and "onnxruntime>=1.20" in calls[0]
     assert "--no-deps" in calls[1] and [c for c in calls[1] if c.startswith("tokenizers")]
     assert layers.is_current(out, layers.runtime_stamp("x86_64", "3.14"))
