@@ -25,6 +25,7 @@ from maas.errors import InvalidRequest, NotFound, ServiceUnavailable
 from maas.loader import resolve_package
 from maas.package import Manifest
 from maas.settings import ClassifySettings
+from maas.validation import text_list, tokenize_checked
 
 RETRY_LOAD_AFTER_S = 30.0
 HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container (384 floats each: ~6 MB at most)
@@ -127,20 +128,7 @@ class ClassifyService:
         )
 
     def _texts(self, request: ClassifyRequest) -> list[str]:
-        texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
-        if not texts:
-            raise InvalidRequest("'inputs' is an empty list; send at least one text.", param="inputs")
-        if len(texts) > self.settings.max_inputs:
-            raise InvalidRequest(
-                f"'inputs' has {len(texts)} items; the maximum per request is {self.settings.max_inputs}.",
-                code="too_many_inputs",
-                param="inputs",
-            )
-        for i, text in enumerate(texts):
-            if not text.strip():
-                where = "'inputs'" if isinstance(request.inputs, str) else f"'inputs[{i}]'"
-                raise InvalidRequest(f"{where} is empty or only whitespace.", param="inputs")
-        return texts
+        return text_list(request.inputs, "inputs", self.settings.max_inputs)
 
     @staticmethod
     def _candidates(raw: list[str] | str) -> list[str]:
@@ -170,17 +158,7 @@ class ClassifyService:
         return labels
 
     def _encode(self, runtime: TextEmbedder, texts: list[str], truncate: bool, what: str = "inputs"):
-        encodings = runtime.tokenize(texts)
-        if not truncate:
-            for i, enc in enumerate(encodings):
-                if enc.overflowing:
-                    raise InvalidRequest(
-                        f"'{what}[{i}]' is longer than the model's {runtime.max_length} tokens "
-                        "and 'truncate' is false.",
-                        code="context_length_exceeded",
-                        param=what,
-                    )
-        return encodings
+        return tokenize_checked(runtime, texts, truncate, what)
 
     def _hypotheses(self, runtime: TextEmbedder, hypotheses: list[str]) -> tuple[np.ndarray, int]:
         """Embeddings and total tokens of the hypotheses. Clients repeat the same labels call after call, so

@@ -14,6 +14,7 @@ from maas.errors import InvalidRequest, NotFound, ServiceUnavailable
 from maas.loader import resolve_package
 from maas.package import Manifest
 from maas.settings import EmbeddingsSettings
+from maas.validation import text_list, tokenize_checked
 
 RETRY_LOAD_AFTER_S = 30.0
 
@@ -109,29 +110,8 @@ class EmbeddingsService:
                 code="unsupported_parameter",
                 param="dimensions",
             )
-        texts = [request.input] if isinstance(request.input, str) else request.input
-        if not texts:
-            raise InvalidRequest("'input' is an empty list; send at least one text.", param="input")
-        if len(texts) > self.settings.max_inputs:
-            raise InvalidRequest(
-                f"'input' has {len(texts)} items; the maximum per request is {self.settings.max_inputs}.",
-                code="too_many_inputs",
-                param="input",
-            )
-        for i, text in enumerate(texts):
-            if not text.strip():
-                where = "'input'" if isinstance(request.input, str) else f"'input[{i}]'"
-                raise InvalidRequest(f"{where} is empty or only whitespace.", param="input")
-        encodings = embedder.tokenize(texts)
-        if not request.truncate:
-            for i, enc in enumerate(encodings):
-                if enc.overflowing:
-                    raise InvalidRequest(
-                        f"'input[{i}]' is longer than the model's {embedder.max_length} tokens and "
-                        "'truncate' is false.",
-                        code="context_length_exceeded",
-                        param="input",
-                    )
+        texts = text_list(request.input, "input", self.settings.max_inputs)
+        encodings = tokenize_checked(embedder, texts, request.truncate, "input")
         if self.tracer is not None and not self.tracer.disabled:  # a disabled tracer still builds entities
             with self.tracer.provider.in_subsegment("model run") as segment:
                 segment.put_annotation("model", manifest.name)

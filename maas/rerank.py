@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from maas.catalog import resolve_served
 from maas.embeddings_service import EmbeddingsService
-from maas.errors import InvalidRequest
 from maas.package import Manifest
+from maas.validation import text_list
 
 TASK = "rerank"
 
@@ -97,20 +97,9 @@ class RerankService:
         embedder = self.embeddings.ready()
         manifest = self.embeddings.manifest
         resolve_served(request.model, manifest)
-        if not request.query.strip():
-            raise InvalidRequest("'query' is empty or only whitespace.", param="query")
-        if not request.documents:
-            raise InvalidRequest("'documents' is an empty list; send at least one document.", param="documents")
-        if len(request.documents) > self.max_documents:
-            raise InvalidRequest(
-                f"'documents' has {len(request.documents)} items; the maximum per request is {self.max_documents}.",
-                code="too_many_documents",
-                param="documents",
-            )
-        texts = [d if isinstance(d, str) else d.text for d in request.documents]
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise InvalidRequest(f"'documents[{i}]' is empty or only whitespace.", param="documents")
+        text_list(request.query, "query", 1)
+        documents = [d if isinstance(d, str) else d.text for d in request.documents]
+        texts = text_list(documents, "documents", self.max_documents, code="too_many_documents")
         result = embedder.embed([request.query, *texts])
         vectors = result.vectors
         if not manifest.normalized:  # the shipped package normalises in its graph; others may not
