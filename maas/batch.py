@@ -15,7 +15,6 @@ continuation queue (the requests queue); the SQS worker picks the job up at its 
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maas import jobs as j
 from maas.billing import Billing
-from maas.embedder import TextEmbedder
+from maas.embedder import TextEmbedder, encode_vectors
 from maas.jobs import Job, JobStore, ObjectRef, RejectedKey
 from maas.package import Manifest
 from maas.tenancy import ACTIVE, Caller, TenantStore
@@ -157,10 +156,7 @@ def embed_records(embedder: TextEmbedder, records: list[Record], encoding_format
         result = embedder.embed([r.text for r in good])
         vectors, counts = result.vectors, result.token_counts
     compute_ms = (time.perf_counter() - started) * 1000
-    if encoding_format == "base64":
-        encoded = [base64.b64encode(v.astype("<f4", copy=False).tobytes()).decode("ascii") for v in vectors]
-    else:
-        encoded = np.round(vectors.astype(np.float64), 9).tolist()
+    encoded = encode_vectors(vectors, encoding_format)
     out, k = [], 0
     for r in records:
         head = {"line": r.line} if r.custom_id is None else {"line": r.line, "custom_id": r.custom_id}
@@ -453,12 +449,7 @@ class BatchWorker:
         self.billing.charge(caller, rid, self.manifest, units, compute_ms, None)
         name = request.result_name or request.request_id or message_id
         key = f"{self.results_prefix}{request.tenant_id}/requests/{name}.json"
-        vectors = result.vectors
-        data = (
-            [base64.b64encode(v.astype("<f4", copy=False).tobytes()).decode("ascii") for v in vectors]
-            if request.encoding_format == "base64"
-            else np.round(vectors.astype(np.float64), 9).tolist()
-        )
+        data = encode_vectors(result.vectors, request.encoding_format)
         response = {
             "object": "list",
             "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(data)],
