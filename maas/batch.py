@@ -29,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maas import jobs as j
 from maas.billing import Billing
+from maas.catalog import resolve_served
 from maas.embedder import TextEmbedder, encode_vectors
+from maas.errors import NotFound
 from maas.jobs import Job, JobStore, ObjectRef, RejectedKey
 from maas.package import Manifest
 from maas.tenancy import ACTIVE, Caller, TenantStore
@@ -223,10 +225,12 @@ class BatchWorker:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
     continue_locally: Callable[[ObjectRef], None] | None = None  # where no continuation queue is configured
 
-    def model_ids(self) -> set[str]:
-        m = self.manifest
-        ids = {m.name.lower(), f"{m.name}@{m.version}".lower(), f"{m.name}@latest".lower()}
-        return ids | ({m.source["model"].lower()} if "model" in m.source else set())
+    def serves(self, model_id: str) -> bool:
+        try:
+            resolve_served(model_id, self.manifest)
+        except NotFound:
+            return False
+        return True
 
     def _active_caller(self, tenant_id: str, key_prefix: str) -> Caller:
         tenant = self.tenants.get_tenant(tenant_id, consistent=True)
@@ -273,7 +277,7 @@ class BatchWorker:
         job = started
         if job.status != j.RUNNING:
             return JobOutcome(job.job_id, job.tenant_id, job.status, note="duplicate")
-        if job.model.lower() not in self.model_ids():
+        if not self.serves(job.model):
             self.jobs.finish(job, j.FAILED, f"model_not_found: the model '{job.model}' is not served here")
             return JobOutcome(job.job_id, job.tenant_id, j.FAILED)
         done, last_ms = 0, 0.0
@@ -428,7 +432,7 @@ class BatchWorker:
             request = EmbeddingRequest.model_validate(payload)
         except ValidationError as exc:
             raise PoisonMessage(f"invalid request: {exc.errors()[0]['msg']}") from None
-        if request.model is not None and request.model.lower() not in self.model_ids():
+        if request.model is not None and not self.serves(request.model):
             raise PoisonMessage(f"unknown model '{request.model}'")
         if not self.job_bucket:
             raise RuntimeError("MAAS_JOB_BUCKET is not set: nowhere to write request results")

@@ -6,8 +6,9 @@ import logging
 import time
 
 from maas.api.schemas import EmbeddingsRequest, ModelCard
+from maas.catalog import resolve_served
 from maas.embedder import TextEmbedder, encode_vectors
-from maas.errors import InvalidRequest, NotFound, ServiceUnavailable
+from maas.errors import InvalidRequest, ServiceUnavailable
 from maas.loader import resolve_package
 from maas.package import Manifest
 from maas.settings import EmbeddingsSettings
@@ -62,13 +63,6 @@ class EmbeddingsService:
             )
         return self.embedder
 
-    def model_ids(self) -> set[str]:
-        m = self.manifest
-        ids = {m.name.lower(), f"{m.name}@{m.version}".lower(), f"{m.name}@latest".lower()}
-        if "model" in m.source:
-            ids.add(m.source["model"].lower())
-        return ids
-
     def models(self) -> list[ModelCard]:
         self.ready()
         m = self.manifest
@@ -86,20 +80,14 @@ class EmbeddingsService:
 
     def model(self, model_id: str) -> ModelCard:
         self.ready()
-        if model_id.lower() not in self.model_ids():
-            raise NotFound(f"The model '{model_id}' does not exist or is not served here.", code="model_not_found")
+        resolve_served(model_id, self.manifest, param=None)
         return self.models()[0]
 
     def embed(self, request: EmbeddingsRequest) -> dict:
         """Validate limits, embed, and return the OpenAI response body as a plain dict."""
         embedder = self.ready()
         manifest = self.manifest
-        if request.model is not None and request.model.lower() not in self.model_ids():
-            raise NotFound(
-                f"The model '{request.model}' does not exist or is not served here; see GET /v1/models.",
-                code="model_not_found",
-                param="model",
-            )
+        resolve_served(request.model, manifest)  # name, name@version, name@latest, catalog aliases
         if request.dimensions is not None and request.dimensions != manifest.dimensions:
             raise InvalidRequest(
                 f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
