@@ -127,9 +127,6 @@ class ClassifyService:
             param="model",
         )
 
-    def _texts(self, request: ClassifyRequest) -> list[str]:
-        return text_list(request.inputs, "inputs", self.settings.max_inputs)
-
     @staticmethod
     def _candidates(raw: list[str] | str) -> list[str]:
         labels = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else [s.strip() for s in raw]
@@ -156,9 +153,6 @@ class ClassifyService:
                 )
             seen[key] = i
         return labels
-
-    def _encode(self, runtime: TextEmbedder, texts: list[str], truncate: bool, what: str = "inputs"):
-        return tokenize_checked(runtime, texts, truncate, what)
 
     def _hypotheses(self, runtime: TextEmbedder, hypotheses: list[str]) -> tuple[np.ndarray, int]:
         """Embeddings and total tokens of the hypotheses. Clients repeat the same labels call after call, so
@@ -189,7 +183,7 @@ class ClassifyService:
                 param="parameters.hypothesis_template",
             )
         slot = self._find(request.model, zero_shot)
-        texts = self._texts(request)
+        texts = text_list(request.inputs, "inputs", self.settings.max_inputs)
         labels = self._candidates(params.candidate_labels) if zero_shot else None
         template = (params.hypothesis_template if zero_shot else None) or DEFAULT_HYPOTHESIS_TEMPLATE
         if zero_shot and "{}" not in template:
@@ -199,7 +193,7 @@ class ClassifyService:
                 param="parameters.hypothesis_template",
             )
         runtime = slot.ready()
-        encodings = self._encode(runtime, texts, request.truncate)
+        encodings = tokenize_checked(runtime, texts, request.truncate, "inputs")
         if zero_shot:
             hypotheses = [template.replace("{}", label, 1) for label in labels]
             hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)
