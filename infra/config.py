@@ -272,27 +272,28 @@ def _apply_context(data: dict, context: Mapping[str, object]) -> dict:
         data["models"] = [m for m in data.get("models", []) if m.get("name") in wanted]
     tasks = {m.get("task") for m in data.get("models", []) if m.get("runtime", "layer") != "sagemaker"}
     tasks |= set(data.get("tasks", {}))  # explicit entries too (rerank, v2 may have their own)
-    for key, field, convert in (("architecture", "architecture", str), ("memory", "memory_mb", int)):
+
+    def context(key: str, convert):
+        """A context override converted, or None when not given; a bad value is a ConfigError naming it."""
         value = get(CTX + key)
         if value is None:
-            continue
+            return None
         try:
-            value = convert(value)
+            return convert(value)
         except ValueError:
             raise ConfigError(f"{CTX}{key}: not a valid value: {value!r}") from None
+
+    for key, field, convert in (("architecture", "architecture", str), ("memory", "memory_mb", int)):
+        if (value := context(key, convert)) is None:
+            continue
         for task in tasks:
             data.setdefault("tasks", {}).setdefault(task, {})[field] = value
         if field == "architecture":
             for fn in ("authorizer", "heavy_proxy", "batch_s3", "batch_sqs"):
                 data.setdefault(fn, {})[field] = value
     for key, field, convert in (("gpuInstanceType", "instance_type", str), ("gpuMinCapacity", "min_capacity", int)):
-        value = get(CTX + key)
-        if value is None:
+        if (value := context(key, convert)) is None:
             continue
-        try:
-            value = convert(value)
-        except ValueError:
-            raise ConfigError(f"{CTX}{key}: not a valid value: {value!r}") from None
         for model in data.get("models", []):
             if model.get("runtime") == "sagemaker":
                 model.setdefault("sagemaker", {})[field] = value
