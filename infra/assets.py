@@ -23,8 +23,6 @@ from maas import layers as builder
 from maas.paths import REPO_ROOT
 
 # Parts of the shared package that are not function runtime (build pipelines, benchmark, local server, CLI).
-NOT_RUNTIME_DIRS = frozenset({"build", "bench", "local", "__pycache__"})
-NOT_RUNTIME_FILES = frozenset({"cli.py", "layers.py"})
 HANDLER = "app.lambda_handler"
 PLACEHOLDER_README = "README.md"
 
@@ -94,13 +92,7 @@ class AssetBuilder:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         shutil.copy2(source, target / "app.py")
-        shutil.copytree(
-            self.paths.package_dir,
-            target / self.paths.package_dir.name,
-            ignore=lambda folder, names: [
-                n for n in names if n in NOT_RUNTIME_FILES or n in NOT_RUNTIME_DIRS or n.endswith((".pyc", ".egg-info"))
-            ],
-        )
+        builder.copy_runtime_code(target, self.paths.package_dir)
         return StagedAsset(target)
 
     def runtime_layer(self, arch: str, python: str) -> StagedAsset:

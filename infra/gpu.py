@@ -22,10 +22,10 @@ from constructs import Construct
 
 from infra.config import SageMakerConfig
 from infra.nag import suppress
+from maas import constants
 
 VARIANT = "AllTraffic"
 ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[^.]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)")
-MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
 
 
 class GpuEndpoint(Construct):
@@ -82,7 +82,13 @@ class GpuEndpoint(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image,
                 model_data_url=model_data.s3_object_url,
-                environment={"MAAS_MODEL_SOURCE": MODEL_DIR, "MAAS_MODEL_NAME": model_name},
+                environment={
+                    constants.ENV_MODEL_SOURCE: constants.SAGEMAKER_MODEL_DIR,
+                    constants.ENV_MODEL_NAME: model_name,
+                    # the PyTorch inference toolkit imports code/inference.py (maas.endpoint.inference)
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": f"{constants.SAGEMAKER_MODEL_DIR}/code",
+                },
             ),
         )
         # SageMaker checks the role's permissions when it creates the model: the policy must exist first.

@@ -53,16 +53,20 @@ V2_ROUTES = [
 ]
 # Health is public, as KServe probes are (no tenant data; throttled like the documentation).
 V2_PUBLIC_ROUTES = [("GET", "/v2/health/live"), ("GET", "/v2/health/ready")]
-# Variables the heavy-model proxy reads (to move into maas.constants with the proxy's issue).
-ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"
-ENV_INFERENCE_COMPONENT = "MAAS_INFERENCE_COMPONENT"
-ENV_MODEL_NAME = "MAAS_MODEL_NAME"
 PLACEHOLDER_RULE = "MaasAssetsBuilt"
 
 
-def heavy_route(model: ModelConfig) -> str:
-    """Open Inference Protocol path of a SageMaker-served model."""
-    return f"/v2/models/{model.name}/infer"
+def heavy_routes(model: ModelConfig) -> list[tuple[str, str]]:
+    """Open Inference Protocol routes of a SageMaker-served model (its proxy answers them; maas.api.heavy)."""
+    base = f"/v2/models/{model.name}"
+    return [
+        ("POST", f"{base}/infer"),
+        ("POST", f"{base}/versions/{{model_version}}/infer"),
+        ("GET", base),
+        ("GET", f"{base}/ready"),
+        ("GET", f"{base}/versions/{{model_version}}"),
+        ("GET", f"{base}/versions/{{model_version}}/ready"),
+    ]
 
 
 def function_folder(task: str) -> str:
@@ -289,9 +293,13 @@ class ServiceStack(Stack):
                 model_data=s3_assets.Asset(self, f"ModelData-{model.name}", path=str(archive.path)),
                 settings=model.sagemaker,
             )
-            env = {**task_env(None), ENV_SAGEMAKER_ENDPOINT: endpoint.endpoint_name, ENV_MODEL_NAME: model.name}
+            env = {
+                **task_env(None),
+                constants.ENV_SAGEMAKER_ENDPOINT: endpoint.endpoint_name,
+                constants.ENV_MODEL_NAME: model.name,
+            }
             if endpoint.component_name is not None:
-                env[ENV_INFERENCE_COMPONENT] = endpoint.component_name
+                env[constants.ENV_INFERENCE_COMPONENT] = endpoint.component_name
             proxy = function(
                 f"Proxy-{model.name}",
                 "heavy_proxy",
@@ -302,7 +310,8 @@ class ServiceStack(Stack):
             )
             grant_metering(proxy)
             endpoint.grant_invoke(proxy.role)
-            self.api.add_route("POST", heavy_route(model), proxy.alias)
+            for method, path in heavy_routes(model):
+                self.api.add_route(method, path, proxy.alias)
             self.gpu[model.name] = endpoint
 
         batch_model = config.lambda_models[0] if config.lambda_models else None

@@ -118,4 +118,4 @@ class Billing:
                 self.meter.count_failure(caller.tenant_id, err.status)
             except Exception:  # counting a failure must never turn a 4xx into a 500
                 self.logger.exception("could not count a failed request")
-        return err.quota.headers() if isinstance(err, QuotaExceeded) else {}
+        return {**err.headers, **(err.quota.headers() if isinstance(err, QuotaExceeded) else {})}

@@ -54,3 +54,19 @@ DEFAULT_CLASSIFIER = "ticket-intents"  # default: this package, next to the embe
 DEFAULT_CLASSIFY_MAX_INPUTS = 256
 MAX_CANDIDATE_LABELS = 32
 MAX_LABEL_CHARS = 200
+
+# Heavy models on a SageMaker endpoint: the inference package (maas.endpoint) and the proxy (maas.heavy,
+# functions/heavy_proxy). The proxy's variables are set by infra/stacks.py; the container's by infra/gpu.py.
+ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"  # the endpoint's name
+ENV_INFERENCE_COMPONENT = "MAAS_INFERENCE_COMPONENT"  # set when the endpoint hosts inference components
+ENV_MODEL_NAME = "MAAS_MODEL_NAME"  # the catalog name the endpoint serves
+ENV_SAGEMAKER_RUNTIME_URL = "MAAS_SAGEMAKER_RUNTIME_URL"  # local only: `maas serve`'s stand-in endpoint process
+ENV_ENDPOINT_TIMEOUT_S = "MAAS_ENDPOINT_TIMEOUT_S"  # read timeout of one InvokeEndpoint call
+ENV_ENDPOINT_ATTEMPTS = "MAAS_ENDPOINT_ATTEMPTS"  # total attempts per request (botocore standard retries)
+ENV_DEVICE = "MAAS_DEVICE"  # auto | cuda | cpu: the endpoint's onnxruntime execution provider
+ENV_BATCH_WAIT_MS = "MAAS_BATCH_WAIT_MS"  # dynamic batching: hold a batch's first request this long (0: never)
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
+# InvokeEndpoint's request payload limit on real-time endpoints (asynchronous endpoints take up to 1 GB).
+ENDPOINT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+DEFAULT_ENDPOINT_TIMEOUT_S = 12.0  # x 2 attempts stays under API Gateway's 29 s integration timeout
+DEFAULT_ENDPOINT_ATTEMPTS = 2

@@ -21,8 +21,21 @@ class EmbeddingsService:
     """Holds the container's one session. A model that fails to load is reported as 503, and loading
     is retried at most every RETRY_LOAD_AFTER_S seconds, so a transient failure heals without a restart."""
 
-    def __init__(self, settings: EmbeddingsSettings, logger: logging.Logger | None = None, s3_client=None, tracer=None):
+    def __init__(
+        self,
+        settings: EmbeddingsSettings,
+        logger: logging.Logger | None = None,
+        s3_client=None,
+        tracer=None,
+        *,
+        providers: list | None = None,
+        wrap=None,
+    ):
+        """``providers``: onnxruntime execution providers (default CPU); ``wrap(embedder)`` may put something
+        in front of the loaded embedder (the heavy-model endpoint's dynamic batcher)."""
         self.settings = settings
+        self.providers = providers
+        self.wrap = wrap
         self.tracer = tracer
         self.logger = logger or logging.getLogger(__name__)
         self.s3_client = s3_client
@@ -45,7 +58,10 @@ class EmbeddingsService:
                 threads=self.settings.threads,
                 max_batch=self.settings.batch_size,
                 max_batch_tokens=self.settings.batch_tokens,
+                providers=self.providers,
             )
+            if self.wrap is not None:
+                self.embedder = self.wrap(self.embedder)
             self.manifest, self.load_error = manifest, None
             self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
         except Exception as exc:  # any failure here must become a 503 with a logged reason, not a crash loop

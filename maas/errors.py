@@ -9,6 +9,7 @@ class ApiError(Exception):
     status = 400
     type = "invalid_request_error"
     code = "invalid_request"
+    headers: dict[str, str] = {}  # extra response headers (e.g. Retry-After); never mutated
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
         super().__init__(message)

@@ -6,7 +6,8 @@
   folder (`--wheel-dir`), pip runs `--no-index --find-links DIR`: fully offline.
 - model layer: a model package copied (hard-linked where possible) to `models/<name>/`, which Lambda
   mounts at `/opt/models/<name>` (the runtime's default `MAAS_MODEL_SOURCE`).
-- SageMaker archive: the same package as `model.tar.gz`, the format SageMaker model data must have.
+- SageMaker archive: the same package as `model.tar.gz`, the format SageMaker model data must have, with the
+  inference package (maas.endpoint) under `code/` and a SHA256SUMS of that code.
 
 Each output has a stamp (recipe hash, platform, sources); `is_current` tells whether it must be rebuilt.
 Nothing here runs at import time; the CDK app only reads stamps and never calls pip.
@@ -20,6 +21,7 @@ Nothing here runs at import time; the CDK app only reads stamps and never calls 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -217,15 +219,62 @@ def build_model_layer(name: str, *, models_dir: Path = MODELS_DIR, build_dir: Pa
     return output
 
 
-def build_sagemaker_archive(name: str, *, models_dir: Path = MODELS_DIR, build_dir: Path = BUILD_DIR) -> Path:
-    """Pack ``models/<name>`` as a SageMaker ``model.tar.gz`` (files at the archive root, /opt/ml/model/...)."""
+# What of `maas/` a deployed function or endpoint does not need: builds, benchmarks, the local server, the CLI.
+NOT_RUNTIME_DIRS = frozenset({"build", "bench", "local", "__pycache__"})
+NOT_RUNTIME_FILES = frozenset({"cli.py", "layers.py"})
+ENDPOINT_REQUIREMENTS = LAYERS_DIR / "endpoint" / "requirements.txt"
+# model.tar.gz's code/: the entry points SageMaker's framework containers import, and the checksums of it all.
+ENDPOINT_ENTRY = "from maas.endpoint.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
+CODE_SUMS = "SHA256SUMS"
+
+
+def _not_runtime(folder, names: list[str]) -> list[str]:
+    return [n for n in names if n in NOT_RUNTIME_FILES or n in NOT_RUNTIME_DIRS or n.endswith((".pyc", ".egg-info"))]
+
+
+def copy_runtime_code(target: Path, package_dir: Path = REPO_ROOT / "maas") -> Path:
+    """Copy the runtime part of the `maas` package to ``target/maas``."""
+    return Path(shutil.copytree(package_dir, target / package_dir.name, ignore=_not_runtime))
+
+
+def stage_endpoint_code(target: Path, requirements: Path = ENDPOINT_REQUIREMENTS) -> Path:
+    """Write model.tar.gz's ``code/``: inference.py, requirements.txt, the runtime `maas` package and SHA256SUMS
+    (checked by maas.endpoint.inference.model_fn before anything is loaded)."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "inference.py").write_text(ENDPOINT_ENTRY)
+    shutil.copyfile(requirements, target / "requirements.txt")
+    copy_runtime_code(target)
+    files = sorted(p for p in target.rglob("*") if p.is_file() and p.name != CODE_SUMS)
+    lines = [f"{_sha256_bytes(p.read_bytes())}  {p.relative_to(target).as_posix()}" for p in files]
+    (target / CODE_SUMS).write_text("\n".join(lines) + "\n")
+    return target
+
+
+def _code_digest(requirements: Path) -> str:
+    digest = hashlib.sha256(requirements.read_bytes())
+    package_dir = REPO_ROOT / "maas"
+    for path in sorted(package_dir.rglob("*.py")) + sorted((package_dir / "data").glob("*.toml")):
+        rel = path.relative_to(package_dir)
+        if not set(rel.parts[:-1]) & NOT_RUNTIME_DIRS and rel.name not in NOT_RUNTIME_FILES:
+            digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_sagemaker_archive(
+    name: str, *, models_dir: Path = MODELS_DIR, build_dir: Path = BUILD_DIR, requirements: Path = ENDPOINT_REQUIREMENTS
+) -> Path:
+    """Pack ``models/<name>`` as a SageMaker ``model.tar.gz``: the package's files at the archive root
+    (/opt/ml/model/...) and the inference package under ``code/``. Reproducible: same inputs, same bytes."""
     package = models_dir / name
-    stamp = model_stamp(package)
+    stamp = {**model_stamp(package), "kind": "sagemaker", "code_sha256": _code_digest(requirements)}
     output = sagemaker_archive(name, build_dir)
     if is_current(output, stamp):
         return output
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".tmp")
+    staging = build_dir / f"sagemaker-{name}-code"
+    shutil.rmtree(staging, ignore_errors=True)
+    code = stage_endpoint_code(staging / "code", requirements)
 
     def reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -233,11 +282,17 @@ def build_sagemaker_archive(name: str, *, models_dir: Path = MODELS_DIR, build_d
         info.mtime = 0
         return info
 
-    # ONNX weights barely compress; level 1 keeps the archive build fast.
-    with tarfile.open(partial, "w:gz", compresslevel=1) as tar:
-        for path in sorted(p for p in package.rglob("*") if p.is_file()):
-            tar.add(path, arcname=str(path.relative_to(package)), filter=reproducible)
-    partial.replace(output)
+    try:
+        # ONNX weights barely compress; level 1 keeps the archive build fast. gzip's header carries no time here.
+        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
+            with tarfile.open(fileobj=gz, mode="w") as tar:
+                for path in sorted(p for p in package.rglob("*") if p.is_file()):
+                    tar.add(path, arcname=str(path.relative_to(package)), filter=reproducible)
+                for path in sorted(p for p in code.rglob("*") if p.is_file()):
+                    tar.add(path, arcname=str(path.relative_to(code.parent)), filter=reproducible)
+        partial.replace(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     write_stamp(output, stamp)
     return output
 

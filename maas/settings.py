@@ -17,6 +17,12 @@ class SettingsError(Exception):
     """The function's environment is invalid; the message names the variable."""
 
 
+def _metering_needs_a_table(settings):
+    if settings.metering == "on" and not settings.usage_table:
+        raise ValueError(f"{USAGE.env_var} is required when metering is on ({c.ENV_METERING}=off disables it)")
+    return settings
+
+
 class EmbeddingsSettings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -32,11 +38,7 @@ class EmbeddingsSettings(BaseModel):
     metering: Literal["on", "off"] = Field("on", alias=c.ENV_METERING)
     plans_file: Path | None = Field(None, alias=c.ENV_PLANS_FILE)
 
-    @model_validator(mode="after")
-    def _metering_needs_a_table(self):
-        if self.metering == "on" and not self.usage_table:
-            raise ValueError(f"{USAGE.env_var} is required when metering is on ({c.ENV_METERING}=off disables it)")
-        return self
+    _metering_needs_a_table = model_validator(mode="after")(_metering_needs_a_table)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmbeddingsSettings:
@@ -95,11 +97,7 @@ class BatchSettings(BaseModel):
     dlq_url: str | None = Field(None, alias=c.ENV_DLQ_URL, min_length=8)
     max_receive_count: int = Field(c.DEFAULT_MAX_RECEIVE_COUNT, alias=c.ENV_MAX_RECEIVE_COUNT, ge=1, le=1000)
 
-    @model_validator(mode="after")
-    def _metering_needs_a_table(self):
-        if self.metering == "on" and not self.usage_table:
-            raise ValueError(f"{USAGE.env_var} is required when metering is on ({c.ENV_METERING}=off disables it)")
-        return self
+    _metering_needs_a_table = model_validator(mode="after")(_metering_needs_a_table)
 
     from_env = classmethod(EmbeddingsSettings.from_env.__func__)
 
@@ -137,3 +135,26 @@ class ClassifySettings(EmbeddingsSettings):
             return [s.strip() for s in self.classifier_sources.split(",") if s.strip()]
         parent = self.model_source.rstrip("/").rpartition("/")[0]
         return [f"{parent}/{c.DEFAULT_CLASSIFIER}" if parent else c.DEFAULT_CLASSIFIER]
+
+
+class HeavyProxySettings(BaseModel):
+    """functions/heavy_proxy: which endpoint serves which catalog model, time bounds, metering."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    endpoint_name: str = Field(alias=c.ENV_SAGEMAKER_ENDPOINT, min_length=1, max_length=63)
+    inference_component: str | None = Field(None, alias=c.ENV_INFERENCE_COMPONENT, min_length=1)
+    model_name: str = Field(alias=c.ENV_MODEL_NAME, min_length=1)
+    runtime_url: str | None = Field(None, alias=c.ENV_SAGEMAKER_RUNTIME_URL, pattern=r"^https?://")
+    timeout_s: float = Field(c.DEFAULT_ENDPOINT_TIMEOUT_S, alias=c.ENV_ENDPOINT_TIMEOUT_S, gt=0, le=60)
+    attempts: int = Field(c.DEFAULT_ENDPOINT_ATTEMPTS, alias=c.ENV_ENDPOINT_ATTEMPTS, ge=1, le=5)
+    max_body_bytes: int = Field(
+        c.ENDPOINT_MAX_PAYLOAD_BYTES, alias=c.ENV_MAX_BODY_BYTES, ge=1024, le=c.ENDPOINT_MAX_PAYLOAD_BYTES
+    )
+    usage_table: str | None = Field(None, alias=USAGE.env_var, min_length=3)
+    metering: Literal["on", "off"] = Field("on", alias=c.ENV_METERING)
+    plans_file: Path | None = Field(None, alias=c.ENV_PLANS_FILE)
+
+    from_env = classmethod(EmbeddingsSettings.from_env.__func__)
+
+    _metering_needs_a_table = model_validator(mode="after")(_metering_needs_a_table)

@@ -51,7 +51,8 @@ class MeteredPost:
         self.billing, self.logger, self.max_body_bytes = billing, logger, max_body_bytes
 
     def __call__(self, event: dict, model: type[BaseModel], run: Callable[[BaseModel], tuple[dict, int]], manifest):
-        """``run(request) -> (response body, billable units)``; ``manifest()`` is what the usage event records."""
+        """``run(request) -> (response body, billable units)``, the body a dict or already-serialised JSON text;
+        ``manifest()`` is what the usage event records."""
         caller = None
         try:
             caller = self.billing.caller(event)
@@ -62,7 +63,7 @@ class MeteredPost:
             compute_ms = (time.perf_counter() - started) * 1000
             headers = self.billing.charge(caller, request_id_of(event, caller), manifest(), units, compute_ms, before)
             self.logger.debug("metered call", extra={"units": units, "ms": round(compute_ms, 2)})
-            return proxy_result(200, dumps(result), headers)
+            return proxy_result(200, result if isinstance(result, str) else dumps(result), headers)
         except ApiError as err:
             self.logger.info("request refused", extra={"status": err.status, "code": err.code})
             return proxy_result(err.status, dumps(err.body()), self.billing.failed(caller, err))

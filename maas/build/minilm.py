@@ -31,6 +31,11 @@ from maas.package import (
 NAME = "all-minilm-l6-v2"
 VERSION = "1"
 MAX_SEQUENCE_LENGTH = 256  # sentence-transformers' max_seq_length for this model
+# The heavy (fp32, GPU endpoint) package: the same weights served at BERT's full 512 positions. MiniLM was
+# pre-trained with 512 positions and fine-tuned for sentences at 128-256 tokens, so inputs past 256 tokens are
+# embedded but were not part of the sentence fine-tuning (the quality report covers the eval set only).
+HEAVY_NAME = f"{NAME}-fp32"
+HEAVY_MAX_SEQUENCE_LENGTH = 512
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT = "sentence_embedding"
 MIN_COSINE_TARGET = 0.99
@@ -219,8 +224,11 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False, precision
                 size_ratio=round(fp32_bytes / model_bytes, 4),
                 **report,
             )
+            heavy = {} if precision == "int8" else dict(
+                name=HEAVY_NAME, runtime_target="sagemaker", max_sequence_length=HEAVY_MAX_SEQUENCE_LENGTH
+            )
             manifest = _manifest(
-                version=VERSION if precision == "int8" else f"{VERSION}-fp32",
+                **heavy,
                 quantization=quant,
                 session_config=session_config,
                 quality=quality,

@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from maas import constants as c
+from maas import paths
 from maas.local.emulator import AwsEmulator, aws_env, table_env
+from maas.local.endpoint import EndpointStartError, heavy_models, proxy_env, start_local_endpoint
 from maas.local.functions import (
     FunctionNotFound,
     LambdaContext,
@@ -35,6 +38,11 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
     if hint:
         print(f"error: {hint}", file=sys.stderr)
         return 2
+    endpoint = None
+    if function == "heavy_proxy" and c.ENV_SAGEMAKER_ENDPOINT not in merged:
+        # Like the deployed proxy: its endpoint is the heavy package's inference server, here a local process.
+        endpoint, endpoint_env = _local_endpoint()
+        merged = {**endpoint_env, **merged}
     emulator = None
     if not any(k in merged or k in os.environ for k in ("AWS_ENDPOINT_URL", USAGE.env_var)):
         # Like `sam local invoke` without Docker: AWS calls go to an in-process emulator with the tables.
@@ -59,9 +67,26 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
     finally:
         if emulator is not None:
             emulator.stop()
+        if endpoint is not None:
+            endpoint.stop()
     print(json.dumps(result, indent=2))
     print(f"init {1000 * (t1 - t0):.1f} ms, invoke {1000 * (t2 - t1):.1f} ms", file=sys.stderr)
     if isinstance(result, dict) and "errorMessage" in result:
         return 1
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200
     return 0 if status < 400 else 1
+
+
+def _local_endpoint():
+    """(the running local endpoint or None, the proxy's variables) for the catalog's first heavy model."""
+    model = heavy_models()[0]
+    folder = paths.model_dir(model)
+    if not (folder / "manifest.json").is_file():
+        print(f"note: {model} is not built, so its endpoint is missing (maas models build {model})", file=sys.stderr)
+        return None, proxy_env(model, None)
+    try:
+        endpoint = start_local_endpoint(folder, model)
+    except EndpointStartError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return None, proxy_env(model, None)
+    return endpoint, proxy_env(model, endpoint.url)

@@ -33,6 +33,7 @@ from maas.build import BUILDS
 from maas.constants import AUTHORIZER_CACHE_TTL_S
 from maas.local.apigw import make_event, response_parts
 from maas.local.emulator import AwsEmulator, aws_env, table_env
+from maas.local.endpoint import EndpointStartError, heavy_models, proxy_env, start_local_endpoint
 from maas.local.functions import REGION, LambdaContext, load_handler, patched_environ
 from maas.plans import default_plans
 from maas.tables import API_KEYS, TENANTS
@@ -81,15 +82,41 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v2/models/{model_name}/infer", "v2"),
     Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", "v2"),
 )
+HEAVY_FUNCTION = "heavy_proxy"
+
+
+def heavy_routes(model: str) -> tuple[Route, ...]:
+    """A SageMaker-served model's /v2 routes, to the proxy; static, so they win over `{model_name}` (listed first),
+    as API Gateway matches a static segment before a variable one."""
+    base = f"/v2/models/{model}"
+    return tuple(
+        Route(method, base + suffix, HEAVY_FUNCTION)
+        for method, suffix in (
+            ("POST", "/infer"),
+            ("POST", "/versions/{model_version}/infer"),
+            ("GET", ""),
+            ("GET", "/ready"),
+            ("GET", "/versions/{model_version}"),
+            ("GET", "/versions/{model_version}/ready"),
+        )
+    )
+
+
+ROUTES = tuple(r for model in heavy_models() for r in heavy_routes(model)) + ROUTES
 AUTHORIZER_FUNCTION = "authorizer"
 DEFAULT_FUNCTION = "embeddings"
 PROXY_RESOURCE = "/{proxy+}"
 
 
-def function_env(model_dir: Path) -> dict[str, dict[str, str]]:
-    """Each function's environment variables, as the stack sets them in production."""
+def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = None) -> dict[str, dict[str, str]]:
+    """Each function's environment variables, as the stack sets them in production. ``endpoints``: heavy model
+    -> the URL of its local endpoint process (None: not running, so its routes answer 503)."""
     tables = table_env()
+    heavy = {}
+    for model in heavy_models()[:1]:  # one proxy function per model in the stack; `maas serve` runs the first
+        heavy[HEAVY_FUNCTION] = {**tables, **proxy_env(model, (endpoints or {}).get(model))}
     return {
+        **heavy,
         "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
         # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
         "rerank": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
@@ -465,18 +492,21 @@ def start(
     with_moto: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
     emulator_port: int = 0,
+    heavy: bool = True,
 ) -> Running:
     """Start the AWS emulator (tables, demo tenant), load the handlers and serve HTTP in a background thread.
 
     `api` defaults to the project's route table, with the authorizer in front, and the model package at
     `model_dir`. The AWS variables stay set (process-wide, as boto3 reads them when a client is made) until
-    `stop()` restores them.
+    `stop()` restores them. ``heavy``: run each built SageMaker-served package in a local endpoint process.
     """
-    if api is None:
-        api = LocalApi(env=function_env(model_dir or paths.model_dir()), gateway=LocalGateway() if with_moto else None)
     cleanup = ExitStack()
     moto_url, demo_key = "", None
     try:
+        if api is None:
+            endpoints = start_heavy_endpoints(cleanup) if heavy else {}
+            env = function_env(model_dir or paths.model_dir(), endpoints)
+            api = LocalApi(env=env, gateway=LocalGateway() if with_moto else None)
         if with_moto:
             emulator = AwsEmulator(emulator_port)
             moto_url = emulator.start()
@@ -496,6 +526,29 @@ def start(
     thread.start()
     base_url = f"http://{_url_host(httpd.server_name)}:{httpd.server_port}"
     return Running(base_url, moto_url, httpd, thread, cleanup, demo_key, DEMO_TENANT if demo_key else None)
+
+
+def start_heavy_endpoints(cleanup: ExitStack) -> dict[str, str | None]:
+    """Start an endpoint process per built heavy package; a missing package or failed start leaves its routes 503."""
+    urls: dict[str, str | None] = {}
+    for model in heavy_models()[:1]:
+        folder = paths.model_dir(model)
+        if not (folder / "manifest.json").is_file():
+            print(
+                f"heavy model {model!r} is not built: its routes answer 503 (build it: maas models build {model})",
+                file=sys.stderr,
+            )
+            urls[model] = None
+            continue
+        try:
+            endpoint = start_local_endpoint(folder, model)
+        except EndpointStartError as exc:
+            print(f"warning: {exc}; its routes answer 503", file=sys.stderr)
+            urls[model] = None
+            continue
+        cleanup.callback(endpoint.stop)
+        urls[model] = endpoint.url
+    return urls
 
 
 def start_background(port: int = 0, model_dir: Path | None = None, **kwargs) -> tuple[str, Callable[[], None]]:

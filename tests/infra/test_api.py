@@ -17,7 +17,7 @@ from infra.stacks import (
     USAGE_ROUTES,
     V2_PUBLIC_ROUTES,
     V2_ROUTES,
-    heavy_route,
+    heavy_routes,
 )
 from maas import constants
 from maas.api.gateway import GATEWAY_RESPONSES
@@ -30,7 +30,7 @@ def expected_routes(config) -> tuple[set, set]:
     tasks = set(config.lambda_tasks) | ({"rerank"} if config.embedding_model is not None else set())
     authorized = {(m, p) for task in tasks for m, p, _ in TASK_ROUTES[task]}
     authorized |= set(COMMON_ROUTES) | set(USAGE_ROUTES) | set(JOBS_ROUTES)
-    authorized |= {("POST", heavy_route(m)) for m in config.sagemaker_models}
+    authorized |= {route for m in config.sagemaker_models for route in heavy_routes(m)}
     public = set(PUBLIC_ROUTES)
     if config.embedding_model is not None:
         authorized |= set(V2_ROUTES)
@@ -48,6 +48,9 @@ ROUTE_TARGETS = {
     ("GET", "/v1/jobs/{job_id}"): "JobsAlias",
     **{route: "V2Alias" for route in V2_ROUTES + V2_PUBLIC_ROUTES},
     ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer"): "Proxyallminilml6v2fp32Alias",
+    ("GET", "/v2/models/all-minilm-l6-v2-fp32"): "Proxyallminilml6v2fp32Alias",
+    ("GET", "/v2/models/all-minilm-l6-v2-fp32/ready"): "Proxyallminilml6v2fp32Alias",
+    ("POST", "/v2/models/all-minilm-l6-v2-fp32/versions/{model_version}/infer"): "Proxyallminilml6v2fp32Alias",
 }
 
 

@@ -78,12 +78,20 @@ def test_model_layer_puts_the_package_under_models_and_rebuilds_when_the_manifes
     assert json.loads((out / "models" / "m" / "manifest.json").read_text())["version"] == "2"
 
 
-def test_sagemaker_archive_has_the_package_at_its_root_and_is_reproducible(tmp_path):
+def test_sagemaker_archive_has_the_package_at_its_root_the_code_beside_it_and_is_reproducible(tmp_path):
     models, build = tmp_path / "models", tmp_path / "build"
     write_fake_package(models, "m")
     archive = layers.build_sagemaker_archive("m", models_dir=models, build_dir=build)
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+        names = tar.getnames()
+        root = sorted(n for n in names if "/" not in n)
+        assert root == ["manifest.json", "model.onnx", "tokenizer.json"]
+        code = {n.removeprefix("code/") for n in names if n.startswith("code/")}
+        assert {"inference.py", "requirements.txt", "SHA256SUMS", "maas/endpoint/inference.py"} <= code
+        assert not any(n.startswith(("maas/build/", "maas/local/", "maas/bench/")) for n in code)
+        assert "onnxruntime-gpu" in tar.extractfile("code/requirements.txt").read().decode()
+        sums = tar.extractfile("code/SHA256SUMS").read().decode().splitlines()
+        assert {line.split("  ", 1)[1] for line in sums} == code - {"SHA256SUMS"}
     first = archive.read_bytes()
     archive.unlink()
     assert layers.build_sagemaker_archive("m", models_dir=models, build_dir=build).read_bytes() == first

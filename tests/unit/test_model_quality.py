@@ -41,8 +41,18 @@ def test_eval_set_and_test_sentences_do_not_overlap(golden):
 
 
 def test_fp32_package_matches_sentence_transformers(fp32_model_dir, golden):
-    vectors = _embed(fp32_model_dir, golden["sentences"])
+    """The heavy package serves 512 tokens; truncated at sentence-transformers' 256 it reproduces the golden
+    vectors exactly, and a text longer than 256 tokens really is embedded past 256."""
+    manifest = read_manifest(fp32_model_dir)
+    assert (manifest.name, manifest.version, manifest.runtime_target) == ("all-minilm-l6-v2-fp32", "1", "sagemaker")
+    assert manifest.max_sequence_length == 512
+    at_256 = TextEmbedder(fp32_model_dir, manifest.model_copy(update={"max_sequence_length": 256}))
+    vectors = at_256.embed(golden["sentences"]).vectors
     np.testing.assert_allclose(vectors, np.array(golden["vectors"]), atol=FP32_ATOL)
+    full = TextEmbedder(fp32_model_dir, manifest).embed(golden["sentences"])
+    long = [i for i, n in enumerate(full.token_counts) if n > 256]
+    assert long, "the golden set has texts over 256 tokens"
+    assert all(float(full.vectors[i] @ vectors[i]) < 0.999 for i in long)
 
 
 def test_int8_package_stays_close_to_the_reference(model_dir, golden):

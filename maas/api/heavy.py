@@ -1,0 +1,102 @@
+"""Routes of the heavy-model proxy (functions/heavy_proxy): a SageMaker-served catalog model behind the same API.
+
+    POST /v2/models/{name}[/versions/{v}]/infer   KServe v2 infer, forwarded to the endpoint (billed: rows)
+    GET  /v2/models/{name}[/versions/{v}]         model metadata, from the endpoint (not billed)
+    GET  /v2/models/{name}[/versions/{v}]/ready   200 when the endpoint answers, 503 (in the error shape) if not
+    POST /v1/embeddings                           OpenAI embeddings, forwarded (billed: tokens)
+
+The same request and response contracts, authentication, quota pre-check, exactly-once metering and error shape
+as the Lambda-served routes: the body's shape is validated here (malformed JSON or fields never reach the GPU),
+forwarded unchanged, checked tensor by tensor in the endpoint by the same code as the Lambda route, and billed
+with the units the endpoint counted; nothing refused is billed. Endpoint failures map to 503 (maas.heavy).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from urllib.parse import unquote
+
+from maas.api.embeddings import proxy_result
+from maas.api.http import dumps
+from maas.api.rerank import MeteredPost
+from maas.api.schemas import EmbeddingsRequest
+from maas.billing import Billing
+from maas.catalog import default_catalog
+from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable, internal_error_body
+from maas.heavy import HeavyEndpoint
+from maas.v2 import TASK as V2_TASK
+from maas.v2 import InferRequest
+
+MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
+EMBEDDINGS_PATH = "/v1/embeddings"
+
+
+class BilledModel:
+    """What a usage event records of the served model (the endpoint holds the package; the catalog names it)."""
+
+    def __init__(self, name: str, version: str, task: str):
+        self.name, self.version, self.task = name, version, task
+
+
+class HeavyApi:
+    """The function's API: call it with an API Gateway REST event and a Lambda context."""
+
+    def __init__(self, endpoint: HeavyEndpoint, billing: Billing, logger: logging.Logger):
+        self.endpoint, self.billing, self.logger = endpoint, billing, logger
+        settings = endpoint.settings
+        entry = default_catalog().resolve(settings.model_name)
+        version = entry.version if entry is not None else "unknown"
+        self.billed = {
+            "v2-infer": BilledModel(settings.model_name, version, V2_TASK),
+            "embeddings": BilledModel(settings.model_name, version, entry.task if entry else "embeddings"),
+        }
+        self.post = MeteredPost(billing, logger, settings.max_body_bytes)
+
+    def __call__(self, event: dict, context) -> dict:
+        method, path = event.get("httpMethod"), event.get("path") or ""
+        try:
+            if path == EMBEDDINGS_PATH:
+                if method != "POST":
+                    raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST.")
+                return self._metered(event, EmbeddingsRequest, "embeddings", {})
+            m = MODEL_PATH.match(path)
+            if m is None:
+                raise NotFound(f"No route {method} {path} on this model's API.")
+            name, version = unquote(m["name"]), unquote(m["version"]) if m["version"] else None
+            attributes = {"model": name, "version": version}
+            if m["action"] == "/infer":
+                if method != "POST":
+                    raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST.")
+                return self._metered(event, InferRequest, "v2-infer", attributes)
+            if method != "GET":
+                raise MethodNotAllowed(f"{method} is not allowed on {path}; use GET.")
+            answer = self.endpoint.invoke(b"", {"route": "v2-metadata", **attributes})
+            if m["action"] == "/ready":
+                return proxy_result(200, dumps({"name": name, "ready": True}))
+            return proxy_result(200, answer.body.decode())
+        except ApiError as err:
+            self.logger.info("request refused", extra={"status": err.status, "code": err.code})
+            return proxy_result(err.status, dumps(err.body()), dict(err.headers))
+        except Exception:
+            self.logger.exception("unhandled error")
+            return proxy_result(500, dumps(internal_error_body()))
+
+    def _metered(self, event: dict, model, route: str, attributes: dict) -> dict:
+        return self.post(event, model, lambda _: self._forward(event, route, attributes), lambda: self.billed[route])
+
+    def _forward(self, event: dict, route: str, attributes: dict) -> tuple[str, int]:
+        body = event.get("body") or ""
+        raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+        answer = self.endpoint.invoke(raw, {"route": route, **attributes})
+        try:
+            return answer.body.decode("utf-8"), answer.units
+        except UnicodeDecodeError:
+            raise ServiceUnavailable(
+                "The model endpoint answered with a malformed body.", code="endpoint_failed"
+            ) from None
+
+
+def create_app(endpoint: HeavyEndpoint, billing: Billing, logger: logging.Logger) -> HeavyApi:
+    return HeavyApi(endpoint, billing, logger)
