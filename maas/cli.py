@@ -79,6 +79,12 @@ def _bench(args) -> int:
     return run(args)
 
 
+def _bench_heavy(args) -> int:
+    from maas.bench.heavy import main as bench_heavy
+
+    return bench_heavy(args)
+
+
 def _bench_batch(args) -> int:
     from maas.bench.batch import run
 
@@ -339,6 +345,21 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--chunk-lines", type=int, default=1000, help="lines per result part (and usage event)")
     bb.add_argument("--rounds", type=int, default=3, help="interleaved rounds per contender")
     bb.set_defaults(func=_bench_batch)
+    bh = bench.add_parser(
+        "heavy",
+        help="the heavy route (proxy -> endpoint process) vs the inference package called directly; batching",
+        description="Latency of the heavy model's embeddings route: in-process EndpointService (direct), POST "
+        "/invocations to the endpoint process (http), and functions/heavy_proxy through botocore to that process "
+        "(proxy, metering off); then requests/s of concurrent clients with the endpoint's dynamic batching on "
+        "and off. Writes bench-results/heavy-DEVICE.json.",
+    )
+    bh.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="execution provider")
+    bh.add_argument("--shapes", default="1x16,1x512,32x128,32x512", help="BATCHxTOKENS, comma-separated")
+    bh.add_argument("--rounds", type=int, default=20, help="interleaved rounds per shape and contender")
+    bh.add_argument("--concurrency", type=int, default=16, help="client threads of the throughput test")
+    bh.add_argument("--requests", type=int, default=400, help="requests of the throughput test (each setting)")
+    bh.add_argument("--model-dir", type=Path, default=None, help="package folder (default models/<heavy model>)")
+    bh.set_defaults(func=_bench_heavy)
     _add_admin_commands(sub)
     return parser
 

@@ -64,6 +64,7 @@ ENV_SAGEMAKER_RUNTIME_URL = "MAAS_SAGEMAKER_RUNTIME_URL"  # local only: `maas se
 ENV_ENDPOINT_TIMEOUT_S = "MAAS_ENDPOINT_TIMEOUT_S"  # read timeout of one InvokeEndpoint call
 ENV_ENDPOINT_ATTEMPTS = "MAAS_ENDPOINT_ATTEMPTS"  # total attempts per request (botocore standard retries)
 ENV_DEVICE = "MAAS_DEVICE"  # auto | cuda | cpu: the endpoint's onnxruntime execution provider
+ENV_BATCHING = "MAAS_BATCHING"  # true (default) | false: the endpoint's dynamic batcher
 ENV_BATCH_WAIT_MS = "MAAS_BATCH_WAIT_MS"  # dynamic batching: hold a batch's first request this long (0: never)
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
 # InvokeEndpoint's request payload limit on real-time endpoints (asynchronous endpoints take up to 1 GB).

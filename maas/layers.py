@@ -224,7 +224,7 @@ NOT_RUNTIME_DIRS = frozenset({"build", "bench", "local", "__pycache__"})
 NOT_RUNTIME_FILES = frozenset({"cli.py", "layers.py"})
 ENDPOINT_REQUIREMENTS = LAYERS_DIR / "endpoint" / "requirements.txt"
 # model.tar.gz's code/: the entry points SageMaker's framework containers import, and the checksums of it all.
-ENDPOINT_ENTRY = "from maas.endpoint.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
+ENDPOINT_ENTRY = REPO_ROOT / "maas" / "endpoint" / "entry.py"  # copied as code/inference.py
 CODE_SUMS = "SHA256SUMS"
 
 
@@ -239,9 +239,9 @@ def copy_runtime_code(target: Path, package_dir: Path = REPO_ROOT / "maas") -> P
 
 def stage_endpoint_code(target: Path, requirements: Path = ENDPOINT_REQUIREMENTS) -> Path:
     """Write model.tar.gz's ``code/``: inference.py, requirements.txt, the runtime `maas` package and SHA256SUMS
-    (checked by maas.endpoint.inference.model_fn before anything is loaded)."""
+    (checked by inference.py, maas/endpoint/entry.py, before it imports anything)."""
     target.mkdir(parents=True, exist_ok=True)
-    (target / "inference.py").write_text(ENDPOINT_ENTRY)
+    shutil.copyfile(ENDPOINT_ENTRY, target / "inference.py")
     shutil.copyfile(requirements, target / "requirements.txt")
     copy_runtime_code(target)
     files = sorted(p for p in target.rglob("*") if p.is_file() and p.name != CODE_SUMS)

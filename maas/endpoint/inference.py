@@ -1,16 +1,15 @@
 """Entry points of SageMaker's framework containers (the PyTorch inference toolkit imports code/inference.py).
 
-`model_fn` checks code/SHA256SUMS (the archive's own code) and the model package's sha256s, then loads the model
-on CUDA when there is a GPU; `input_fn`/`predict_fn`/`output_fn` answer one request through the same
-EndpointService as the `serve` HTTP server. CustomAttributes (route, model, version) are read from the request
-when the toolkit passes its context; the billable units and a non-200 status go back the same way.
+code/inference.py (a copy of maas/endpoint/entry.py) checks the archive's code against code/SHA256SUMS before
+it imports this module. `model_fn` checks the model package's sha256s and loads the model, on CUDA when there
+is a GPU; `input_fn`/`predict_fn`/`output_fn` answer one request through the same EndpointService as the `serve`
+HTTP server. CustomAttributes (route, model, version) are read from the request when the toolkit passes its
+context; the billable units and a non-200 status go back the same way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 
 from maas import constants as c
 from maas.endpoint.service import (
@@ -23,26 +22,8 @@ from maas.endpoint.service import (
 )
 from maas.loader import ModelPackageError
 
-CODE_SUMS = "SHA256SUMS"
-
-
-def verify_code(folder: Path) -> int:
-    """Check every file listed in ``folder/SHA256SUMS``; return how many. No list (a source checkout): 0."""
-    sums = folder / CODE_SUMS
-    if not sums.is_file():
-        return 0
-    count = 0
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        path = folder / name
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise ModelPackageError(f"endpoint code {name}: missing or sha256 does not match {CODE_SUMS}")
-        count += 1
-    return count
-
 
 def model_fn(model_dir: str, context=None) -> EndpointService:
-    verify_code(Path(__file__).resolve().parent.parent.parent)  # code/ holds maas/endpoint/inference.py
     settings = EndpointSettings.from_env({**os.environ, c.ENV_MODEL_SOURCE: str(model_dir)})
     service = EndpointService(settings)
     if service.embeddings.load_error:

@@ -58,6 +58,8 @@ class EndpointSettings(BaseModel):
     batch_size: int | None = Field(None, alias=c.ENV_BATCH_SIZE, ge=1, le=1024)
     batch_tokens: int | None = Field(None, alias=c.ENV_BATCH_TOKENS, ge=16, le=1 << 20)
     batch_wait_ms: float = Field(0.0, alias=c.ENV_BATCH_WAIT_MS, ge=0, le=100)
+    # off: each request runs its own session.run, concurrently (the baseline the batcher is measured against)
+    batching: bool = Field(True, alias=c.ENV_BATCHING)
 
     from_env = classmethod(EmbeddingsSettings.from_env.__func__)
 
@@ -74,6 +76,12 @@ def choose_providers(device: str) -> list:
             f"{c.ENV_DEVICE}=cuda, but this onnxruntime has no CUDA provider (install onnxruntime-gpu); "
             f"available: {', '.join(available)}"
         )
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:  # CUDA and cuDNN from their pip wheels (onnxruntime-gpu[cuda,cudnn]) or from torch's
+        try:
+            preload()
+        except Exception:  # a missing library shows when the session is made: it then runs on CPU, and says so
+            pass
     return [(CUDA, {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC"}), CPU]
 
 
@@ -104,9 +112,13 @@ class EndpointService:
             ),
             self.logger,
             providers=self.providers,
-            wrap=lambda embedder: BatchingEmbedder(
-                embedder, max_texts=max(settings.max_inputs, 256), max_wait_s=settings.batch_wait_ms / 1000
-            ),
+            wrap=(
+                lambda embedder: BatchingEmbedder(
+                    embedder, max_texts=max(settings.max_inputs, 256), max_wait_s=settings.batch_wait_ms / 1000
+                )
+            )
+            if settings.batching
+            else None,
         )
         self.v2 = V2Service(self.embeddings, settings.max_inputs)
 
