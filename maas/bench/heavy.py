@@ -117,7 +117,7 @@ def _proxy(url: str, endpoint_name: str):
 def latency(contenders: dict, bodies: dict, rounds: int, warmup: int = 3) -> dict:
     results = {}
     for shape, body in bodies.items():
-        for name, call in contenders.items():
+        for call in contenders.values():
             for _ in range(warmup):
                 call(body)
         times = {name: [] for name in contenders}

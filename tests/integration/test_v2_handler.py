@@ -27,6 +27,10 @@ def v2_handler(aws, model_dir):
 
 @pytest.fixture(scope="session")
 def tensors(model_dir):
+    return padded_tensors(model_dir)
+
+
+def padded_tensors(model_dir):
     """The tokenizer's ids for TEXTS padded to the longest, as a KServe client sends them."""
     from tokenizers import Tokenizer
 
@@ -136,6 +140,13 @@ def test_nested_data_is_accepted_row_major(v2_handler, tensors):
     assert status == 200 and body["outputs"] == flat["outputs"]
 
 
+def fresh_tenant(aws):
+    """(meter, tenant id, authorizer context) for a tenant no other test bills."""
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    auth = {**AUTH, "principalId": tenant, "tenant_id": tenant, "plan": "pro"}
+    return Meter(aws.client("dynamodb"), USAGE.local_name), tenant, auth
+
+
 def _bad(ids, mask):
     """(name, request body, status, message fragment) for each malformed request."""
     good = _inputs(ids, mask)
@@ -189,9 +200,7 @@ def test_other_refusals(v2_handler, tensors):
 
 
 def test_infer_is_billed_once_per_request_in_rows(v2_handler, aws, tensors):
-    meter = Meter(aws.client("dynamodb"), USAGE.local_name)
-    tenant = f"t-{uuid.uuid4().hex[:10]}"
-    auth = {**AUTH, "principalId": tenant, "tenant_id": tenant, "plan": "pro"}
+    meter, tenant, auth = fresh_tenant(aws)
     start, request_id = time.time() - 1, str(uuid.uuid4())
     body = {"inputs": _inputs(*tensors)}
     for _ in range(2):  # the same event twice (a Lambda retry): billed once
