@@ -60,6 +60,9 @@ MAX_LABEL_CHARS = 200
 ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"  # the endpoint's name
 ENV_INFERENCE_COMPONENT = "MAAS_INFERENCE_COMPONENT"  # set when the endpoint hosts inference components
 ENV_MODEL_NAME = "MAAS_MODEL_NAME"  # the catalog name the endpoint serves
+# The embeddings function forwards `model` ids of these SageMaker-served models (JSON: name -> {"endpoint",
+# "component"}), so OpenAI clients reach a heavy model through POST /v1/embeddings unchanged.
+ENV_HEAVY_MODELS = "MAAS_HEAVY_MODELS"
 ENV_SAGEMAKER_RUNTIME_URL = "MAAS_SAGEMAKER_RUNTIME_URL"  # local only: `maas serve`'s stand-in endpoint process
 ENV_ENDPOINT_TIMEOUT_S = "MAAS_ENDPOINT_TIMEOUT_S"  # read timeout of one InvokeEndpoint call
 ENV_ENDPOINT_ATTEMPTS = "MAAS_ENDPOINT_ATTEMPTS"  # total attempts per request (botocore standard retries)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from maas import constants as c
 from maas.endpoint.service import format_attributes, parse_attributes
 from maas.errors import ApiError, ServiceUnavailable
-from maas.settings import HeavyProxySettings
+from maas.settings import HeavyProxySettings, SettingsError
 
 CONNECT_TIMEOUT_S = 2.0
 COLD_RETRY_AFTER_S = 60
@@ -68,6 +70,8 @@ class HeavyEndpoint:
 
     def __init__(self, settings: HeavyProxySettings, client=None, logger: logging.Logger | None = None):
         self.settings = settings
+        # made at init, with the function's environment (region, credentials); every function that forwards
+        # also meters, so boto3 is imported there anyway
         self.client = client or make_client(settings)
         self.logger = logger or logging.getLogger(__name__)
 
@@ -132,3 +136,33 @@ class HeavyEndpoint:
                 f"The model endpoint '{name}' does not exist (not deployed, or deleted).", code="endpoint_missing"
             )
         return ServiceUnavailable(f"The model endpoint failed ({code or status}). Retry later.", code="endpoint_failed")
+
+
+class BilledModel:
+    """What a usage event records of a model served elsewhere (the endpoint holds the package; the catalog names
+    it): the same name, version and task attributes a Manifest has."""
+
+    def __init__(self, name: str, version: str, task: str):
+        self.name, self.version, self.task = name, version, task
+
+
+def remote_models(environ: Mapping[str, str] | None = None, logger: logging.Logger | None = None) -> dict:
+    """The SageMaker-served models another function forwards to, from MAAS_HEAVY_MODELS (JSON: catalog name ->
+    {"endpoint": NAME, "component": NAME?}) and the proxy's time-bound variables: name -> HeavyEndpoint."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(c.ENV_HEAVY_MODELS)
+    if not raw:
+        return {}
+    try:
+        specs = json.loads(raw)
+        if not isinstance(specs, dict) or not all(isinstance(v, dict) for v in specs.values()):
+            raise ValueError('expected {"model name": {"endpoint": "...", "component": "..."}}')
+    except ValueError as exc:
+        raise SettingsError(f"invalid function settings: {c.ENV_HEAVY_MODELS}: {exc}") from None
+    endpoints = {}
+    for name, spec in specs.items():
+        values = {**environ, c.ENV_MODEL_NAME: name, c.ENV_SAGEMAKER_ENDPOINT: spec.get("endpoint", "")}
+        if spec.get("component"):
+            values[c.ENV_INFERENCE_COMPONENT] = spec["component"]
+        endpoints[name] = HeavyEndpoint(HeavyProxySettings.from_env(values), logger=logger)
+    return endpoints

@@ -5,6 +5,7 @@ from aws_lambda_powertools import Logger, Metrics
 from maas.api.embeddings import create_app
 from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
 from maas.embeddings_service import EmbeddingsService
+from maas.heavy import remote_models
 from maas.settings import EmbeddingsSettings
 from maas.wiring import billing_from_settings, lambda_entry, make_tracer
 
@@ -13,5 +14,6 @@ tracer = make_tracer(SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 settings = EmbeddingsSettings.from_env()
 service = EmbeddingsService(settings, logger, tracer=tracer)  # loads and verifies the model once, at init
-api = create_app(service, billing_from_settings(settings, logger, metrics), logger)
+remote = remote_models(logger=logger)  # SageMaker-served models whose requests this function forwards
+api = create_app(service, billing_from_settings(settings, logger, metrics), logger, remote)
 lambda_handler = lambda_entry(api, logger, metrics)

@@ -46,10 +46,38 @@ def proxy_result(status: int, body: str, headers: dict[str, str] | None = None) 
 class EmbeddingsApi:
     """The function's API: call it with an API Gateway REST event and a Lambda context."""
 
-    def __init__(self, service: EmbeddingsService, billing: Billing, logger: logging.Logger):
+    def __init__(self, service: EmbeddingsService, billing: Billing, logger: logging.Logger, remote=None):
+        """``remote``: catalog name -> maas.heavy.HeavyEndpoint of the SageMaker-served models this function
+        forwards to (a request naming one goes to its endpoint; everything else is served here)."""
         self.service, self.billing, self.logger = service, billing, logger
+        self.remote = remote or {}
         self.max_body_bytes = service.settings.max_body_bytes
         self.app = self._resolver()
+
+    def _remote_for(self, model_id: str | None):
+        """The endpoint serving ``model_id`` if it is a forwarded (SageMaker) model, else None."""
+        if not self.remote or not model_id or (self.service.manifest and model_id == self.service.manifest.name):
+            return None
+        from maas.catalog import default_catalog
+
+        entry = default_catalog().resolve(model_id)
+        endpoint = self.remote.get(entry.name) if entry is not None and entry.runtime == "sagemaker" else None
+        return (endpoint, entry) if endpoint is not None else None
+
+    def forwarded_body(self, remote, event: dict, caller: Caller | None) -> tuple[str, dict]:
+        """The request, unchanged, to the model's endpoint; billed once with the tokens the endpoint counted."""
+        from maas.heavy import BilledModel
+
+        endpoint, entry = remote
+        before = self.billing.precheck(caller)
+        body = event.get("body") or ""
+        raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+        started = time.perf_counter()
+        answer = endpoint.invoke(raw, {"route": "embeddings"})
+        compute_ms = (time.perf_counter() - started) * 1000
+        billed = BilledModel(entry.name, entry.version, "embeddings")
+        headers = self.billing.charge(caller, request_id_of(event, caller), billed, answer.units, compute_ms, before)
+        return answer.body.decode("utf-8", errors="replace"), headers
 
     def __call__(self, event: dict, context) -> dict:
         if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == EMBEDDINGS_PATH:
@@ -58,6 +86,9 @@ class EmbeddingsApi:
 
     def embeddings_body(self, request: EmbeddingsRequest, event: dict, caller: Caller | None) -> tuple[str, dict]:
         """Quota pre-check, inference, exactly-once charge: (JSON body, quota headers)."""
+        remote = self._remote_for(request.model)
+        if remote is not None:
+            return self.forwarded_body(remote, event, caller)
         before = self.billing.precheck(caller)
         started = time.perf_counter()
         result = self.service.embed(request)
@@ -141,5 +172,5 @@ class EmbeddingsApi:
         return app
 
 
-def create_app(service: EmbeddingsService, billing: Billing, logger: logging.Logger) -> EmbeddingsApi:
-    return EmbeddingsApi(service, billing, logger)
+def create_app(service: EmbeddingsService, billing: Billing, logger: logging.Logger, remote=None) -> EmbeddingsApi:
+    return EmbeddingsApi(service, billing, logger, remote)

@@ -25,19 +25,12 @@ from maas.api.schemas import EmbeddingsRequest
 from maas.billing import Billing
 from maas.catalog import default_catalog
 from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable, internal_error_body
-from maas.heavy import HeavyEndpoint
+from maas.heavy import BilledModel, HeavyEndpoint
 from maas.v2 import TASK as V2_TASK
 from maas.v2 import InferRequest
 
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
 EMBEDDINGS_PATH = "/v1/embeddings"
-
-
-class BilledModel:
-    """What a usage event records of the served model (the endpoint holds the package; the catalog names it)."""
-
-    def __init__(self, name: str, version: str, task: str):
-        self.name, self.version, self.task = name, version, task
 
 
 class HeavyApi:

@@ -7,6 +7,7 @@ calls it with its real botocore client (MAAS_SAGEMAKER_RUNTIME_URL) exactly as i
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -96,3 +97,10 @@ def proxy_env(model: str, runtime_url: str | None) -> dict[str, str]:
         c.ENV_SAGEMAKER_RUNTIME_URL: runtime_url or "http://127.0.0.1:9",
         c.ENV_ENDPOINT_ATTEMPTS: "1" if runtime_url is None else str(c.DEFAULT_ENDPOINT_ATTEMPTS),
     }
+
+
+def forwarding_env(proxy: dict[str, str]) -> dict[str, str]:
+    """The embeddings function's variables that forward its heavy model's requests, from the proxy's."""
+    spec = {proxy[c.ENV_MODEL_NAME]: {"endpoint": proxy[c.ENV_SAGEMAKER_ENDPOINT]}}
+    keep = (c.ENV_SAGEMAKER_RUNTIME_URL, c.ENV_ENDPOINT_ATTEMPTS)
+    return {c.ENV_HEAVY_MODELS: json.dumps(spec), **{k: proxy[k] for k in keep if k in proxy}}

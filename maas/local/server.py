@@ -33,7 +33,13 @@ from maas.build import BUILDS
 from maas.constants import AUTHORIZER_CACHE_TTL_S
 from maas.local.apigw import make_event, response_parts
 from maas.local.emulator import AwsEmulator, aws_env, table_env
-from maas.local.endpoint import EndpointStartError, heavy_models, proxy_env, start_local_endpoint
+from maas.local.endpoint import (
+    EndpointStartError,
+    forwarding_env,
+    heavy_models,
+    proxy_env,
+    start_local_endpoint,
+)
 from maas.local.functions import REGION, LambdaContext, load_handler, patched_environ
 from maas.plans import default_plans
 from maas.tables import API_KEYS, TENANTS
@@ -112,12 +118,14 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
     """Each function's environment variables, as the stack sets them in production. ``endpoints``: heavy model
     -> the URL of its local endpoint process (None: not running, so its routes answer 503)."""
     tables = table_env()
-    heavy = {}
+    heavy, forwarded = {}, {}
     for model in heavy_models()[:1]:  # one proxy function per model in the stack; `maas serve` runs the first
         heavy[HEAVY_FUNCTION] = {**tables, **proxy_env(model, (endpoints or {}).get(model))}
+        forwarded = forwarding_env(heavy[HEAVY_FUNCTION])
     return {
         **heavy,
-        "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        # POST /v1/embeddings naming a heavy model is forwarded to its endpoint, as in the stack
+        "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir), **forwarded},
         # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
         "rerank": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
         "v2": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},

@@ -304,6 +304,23 @@ def test_proxy_may_invoke_only_its_endpoint(built):
     assert "Gpuallminilml6v2fp32Endpoint" in text(variables["MAAS_SAGEMAKER_ENDPOINT"])
     assert "MAAS_INFERENCE_COMPONENT" in variables
     assert ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer") in routes(template)
+    assert ("GET", "/v2/models/all-minilm-l6-v2-fp32") in routes(template)
+
+
+def test_embeddings_function_forwards_the_heavy_model_to_its_endpoint_only(built):
+    """POST /v1/embeddings naming the heavy model: the embeddings function knows its endpoint (and component) and
+    may invoke exactly that; the other task functions may invoke nothing."""
+    template = built.service_template
+    variables = function_props(template, "Taskembeddings")["Environment"]["Variables"]
+    forwarded = text(variables[constants.ENV_HEAVY_MODELS])
+    assert "all-minilm-l6-v2-fp32" in forwarded and "Gpuallminilml6v2fp32Endpoint" in forwarded
+    assert "component" in forwarded
+    invoke = [
+        s for s in policy_of_role(template, "Taskembeddings") if "sagemaker:InvokeEndpoint" in as_list(s["Action"])
+    ]
+    assert len(invoke) == 1 and "*" not in text(invoke[0]["Resource"])
+    for other in ("Taskrerank", "Taskclassify", "V2"):
+        assert not any("sagemaker:InvokeEndpoint" in as_list(s["Action"]) for s in policy_of_role(template, other))
 
 
 # --- events -------------------------------------------------------------------------------------------------

@@ -254,3 +254,29 @@ def test_unreachable_endpoint_is_503_at_once(aws, fp32_model_dir):
     status, body, _ = _call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]})
     assert status == 503 and body["error"]["code"] == "endpoint_unreachable" and time.time() - start < 5
     assert _call(handler, "GET", f"/v2/models/{HEAVY}/ready")[0] == 503
+
+
+def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, model_dir, endpoint, reference):
+    """OpenAI clients reach the heavy model through POST /v1/embeddings unchanged: the embeddings function sends
+    that model's requests to its endpoint (billed once, in the endpoint's tokens) and serves its own package."""
+    from maas.local.endpoint import forwarding_env
+
+    env = {**function_env(aws, model_dir), **forwarding_env(proxy_env(HEAVY, endpoint.url))}
+    handler = load_handler("embeddings", env)
+    meter, tenant, auth = fresh_tenant(aws)
+    start = time.time() - 1
+    body = {"model": f"{HEAVY}@latest", "input": ["hello " * 300]}
+    status, answer, _ = _call(handler, "POST", "/v1/embeddings", body, authorizer=auth)
+    assert status == 200 and answer["model"] == HEAVY and answer["usage"]["prompt_tokens"] == 302
+    assert answer == json.loads(reference.invoke(json.dumps(body).encode(), {"route": "embeddings"}).body)
+    status, local, _ = _call(handler, "POST", "/v1/embeddings", {**body, "model": "all-minilm-l6-v2"}, authorizer=auth)
+    assert status == 200 and local["model"] == "all-minilm-l6-v2" and local["usage"]["prompt_tokens"] == 256
+    events = meter.events(tenant, start, time.time() + 1)
+    assert sorted((e.model, e.units) for e in events) == [("all-minilm-l6-v2", 256), (HEAVY, 302)]
+
+
+def test_a_malformed_forwarding_setting_is_refused_at_init(aws, model_dir):
+    from maas.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="MAAS_HEAVY_MODELS"):
+        load_handler("embeddings", {**function_env(aws, model_dir), c.ENV_HEAVY_MODELS: '["not", "a", "map"]'})
