@@ -54,3 +54,15 @@ DEFAULT_CLASSIFIER = "ticket-intents"  # default: this package, next to the embe
 DEFAULT_CLASSIFY_MAX_INPUTS = 256
 MAX_CANDIDATE_LABELS = 32
 MAX_LABEL_CHARS = 200
+
+# Image classification (POST /v1/images/classify): maas.image, maas.image_classify, functions/image_classify.
+# MAAS_MODEL_SOURCE names the image package; raw bodies of these media types arrive base64-encoded, so API
+# Gateway must list them as binary media types (infra/api.py).
+ENV_MAX_IMAGE_PIXELS = "MAAS_MAX_IMAGE_PIXELS"
+DEFAULT_IMAGE_MODEL = "digits-cnn"
+DEFAULT_IMAGE_MODEL_SOURCE = f"/opt/models/{DEFAULT_IMAGE_MODEL}"
+DEFAULT_IMAGE_MAX_INPUTS = 32
+# 4096 x 4096: a decoded RGBA image of this size is 64 MiB; only one is decoded at a time.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEFAULT_IMAGE_TOP_K = 5  # Hugging Face's default for image classification
+IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg")
