@@ -249,7 +249,11 @@ class ServiceStack(Stack):
         for task in config.lambda_tasks:
             if task == "classify":
                 continue  # below: it needs the embeddings model as well
-            task_function(task, next(m for m in config.lambda_models if m.task == task))
+            model = next(m for m in config.lambda_models if m.task == task)
+            env = task_env(model)
+            if task == "image-classify":
+                env.pop(constants.ENV_MAX_INPUTS)  # images, not texts: ImageClassifySettings has its own limit
+            task_function(task, model, env=env)
         if embedding_model is not None and "rerank" not in task_functions:
             # Same package as embeddings (catalog.toml `tasks_also`); metered like embeddings.
             task_function("rerank", embedding_model)

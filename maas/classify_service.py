@@ -10,10 +10,9 @@ without them, is a 400 that says so; a model served nowhere here is a 404.
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -21,64 +20,13 @@ from maas import constants as c
 from maas.classify_model import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifier, ranked, zero_shot_scores
 from maas.classify_schemas import ClassifyRequest
 from maas.embedder import TextEmbedder
-from maas.errors import InvalidRequest, NotFound, ServiceUnavailable
-from maas.loader import resolve_package
+from maas.errors import InvalidRequest, NotFound
+from maas.model_slot import ModelSlot
 from maas.package import Manifest
 from maas.settings import ClassifySettings
 from maas.validation import text_list, tokenize_checked
 
-RETRY_LOAD_AFTER_S = 30.0
 HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container (384 floats each: ~6 MB at most)
-
-
-class _Slot:
-    """One model of the container. A model that fails to load is a 503 with its reason logged, retried at
-    most every RETRY_LOAD_AFTER_S seconds, so a transient failure heals without a restart."""
-
-    def __init__(self, source: str, build: Callable, settings: ClassifySettings, logger, s3_client):
-        self.source, self.build, self.settings, self.logger, self.s3_client = source, build, settings, logger, s3_client
-        self.runtime = None
-        self.manifest: Manifest | None = None
-        # Until it loads, the slot answers to its folder's name (what the package is called by convention).
-        self.name = source.rstrip("/").rpartition("/")[2]
-        self._last_attempt = 0.0
-        self._load()
-
-    def _load(self) -> None:
-        self._last_attempt = time.monotonic()
-        try:
-            folder, manifest = resolve_package(self.source, self.settings.model_cache_dir, self.s3_client)
-            self.runtime = self.build(
-                folder,
-                manifest,
-                threads=self.settings.threads,
-                max_batch=self.settings.batch_size,
-                max_batch_tokens=self.settings.batch_tokens,
-            )
-            self.manifest, self.name = manifest, manifest.name
-            self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
-        except Exception as exc:  # any failure must become a 503 with a logged reason, not a crash loop
-            self.logger.error(
-                "model failed to load", extra={"source": self.source, "reason": f"{type(exc).__name__}: {exc}"}
-            )
-
-    def ids(self) -> set[str]:
-        if self.manifest is None:
-            return {self.name.lower(), f"{self.name}@latest".lower()}
-        m = self.manifest
-        ids = {m.name.lower(), f"{m.name}@{m.version}".lower(), f"{m.name}@latest".lower()}
-        if "model" in m.source:
-            ids.add(m.source["model"].lower())
-        return ids
-
-    def ready(self):
-        if self.runtime is None and time.monotonic() - self._last_attempt >= RETRY_LOAD_AFTER_S:
-            self._load()
-        if self.runtime is None:
-            raise ServiceUnavailable(
-                f"The model '{self.name}' is unavailable: it failed to load (logged). Retry later."
-            )
-        return self.runtime
 
 
 @dataclass
@@ -92,14 +40,16 @@ class ClassifyService:
     def __init__(self, settings: ClassifySettings, logger: logging.Logger | None = None, s3_client=None):
         self.settings = settings
         self.logger = logger or logging.getLogger(__name__)
+        sized = dict(threads=settings.threads, max_batch=settings.batch_size, max_batch_tokens=settings.batch_tokens)
+        cache = settings.model_cache_dir
         self.classifiers = [
-            _Slot(source, TextClassifier, settings, self.logger, s3_client)
+            ModelSlot(source, partial(TextClassifier, **sized), cache, self.logger, s3_client)
             for source in settings.classifier_source_list()
         ]
-        self.embedding = _Slot(settings.model_source, TextEmbedder, settings, self.logger, s3_client)
+        self.embedding = ModelSlot(settings.model_source, partial(TextEmbedder, **sized), cache, self.logger, s3_client)
         self._hypothesis_cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
 
-    def _find(self, model: str | None, zero_shot: bool) -> _Slot:
+    def _find(self, model: str | None, zero_shot: bool) -> ModelSlot:
         if model is None:
             return self.embedding if zero_shot else self.classifiers[0]
         wanted = model.lower()

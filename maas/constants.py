@@ -74,3 +74,15 @@ SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
 ENDPOINT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 DEFAULT_ENDPOINT_TIMEOUT_S = 12.0  # x 2 attempts stays under API Gateway's 29 s integration timeout
 DEFAULT_ENDPOINT_ATTEMPTS = 2
+
+# Image classification (POST /v1/images/classify): maas.image, maas.image_classify, functions/image_classify.
+# MAAS_MODEL_SOURCE names the image package; raw bodies of these media types arrive base64-encoded, so API
+# Gateway must list them as binary media types (infra/api.py).
+ENV_MAX_IMAGE_PIXELS = "MAAS_MAX_IMAGE_PIXELS"
+DEFAULT_IMAGE_MODEL = "digits-cnn"
+DEFAULT_IMAGE_MODEL_SOURCE = f"/opt/models/{DEFAULT_IMAGE_MODEL}"
+DEFAULT_IMAGE_MAX_INPUTS = 32
+# 4096 x 4096: a decoded RGBA image of this size is 64 MiB; only one is decoded at a time.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEFAULT_IMAGE_TOP_K = 5  # Hugging Face's default for image classification
+IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg")

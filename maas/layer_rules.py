@@ -41,6 +41,22 @@ PRUNE = (
     "numpy/polynomial/*",
     "numpy/ma/*",
     "numpy/doc/*",
+    # Pillow: the image functions decode PNG and JPEG only (maas.image), through PIL/_imaging, which links
+    # libjpeg, libtiff, libopenjp2 and libxcb. Fonts, AVIF, WebP, colour management and Tk load their own
+    # extension and libraries, only when used; without them Pillow reports those features as unavailable.
+    "PIL/_avif*",
+    "PIL/_imagingft*",
+    "PIL/_imagingcms*",
+    "PIL/_imagingtk*",
+    "PIL/_webp*",
+    "pillow.libs/libavif-*",
+    "pillow.libs/libfreetype-*",
+    "pillow.libs/libharfbuzz-*",
+    "pillow.libs/libbrotli*",
+    "pillow.libs/libpng16-*",  # only libfreetype uses it: Pillow's PNG codec is its own, on zlib
+    "pillow.libs/liblcms2-*",
+    "pillow.libs/libwebp*",
+    "pillow.libs/libsharpyuv-*",
     # Type stubs are for editors, not for the interpreter.
     "*.pyi",
     "wrapt-stubs/*",

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+REPORT_FILE = "report.json"  # a trained classifier's held-out evaluation (also in the manifest's `evaluation`)
 _CHUNK = 1 << 20
 
 
@@ -51,6 +53,40 @@ class QualityReport(BaseModel):
     size_ratio: float
 
 
+class ImagePreprocessing(BaseModel):
+    """How an image model's runtime turns a decoded image into its input tensor (maas.image reads only this).
+
+    Steps, in order: decode (PNG/JPEG, EXIF orientation applied) -> flatten transparency onto ``background``
+    -> convert to ``mode`` -> ``fit`` to the target aspect (pad with ``background``, centre-crop, or stretch)
+    -> resize to ``width`` x ``height`` with the ``resize`` filter -> to float -> ``invert`` (255 - p) ->
+    ``(p * scale - mean[c]) / std[c]`` per channel -> ``layout``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(ge=1, le=4096)
+    height: int = Field(ge=1, le=4096)
+    mode: Literal["L", "RGB"]
+    fit: Literal["pad", "center-crop", "stretch"] = "pad"
+    resize: Literal["box", "bilinear", "bicubic", "lanczos", "nearest"] = "bilinear"
+    background: int = Field(255, ge=0, le=255, description="Grey level for padding and transparent pixels.")
+    invert: bool = False
+    scale: float = 1 / 255
+    mean: list[float]
+    std: list[float]
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    convention: str = ""  # what the images are expected to look like, in words
+
+    @model_validator(mode="after")
+    def _channels(self):
+        channels = 1 if self.mode == "L" else 3
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mode {self.mode} needs {channels} mean and std value(s)")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,7 +101,7 @@ class Manifest(BaseModel):
     pooling: str | None = None
     normalized: bool = False
     labels: list[str] | None = None
-    image: dict | None = None
+    image: ImagePreprocessing | None = None
     quantization: Quantization
     session_config: dict[str, str] = Field(default_factory=dict)
     quality: QualityReport | None = None
@@ -98,3 +134,17 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
 
 def read_manifest(folder: Path) -> Manifest:
     return Manifest.model_validate_json((folder / MANIFEST).read_text())
+
+
+def publish_package(staged: Path, manifest: Manifest, out_dir: Path) -> None:
+    """Write the manifest into the staged folder, then move it to ``out_dir``, replacing what was there."""
+    write_manifest(staged, manifest)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staged), out_dir)
+
+
+def read_report(folder: Path) -> dict:
+    """A package's report.json."""
+    return json.loads((Path(folder) / REPORT_FILE).read_text())

@@ -137,6 +137,16 @@ class ClassifySettings(EmbeddingsSettings):
         return [f"{parent}/{c.DEFAULT_CLASSIFIER}" if parent else c.DEFAULT_CLASSIFIER]
 
 
+class ImageClassifySettings(EmbeddingsSettings):
+    """POST /v1/images/classify: MAAS_MODEL_SOURCE is the image classification package (default: the
+    digits-cnn layer's /opt/models/digits-cnn); MAAS_MAX_INPUTS images per request; MAAS_MAX_IMAGE_PIXELS per
+    image (checked from the header, before decoding)."""
+
+    model_source: str = Field(c.DEFAULT_IMAGE_MODEL_SOURCE, alias=c.ENV_MODEL_SOURCE, min_length=1)
+    max_inputs: int = Field(c.DEFAULT_IMAGE_MAX_INPUTS, alias=c.ENV_MAX_INPUTS, ge=1, le=256)
+    max_image_pixels: int = Field(c.DEFAULT_MAX_IMAGE_PIXELS, alias=c.ENV_MAX_IMAGE_PIXELS, ge=64, le=100_000_000)
+
+
 class HeavyProxySettings(BaseModel):
     """functions/heavy_proxy: which endpoint serves which catalog model, time bounds, metering."""
 

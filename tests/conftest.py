@@ -36,6 +36,14 @@ def fp32_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def digits_dir() -> Path:
+    """The digits-cnn image package, built by `maas models build digits-cnn`'s pipeline when missing or stale."""
+    from maas.build.digits import ensure_built
+
+    return ensure_built(paths.model_dir("digits-cnn"))
+
+
+@pytest.fixture(scope="session")
 def aws():
     """The local AWS emulator (moto server on 127.0.0.1) with every maas table created."""
     from maas.local.emulator import AwsEmulator

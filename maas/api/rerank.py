@@ -43,6 +43,12 @@ def json_body(event: dict, model: type[BaseModel], max_body_bytes: int) -> BaseM
         raise validation_error(exc.errors()) from None
 
 
+def resolver_response(result: dict) -> Response:
+    """A MeteredPost proxy result as the resolver's Response (for routes the resolver also registers)."""
+    headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
+    return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
+
+
 class MeteredPost:
     """One metered JSON POST route, dispatched without the resolver (as the embeddings hot path is), so that
     validation failures are counted as failed requests like every other refusal."""
@@ -50,13 +56,23 @@ class MeteredPost:
     def __init__(self, billing: Billing, logger: logging.Logger, max_body_bytes: int):
         self.billing, self.logger, self.max_body_bytes = billing, logger, max_body_bytes
 
-    def __call__(self, event: dict, model: type[BaseModel], run: Callable[[BaseModel], tuple[dict, int]], manifest):
-        """``run(request) -> (response body, billable units)``, the body a dict or already-serialised JSON text;
-        ``manifest()`` is what the usage event records."""
+    def __call__(
+        self,
+        event: dict,
+        model: type[BaseModel] | Callable[[dict], object],
+        run: Callable[[object], tuple[object, int]],
+        manifest,
+    ):
+        """``model``: the pydantic model of a JSON body, or a function parsing the event into a request (raw
+        bodies); ``run(request) -> (response body, billable units)``, the body a dict or already-serialised JSON
+        text; ``manifest()`` is what the usage event records."""
         caller = None
         try:
             caller = self.billing.caller(event)
-            request = json_body(event, model, self.max_body_bytes)
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                request = json_body(event, model, self.max_body_bytes)
+            else:
+                request = model(event)
             before = self.billing.precheck(caller)
             started = time.perf_counter()
             result, units = run(request)
@@ -102,9 +118,7 @@ class RerankApi:
             responses={200: {"description": "Ranked results", "content": {JSON: {"model": RerankResponse}}}, **ERRORS},
         )
         def rerank(request: Annotated[RerankRequest, Body()]):
-            result = self.post_rerank(app.current_event.raw_event)
-            headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
-            return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
+            return resolver_response(self.post_rerank(app.current_event.raw_event))
 
         return app
 

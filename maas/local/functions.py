@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maas import paths
-from maas.constants import ENV_MODEL_SOURCE
+from maas.constants import DEFAULT_IMAGE_MODEL, ENV_MODEL_SOURCE
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -28,9 +28,13 @@ def available_functions(functions_dir: Path = paths.FUNCTIONS_DIR) -> list[str]:
     return sorted(p.parent.name for p in Path(functions_dir).glob("*/app.py"))
 
 
-def default_env(model: str = paths.DEFAULT_MODEL) -> dict[str, str]:
-    """Environment a local run gives handlers unless the caller overrides it."""
-    return {ENV_MODEL_SOURCE: str(paths.model_dir(model))}
+# Functions whose MAAS_MODEL_SOURCE is not the embedding package, and the package they serve locally.
+FUNCTION_MODELS = {"image_classify": DEFAULT_IMAGE_MODEL}
+
+
+def default_env(function: str | None = None) -> dict[str, str]:
+    """Environment a local run gives a function's handler unless the caller overrides it."""
+    return {ENV_MODEL_SOURCE: str(paths.model_dir(FUNCTION_MODELS.get(function, paths.DEFAULT_MODEL)))}
 
 
 @contextmanager

@@ -33,8 +33,8 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
     except json.JSONDecodeError as exc:
         print(f"error: {event_path} is not valid JSON: {exc}", file=sys.stderr)
         return 2
-    merged = {**default_env(), **(env or {})}
-    hint = model_missing_hint(merged) if function == "embeddings" else None
+    merged = {**default_env(function), **(env or {})}
+    hint = model_missing_hint(merged) if function in ("embeddings", "image_classify") else None
     if hint:
         print(f"error: {hint}", file=sys.stderr)
         return 2

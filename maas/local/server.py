@@ -77,6 +77,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/openapi.json", "embeddings", auth=False),
     Route("POST", "/v1/rerank", "rerank"),
     Route("POST", "/v1/classify", "classify"),
+    Route("POST", "/v1/images/classify", "image_classify"),
     # Open Inference Protocol (KServe v2) on the embedding package; health is public, as KServe probes are.
     Route("GET", "/v2/health/live", "v2", auth=False),
     Route("GET", "/v2/health/ready", "v2", auth=False),
@@ -131,6 +132,8 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
         "v2": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
         # Zero-shot on the embedding package; the trained classifiers default to ticket-intents beside it.
         "classify": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        # The image package beside the embedding package (models/digits-cnn); 503 until it is built.
+        "image_classify": {**tables, c.ENV_MODEL_SOURCE: str(Path(model_dir).parent / c.DEFAULT_IMAGE_MODEL)},
         "usage": tables,
         "jobs": {**tables, c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET},
         AUTHORIZER_FUNCTION: tables,
@@ -584,11 +587,12 @@ def ensure_model(model: str, build_missing: bool) -> Path | None:
             file=sys.stderr,
         )
         return None
-    from maas.build.minilm import BuildError, build
+    from maas.build import build_package
+    from maas.build.minilm import BuildError
 
     print(f"model package {model!r} is missing: building it into {folder} (about half a minute)", file=sys.stderr)
     try:
-        build(folder, compare=False, precision=BUILDS[model])
+        build_package(model, folder, compare=False)
     except BuildError as exc:
         print(f"error: building {model!r} failed: {exc}", file=sys.stderr)
         return None
@@ -606,6 +610,12 @@ def serve(
     folder = ensure_model(model, build_missing)
     if folder is None:
         return 2
+    image_model = folder.parent / c.DEFAULT_IMAGE_MODEL  # beside the embedding package (function_env)
+    if not (image_model / "manifest.json").is_file():
+        if build_missing and image_model == paths.model_dir(c.DEFAULT_IMAGE_MODEL):
+            ensure_model(c.DEFAULT_IMAGE_MODEL, build_missing)  # on failure the route answers 503
+        else:
+            print(f"note: {image_model} is missing: /v1/images/classify answers 503 until it is built", file=sys.stderr)
     try:
         running = start(host=host, port=port, model_dir=folder)
     except OSError as exc:

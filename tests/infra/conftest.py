@@ -32,6 +32,7 @@ FUNCTION_FOLDERS = (
     "embeddings",
     "rerank",
     "classify",
+    "image_classify",
     "v2",
     "jobs",
     "authorizer",
@@ -40,7 +41,7 @@ FUNCTION_FOLDERS = (
     "batch_s3",
     "batch_sqs",
 )
-PACKAGES = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents")
+PACKAGES = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents", "digits-cnn")
 
 
 @dataclass

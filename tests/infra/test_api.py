@@ -43,6 +43,7 @@ ROUTE_TARGETS = {
     ("POST", "/v1/embeddings"): "TaskembeddingsAlias",
     ("POST", "/v1/rerank"): "TaskrerankAlias",
     ("POST", "/v1/classify"): "TaskclassifyAlias",
+    ("POST", "/v1/images/classify"): "TaskimageclassifyAlias",
     ("POST", "/v1/jobs"): "JobsAlias",
     ("GET", "/v1/jobs"): "JobsAlias",
     ("GET", "/v1/jobs/{job_id}"): "JobsAlias",
@@ -62,7 +63,7 @@ def test_every_catalog_route_exists_and_is_authorized(built):
     found = routes(template)
     assert set(found) == authorized | public
     assert ("POST", "/v1/embeddings") in authorized and ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer") in found
-    for route in [("POST", "/v1/rerank"), ("POST", "/v1/classify"), ("POST", "/v1/jobs"), ("GET", "/v2")]:
+    for route in [("POST", "/v1/rerank"), ("POST", "/v1/classify"), ("POST", "/v1/images/classify"), ("GET", "/v2")]:
         assert route in authorized, route
     for route in authorized:
         method = found[route]

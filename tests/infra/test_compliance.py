@@ -62,6 +62,7 @@ def test_fresh_clone_synthesizes_with_placeholders_that_cannot_deploy(fresh):
         "python -m maas.layers build-runtime --arch x86_64",
         "maas models build all-minilm-l6-v2",
         "maas models train-classifier",  # the classify layer's package: the catalog's build command
+        "maas models build digits-cnn",
     ):
         assert command in warnings[0]
     assert "maas models build ticket-intents" not in warnings[0]

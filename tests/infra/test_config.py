@@ -24,6 +24,7 @@ def test_default_file_has_a_layer_model_and_a_gpu_model():
     assert [(m.task, m.runtime) for m in config.models] == [
         ("embeddings", "layer"),
         ("classify", "layer"),
+        ("image-classify", "layer"),
         ("embeddings", "sagemaker"),
     ]
     assert config.embedding_model.name == "all-minilm-l6-v2"
@@ -33,6 +34,7 @@ def test_default_file_has_a_layer_model_and_a_gpu_model():
     assert config.sagemaker_models[0].sagemaker.instance_type == "ml.g5.xlarge"
     assert config.sagemaker_models[0].sagemaker.min_capacity == 0
     assert config.task_function("embeddings").memory_mb == 1024
+    assert config.task_function("image-classify").memory_mb == 512
     assert config.architectures == ("x86_64",)
 
 

@@ -97,7 +97,7 @@ def test_functions_follow_config(built):
     config = load_config()
     functions = lambda_functions(built.service_template)
     ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
-    # authorizer, usage, jobs, embeddings, rerank, classify, v2, heavy proxy, two batch workers
+    # authorizer, usage, jobs, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch workers
     prefixes = (
         "Authorizer",
         "Usage",
@@ -105,6 +105,7 @@ def test_functions_follow_config(built):
         "Taskembeddings",
         "Taskrerank",
         "Taskclassify",
+        "Taskimageclassify",
         "V2",
         "Proxyallminilml6v2fp32",
         "BatchS3",
@@ -164,6 +165,28 @@ def test_classify_carries_the_embeddings_and_classifier_layers(built):
     assert set(variables) >= {USAGE.env_var, TENANTS.env_var}
 
 
+def test_image_classify_carries_its_own_model_layer_and_limits(built):
+    """The image function: runtime + digits-cnn layers only, the image package as its model, its own input limit."""
+    template = built.service_template
+    props = function_props(template, "Taskimageclassify")
+    refs = layer_ids(props)
+    assert len(refs) == 2 and any(r.startswith("LayersRuntime") for r in refs)
+    assert any(r.startswith("LayersModeldigitscnn") for r in refs)
+    variables = props["Environment"]["Variables"]
+    assert variables[constants.ENV_MODEL_SOURCE] == constants.DEFAULT_IMAGE_MODEL_SOURCE
+    assert constants.ENV_MAX_INPUTS not in variables  # ImageClassifySettings' own default (images, not texts)
+    assert set(variables) >= {USAGE.env_var, TENANTS.env_var}
+    assert props["MemorySize"] == 512  # infra/config.json tasks.image-classify
+
+
+def test_raw_images_reach_the_function_base64_encoded(built):
+    """image/png and image/jpeg are binary media types: API Gateway passes such bodies base64-encoded."""
+    _, api = only(built.service_template, "AWS::ApiGateway::RestApi")
+    assert sorted(api["Properties"]["BinaryMediaTypes"]) == sorted(constants.IMAGE_MEDIA_TYPES)
+    route = routes(built.service_template)[("POST", "/v1/images/classify")]
+    assert "RequestModels" not in route  # raw bodies are not JSON: the function validates both forms
+
+
 def test_jobs_function_env_and_least_privilege_grants(built):
     """Jobs: its table read/write, put under jobs/ (the presigned upload), read under results/; nothing else."""
     template = built.service_template
@@ -193,7 +216,7 @@ def test_jobs_function_env_and_least_privilege_grants(built):
 
 
 def test_new_api_functions_are_metered_and_never_see_keys(built):
-    for prefix in ("Taskrerank", "Taskclassify", "V2"):
+    for prefix in ("Taskrerank", "Taskclassify", "Taskimageclassify", "V2"):
         statements_ = policy_of_role(built.service_template, prefix)
         writes = [s for s in statements_ if "dynamodb:PutItem" in as_list(s["Action"])]
         assert writes and all("MeteringUsage" in text(s["Resource"]) for s in writes), prefix

@@ -37,14 +37,16 @@ def _function_of(event_name: str) -> str:
 
 
 @pytest.mark.parametrize("event", sorted(p.name for p in paths.EVENTS_DIR.glob("*.json")))
-def test_every_sample_event_runs_without_a_server_error(model_dir, capsys, event, request):
+def test_every_sample_event_runs_without_a_server_error(model_dir, request, capsys, event):
     """Each sample event, through `maas invoke` on the function its name says: never a 5xx or a crash
     (the sample authorizer key is fake, so the authorizer answers Unauthorized, as API Gateway expects).
     heavy_proxy events run against the heavy package in a local endpoint process, as `maas invoke` starts it."""
     function = _function_of(event)
     if function == "heavy_proxy":
         request.getfixturevalue("fp32_model_dir")  # built if missing, so the local endpoint can start
-    main(["invoke", function, "--event", str(paths.EVENTS_DIR / event), "--env", f"MAAS_MODEL_SOURCE={model_dir}"])
+    # The image function serves the image package; every other function the embedding package.
+    model = request.getfixturevalue("digits_dir") if function == "image_classify" else model_dir
+    main(["invoke", function, "--event", str(paths.EVENTS_DIR / event), "--env", f"MAAS_MODEL_SOURCE={model}"])
     out = capsys.readouterr().out
     start = out.find('{\n  "statusCode"')
     if start == -1:

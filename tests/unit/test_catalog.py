@@ -19,13 +19,20 @@ def _entry(**kw) -> CatalogEntry:
 
 def test_the_shipped_catalog_lists_the_served_models():
     catalog = default_catalog()
-    assert catalog.names() == ["all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents"]
+    assert catalog.names() == ["all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents", "digits-cnn"]
     minilm = catalog.latest("all-minilm-l6-v2")
     assert (minilm.task, minilm.runtime, minilm.precision, minilm.unit) == ("embeddings", "layer", "int8", "tokens")
     assert minilm.serves("rerank") and not minilm.serves("classify")
     assert catalog.latest("all-minilm-l6-v2-fp32").runtime == "sagemaker"
     intents = catalog.latest("ticket-intents")
     assert (intents.task, intents.build, intents.placeholder) == ("classify", "maas models train-classifier", False)
+    digits = catalog.latest("digits-cnn")
+    assert (digits.task, digits.unit, digits.family, digits.runtime) == (
+        "image-classify",
+        "images",
+        "image-classification",
+        "layer",
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,7 @@
+"""`python -m maas ARGS`: the same as the `maas` command."""
+
+import sys
+
+from maas.cli import main
+
+sys.exit(main())
