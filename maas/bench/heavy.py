@@ -144,6 +144,9 @@ def throughput(service, text: str, concurrency: int, requests: int) -> dict:
             if answer.status != 200:
                 errors.append(answer.body.decode()[:200])
 
+    embedder = service.embeddings.embedder
+    batcher = getattr(embedder, "batcher", None)
+    before = batcher.stats.as_dict() if batcher is not None else None
     threads = [threading.Thread(target=worker, args=(n,)) for n in counts]
     for t in threads:
         t.start()
@@ -152,15 +155,18 @@ def throughput(service, text: str, concurrency: int, requests: int) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    embedder = service.embeddings.embedder
-    batcher = getattr(embedder, "batcher", None)
+    stats = None
+    if batcher is not None:  # this test's batches only (the latency rounds went through the same batcher)
+        after = batcher.stats.as_dict()
+        stats = {k: after[k] - before[k] for k in ("batches", "requests", "texts")}
+        stats["mean_requests_per_batch"] = round(stats["requests"] / max(stats["batches"], 1), 3)
     return {
         "requests": requests,
         "concurrency": concurrency,
         "wall_s": wall,
         "requests_per_s": requests / wall,
         "errors": len(errors),
-        "batcher": batcher.stats.as_dict() if batcher is not None else None,
+        "batcher": stats,
     }
 
 
