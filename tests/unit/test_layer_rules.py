@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from maas import paths
-from maas.bench.embeddings import runtime_requirements
+from maas.bench.common import runtime_requirements
 from maas.layer_rules import is_pruned, materialize_runtime
 
 
