@@ -223,8 +223,11 @@ class InferenceApi(Construct):
         *,
         public: bool = False,
         body: type[BaseModel] | None = None,
+        max_items: int | None = None,
     ) -> apigw.Method:
-        """Route METHOD PATH to a function; authorized and metered by a usage plan unless public."""
+        """Route METHOD PATH to a function; authorized and metered by a usage plan unless public. ``body``: the
+        runtime's request model, checked shallowly by the gateway (arrays at most ``max_items``, default the
+        configured max_inputs)."""
         resource = self.api.root.resource_for_path(path)
         parameters = {
             f"method.request.path.{segment[1:-1]}": True
@@ -236,7 +239,7 @@ class InferenceApi(Construct):
             model = self.api.add_model(
                 f"Model{body.__name__}",
                 content_type=JSON,
-                schema=request_schema(body, self.config.max_inputs),
+                schema=request_schema(body, max_items or self.config.max_inputs),
             )
             models = {JSON: model}
         method_ = resource.add_method(

@@ -22,6 +22,7 @@ from infra.storage import AccessLogBucket, SecureBucket
 from maas import constants
 from maas.api.schemas import EmbeddingsRequest
 from maas.classify_schemas import ClassifyRequest
+from maas.rerank import RerankRequest
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
 
 # Public routes of each task function (the catalog's tasks decide which exist) and their body models.
@@ -30,8 +31,11 @@ TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
     "embeddings": [("POST", "/v1/embeddings", EmbeddingsRequest)],
     "classify": [("POST", "/v1/classify", ClassifyRequest)],
     "image-classify": [("POST", "/v1/images/classify", None)],
-    "rerank": [("POST", "/v1/rerank", None)],
+    "rerank": [("POST", "/v1/rerank", RerankRequest)],
 }
+# Array bounds of a body model at the gateway where the function's limit is not MAAS_MAX_INPUTS: rerank's is
+# MAAS_MAX_DOCUMENTS, which the stack leaves at its default (maas.settings.RerankSettings).
+BODY_MAX_ITEMS: dict[type, int] = {RerankRequest: constants.DEFAULT_MAX_DOCUMENTS}
 # Served by the first task function: the catalog and the documentation (public).
 COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}")]
 # Served by the usage function (functions/usage): the caller's own usage, read-only.
@@ -243,7 +247,7 @@ class ServiceStack(Stack):
                 self.layers.bind(fn, served_model)
             task_functions[task] = fn
             for method, path, body in TASK_ROUTES[task]:
-                self.api.add_route(method, path, fn.alias, body=body)
+                self.api.add_route(method, path, fn.alias, body=body, max_items=BODY_MAX_ITEMS.get(body))
             return fn
 
         for task in config.lambda_tasks:

@@ -89,6 +89,12 @@ def _bench_heavy(args) -> int:
     return bench_heavy(args)
 
 
+def _bench_tasks(args) -> int:
+    from maas.bench.tasks import run
+
+    return run(args)
+
+
 def _bench_batch(args) -> int:
     from maas.bench.batch import run
 
@@ -262,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  maas serve                              run the API on http://127.0.0.1:8000\n"
         "  maas invoke embeddings --event events/embeddings-post.json\n"
         "  maas bench embeddings                   latency/throughput/cold start/size table\n"
+        "  maas bench tasks --task rerank          a task's handler vs raw onnxruntime by hand\n"
         "  maas --local URL tenants create Acme --plan pro    a tenant on `maas serve`'s emulator at URL\n"
         "  maas usage export --month 2026-03 --format csv     invoice lines of a deployment's tables",
     )
@@ -343,6 +350,33 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", default="bench-results/embeddings.json", help="where to write the results")
     be.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
     be.set_defaults(func=_bench)
+    from maas.bench.tasks import DEFAULT_JSON, TASKS
+
+    bt = bench.add_parser(
+        "tasks",
+        help="each task function's handler vs raw onnxruntime doing the same work by hand",
+        description="For each task (classify with the trained head, zero-shot classify, rerank, KServe v2 infer), "
+        "on the same requests and threads: warm p50/p90 of the handler invoked in-process with API Gateway REST "
+        "events (metering off) vs raw onnxruntime written by hand (tokenize + session.run + the task's "
+        "post-processing), interleaved in rounds, and handler/raw; cold start (fresh process -> first response) "
+        "of each; deployment size (runtime libraries + code + model packages) of each; agreement of their answers. "
+        "Prints a Markdown table and writes JSON. Needs models/all-minilm-l6-v2 and models/ticket-intents.",
+    )
+    bt.add_argument(
+        "--task",
+        action="append",
+        choices=list(TASKS),
+        help="a task to measure (repeat for several; default: all)",
+    )
+    bt.add_argument("--requests", type=int, default=300, help="timed requests per contender per task (default 300)")
+    bt.add_argument(
+        "--rounds", type=int, default=10, help="interleaved rounds the requests are split into (default 10)"
+    )
+    bt.add_argument("--cold-starts", type=int, default=3, help="fresh processes per contender per task (default 3)")
+    bt.add_argument("--threads", type=int, default=None, help="threads for every contender (default: all CPUs)")
+    bt.add_argument("--json", default=DEFAULT_JSON, help=f"where to write the results (default {DEFAULT_JSON})")
+    bt.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
+    bt.set_defaults(func=_bench_tasks)
     bb = bench.add_parser("batch", help="an S3 batch job through the batch_s3 handler vs raw onnxruntime batching")
     bb.add_argument("--model", default=paths.DEFAULT_MODEL)
     bb.add_argument("--threads", type=int, default=None, help="threads for every contender (default: all CPUs)")

@@ -68,6 +68,25 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Liveness(BaseModel):
+    live: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+
+
+class ModelReadiness(BaseModel):
+    name: str
+    ready: bool
+
+
 class InferOutput(BaseModel):
     name: str
     datatype: str

@@ -30,13 +30,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas.api.http import JSON, create_resolver, dumps, error_response
+from maas.api.openapi import DOCS_ONLY
 from maas.api.schemas import ErrorResponse
 from maas.billing import Billing, caller_from_event, request_id_of
 from maas.classify_schemas import ClassifyRequest, ClassifyResponse
 from maas.classify_service import ClassifyService
 from maas.errors import ApiError
 
-TITLE = "maas classify API"
 CLASSIFY_PATH = "/v1/classify"
 ERRORS = {
     status: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
@@ -62,7 +62,7 @@ class ClassifyApi:
         return self.app.resolve(event, context)
 
     def _resolver(self) -> APIGatewayRestResolver:
-        app = create_resolver(self.service.settings.max_body_bytes, self.logger, title=TITLE)
+        app = create_resolver(self.service.settings.max_body_bytes, self.logger)
 
         @app.exception_handler(ApiError)
         def _api_error(err: ApiError):
@@ -100,3 +100,8 @@ class ClassifyApi:
 
 def create_app(service: ClassifyService, billing: Billing, logger: logging.Logger) -> ClassifyApi:
     return ClassifyApi(service, billing, logger)
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return ClassifyApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app

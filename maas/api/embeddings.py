@@ -18,14 +18,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ValidationError
 
-from maas.api.http import JSON, check_body_size, create_resolver, dumps, openapi_document, validation_error
+from maas.api.http import JSON, check_body_size, create_resolver, documented, dumps, validation_error
+from maas.api.openapi import DOCS_ONLY
 from maas.api.schemas import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
 from maas.billing import Billing, caller_from_event, request_id_of
 from maas.embeddings_service import EmbeddingsService
 from maas.errors import ApiError, UnsupportedMediaType, internal_error_body
 from maas.tenancy import Caller
 
-TITLE = "maas embeddings API"
 EMBEDDINGS_PATH = "/v1/embeddings"
 ERRORS = {
     400: {"description": "Invalid request", "content": {JSON: {"model": ErrorResponse}}},
@@ -134,7 +134,7 @@ class EmbeddingsApi:
             return proxy_result(500, dumps(internal_error_body()))
 
     def _resolver(self) -> APIGatewayRestResolver:
-        app = create_resolver(self.max_body_bytes, self.logger, title=TITLE)
+        app = create_resolver(self.max_body_bytes, self.logger)
         service = self.service
 
         @app.exception_handler(ApiError)
@@ -153,24 +153,29 @@ class EmbeddingsApi:
             body, headers = self.embeddings_body(request, event, self.billing.caller(event))
             return Response(status_code=200, content_type=JSON, body=body, headers=headers)
 
-        @app.get("/v1/models", summary="List models (OpenAI-compatible)", responses={503: ERRORS[503]})
+        @app.get(
+            "/v1/models",
+            summary="List models (OpenAI-compatible)",
+            responses={200: documented(ModelList, "Models"), 503: ERRORS[503]},
+        )
         def list_models() -> ModelList:
             return ModelList(data=service.models())
 
         @app.get(
             "/v1/models/<model_id>",
             summary="Retrieve a model (OpenAI-compatible)",
-            responses={404: ERRORS[404], 503: ERRORS[503]},
+            responses={200: documented(ModelCard, "The model"), 404: ERRORS[404], 503: ERRORS[503]},
         )
         def get_model(model_id: str) -> ModelCard:
             return service.model(unquote(model_id))
-
-        @app.get("/openapi.json", include_in_schema=False)
-        def openapi():
-            return Response(status_code=200, content_type=JSON, body=openapi_document(app, TITLE))
 
         return app
 
 
 def create_app(service: EmbeddingsService, billing: Billing, logger: logging.Logger, remote=None) -> EmbeddingsApi:
     return EmbeddingsApi(service, billing, logger, remote)
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return EmbeddingsApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app

@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
-from maas import __version__
 from maas.api.bodies import (  # noqa: F401  (re-exported: the route modules import them from here)
     check_body_size,
     describe_validation_errors,
@@ -18,6 +17,7 @@ from maas.api.bodies import (  # noqa: F401  (re-exported: the route modules imp
     invalid_json,
     validation_error,
 )
+from maas.api.openapi import document_json, swagger_html
 from maas.errors import (
     ApiError,
     MethodNotAllowed,
@@ -28,10 +28,12 @@ from maas.errors import (
 
 JSON = "application/json"
 DOCS_PATH = "/docs"
-DESCRIPTION = (
-    "Compressed ONNX models as metered, pay-per-call APIs. Every error has the shape "
-    '{"error": {"message", "type", "code"}}.'
-)
+OPENAPI_PATH = "/openapi.json"
+
+
+def documented(model: type, description: str) -> dict:
+    """An OpenAPI response entry (for a route's ``responses``) whose JSON body is ``model``."""
+    return {"description": description, "content": {JSON: {"model": model}}}
 
 
 def error_response(err: ApiError) -> Response:
@@ -59,17 +61,20 @@ def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
     return sorted({r.method for r in routes if getattr(r, "rule", None) is not None and r.rule.match(path)})
 
 
-def openapi_document(app: APIGatewayRestResolver, title: str) -> str:
-    """The OpenAPI 3.1 document generated from the routes' pydantic models."""
-    return app.get_openapi_json_schema(title=title, version=__version__, description=DESCRIPTION)
-
-
-def create_resolver(max_body_bytes: int, logger: logging.Logger, title: str) -> APIGatewayRestResolver:
-    """An API Gateway REST resolver with validation, the error shape for every failure, and Swagger UI."""
+def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRestResolver:
+    """An API Gateway REST resolver with validation, the error shape for every failure, and the whole API's
+    OpenAPI document and Swagger UI (maas.api.openapi: whichever function API Gateway sends them to)."""
     app = APIGatewayRestResolver(
         enable_validation=True, serializer=dumps, json_body_deserializer=body_deserializer(max_body_bytes)
     )
-    app.enable_swagger(path=DOCS_PATH, title=title, version=__version__, description=DESCRIPTION)
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def _openapi():
+        return Response(status_code=200, content_type=JSON, body=document_json(app.current_event.raw_event))
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def _docs():
+        return Response(status_code=200, content_type="text/html", body=swagger_html(app.current_event.raw_event))
 
     @app.exception_handler(ApiError)
     def _api_error(err: ApiError):

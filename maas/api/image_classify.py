@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import RootModel
 
 from maas.api.http import JSON, create_resolver
+from maas.api.openapi import DOCS_ONLY
 from maas.api.rerank import MeteredPost, json_body, resolver_response
 from maas.api.schemas import ErrorResponse
 from maas.billing import Billing
@@ -34,7 +35,6 @@ from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from maas.image import MEDIA_TYPES
 from maas.image_classify import ImageClassifyRequest, ImageClassifyService
 
-TITLE = "maas image classification API"
 IMAGES_PATH = "/v1/images/classify"
 ERRORS = {
     status: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
@@ -133,7 +133,7 @@ class ImageClassifyApi:
         return self.post(event, self._parse, self._run, lambda: self.service.manifest)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
-        app = create_resolver(self.max_body_bytes, logger, title=TITLE)
+        app = create_resolver(self.max_body_bytes, logger)
 
         # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
         @app.post(
@@ -149,3 +149,8 @@ class ImageClassifyApi:
 
 def create_app(service: ImageClassifyService, billing: Billing, logger: logging.Logger) -> ImageClassifyApi:
     return ImageClassifyApi(service, billing, logger)
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return ImageClassifyApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app

@@ -19,11 +19,11 @@ from pydantic import BaseModel, ValidationError
 
 from maas.api.embeddings import ERRORS, proxy_result
 from maas.api.http import JSON, check_body_size, create_resolver, dumps, validation_error
+from maas.api.openapi import DOCS_ONLY
 from maas.billing import Billing, request_id_of
 from maas.errors import ApiError, UnsupportedMediaType, internal_error_body
 from maas.rerank import RerankRequest, RerankResponse, RerankService
 
-TITLE = "maas rerank API"
 RERANK_PATH = "/v1/rerank"
 
 
@@ -109,7 +109,7 @@ class RerankApi:
         return self.post(event, RerankRequest, self._run, lambda: self.service.manifest)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
-        app = create_resolver(self.service.settings.max_body_bytes, logger, title=TITLE)
+        app = create_resolver(self.service.settings.max_body_bytes, logger)
 
         # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
         @app.post(
@@ -125,3 +125,8 @@ class RerankApi:
 
 def create_app(service: RerankService, billing: Billing, logger: logging.Logger) -> RerankApi:
     return RerankApi(service, billing, logger)
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return RerankApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app

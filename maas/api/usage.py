@@ -10,17 +10,17 @@ import datetime as dt
 import logging
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
 
-from maas.api.http import JSON, create_resolver, openapi_document
+from maas.api.http import JSON, create_resolver
+from maas.api.openapi import DOCS_ONLY
 from maas.api.schemas import ErrorResponse
 from maas.billing import caller_from_event
 from maas.constants import DEFAULT_MAX_BODY_BYTES
 from maas.usage import MAX_RANGE_DAYS, UsageService
 
-TITLE = "maas usage API"
 USAGE_PATH = "/v1/usage"
 ERRORS = {
     400: {"description": "Invalid date or range", "content": {JSON: {"model": ErrorResponse}}},
@@ -69,7 +69,7 @@ class UsageResponse(BaseModel):
 def create_app(service: UsageService, logger: logging.Logger) -> APIGatewayRestResolver:
     """The usage function's resolver; call ``resolve(event, context)`` with an API Gateway REST event."""
     # GET only: the body limit just bounds what a stray body costs to parse.
-    app = create_resolver(DEFAULT_MAX_BODY_BYTES, logger, title=TITLE)
+    app = create_resolver(DEFAULT_MAX_BODY_BYTES, logger)
 
     @app.get(
         USAGE_PATH,
@@ -91,8 +91,9 @@ def create_app(service: UsageService, logger: logging.Logger) -> APIGatewayRestR
         logger.info("usage", extra={"tenant_id": caller.tenant_id, "rows": len(report["data"])})
         return UsageResponse.model_validate(report)
 
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi():
-        return Response(status_code=200, content_type=JSON, body=openapi_document(app, TITLE))
-
     return app
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return create_app(DOCS_ONLY, DOCS_ONLY)

@@ -22,13 +22,22 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas import __version__
 from maas.api.embeddings import ERRORS
-from maas.api.http import JSON, create_resolver
+from maas.api.http import JSON, create_resolver, documented
+from maas.api.openapi import DOCS_ONLY
 from maas.api.rerank import MeteredPost
 from maas.billing import Billing
 from maas.errors import ServiceUnavailable
-from maas.v2 import InferRequest, InferResponse, ModelMetadata, V2Service
+from maas.v2 import (
+    InferRequest,
+    InferResponse,
+    Liveness,
+    ModelMetadata,
+    ModelReadiness,
+    Readiness,
+    ServerMetadata,
+    V2Service,
+)
 
-TITLE = "maas Open Inference Protocol (v2) API"
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 
 
@@ -55,7 +64,7 @@ class V2Api:
         )
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
-        app = create_resolver(self.service.settings.max_body_bytes, logger, title=TITLE)
+        app = create_resolver(self.service.settings.max_body_bytes, logger)
         service = self.service
         metadata_responses = {
             200: {"description": "Model metadata", "content": {JSON: {"model": ModelMetadata}}},
@@ -64,18 +73,22 @@ class V2Api:
         }
 
         @app.get("/v2", summary="Server metadata (KServe v2)")
-        def server_metadata():
-            return {"name": "maas", "version": __version__, "extensions": []}
+        def server_metadata() -> ServerMetadata:
+            return ServerMetadata(name="maas", version=__version__, extensions=[])
 
         @app.get("/v2/health/live", summary="Liveness (KServe v2)")
-        def live():
-            return {"live": True}
+        def live() -> Liveness:
+            return Liveness(live=True)
 
-        @app.get("/v2/health/ready", summary="Readiness (KServe v2): 503 while the model is not loaded")
-        def ready():
+        @app.get(
+            "/v2/health/ready",
+            summary="Readiness (KServe v2): 503 while the model is not loaded",
+            responses={200: documented(Readiness, "Ready"), 503: ERRORS[503]},
+        )
+        def ready() -> Readiness:
             if not service.ready():
                 raise ServiceUnavailable("The model is not loaded yet or failed to load (the reason is logged).")
-            return {"ready": True}
+            return Readiness(ready=True)
 
         @app.get("/v2/models/<name>", summary="Model metadata (KServe v2)", responses=metadata_responses)
         def model_metadata(name: str):
@@ -85,15 +98,21 @@ class V2Api:
         def version_metadata(name: str, version: str):
             return service.metadata(unquote(name), unquote(version))
 
-        @app.get("/v2/models/<name>/ready", summary="Model readiness (KServe v2)")
-        def model_ready(name: str):
-            service.metadata(unquote(name))
-            return {"name": service.embeddings.manifest.name, "ready": True}
+        ready_responses = {200: documented(ModelReadiness, "Ready"), 404: ERRORS[404], 503: ERRORS[503]}
 
-        @app.get("/v2/models/<name>/versions/<version>/ready", summary="Model version readiness (KServe v2)")
-        def version_ready(name: str, version: str):
+        @app.get("/v2/models/<name>/ready", summary="Model readiness (KServe v2)", responses=ready_responses)
+        def model_ready(name: str) -> ModelReadiness:
+            service.metadata(unquote(name))
+            return ModelReadiness(name=service.embeddings.manifest.name, ready=True)
+
+        @app.get(
+            "/v2/models/<name>/versions/<version>/ready",
+            summary="Model version readiness (KServe v2)",
+            responses=ready_responses,
+        )
+        def version_ready(name: str, version: str) -> ModelReadiness:
             service.metadata(unquote(name), unquote(version))
-            return {"name": service.embeddings.manifest.name, "ready": True}
+            return ModelReadiness(name=service.embeddings.manifest.name, ready=True)
 
         infer_doc = {
             "summary": "Inference on named tensors (KServe v2)",
@@ -116,16 +135,13 @@ class V2Api:
         def infer_version(request: Annotated[InferRequest, Body()], name: str, version: str):
             return answer(self.post_infer(app.current_event.raw_event, unquote(name), unquote(version)))
 
-        @app.get("/openapi.json", include_in_schema=False)
-        def openapi():
-            return Response(
-                status_code=200,
-                content_type=JSON,
-                body=app.get_openapi_json_schema(title=TITLE, version=__version__),
-            )
-
         return app
 
 
 def create_app(service: V2Service, billing: Billing, logger: logging.Logger) -> V2Api:
     return V2Api(service, billing, logger)
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return V2Api(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app

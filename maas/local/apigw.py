@@ -22,11 +22,14 @@ def make_event(
     source_ip: str = "127.0.0.1",
     authorizer: dict | None = None,
     request_id: str | None = None,
+    stage_in_path: bool = True,
 ) -> dict:
     """An API Gateway REST proxy event, shaped as `sam local` and production send it.
 
     Binary (non-text) bodies are base64-encoded with isBase64Encoded true, as API Gateway does when
-    binary media types are configured.
+    binary media types are configured. ``stage_in_path``: the client's URL starts with the stage (an
+    execute-api URL: `requestContext.path` is `/{stage}{path}`) or not (a custom domain, `sam local`,
+    `maas serve`).
     """
     headers = dict(headers or {})
     multi_headers = {k: [v] for k, v in headers.items()}
@@ -63,7 +66,7 @@ def make_event(
         "requestContext": {
             "resourcePath": resource or path,
             "httpMethod": method.upper(),
-            "path": f"/{stage}{path}",
+            "path": f"/{stage}{path}" if stage_in_path else path,
             "stage": stage,
             "requestId": request_id,
             "extendedRequestId": request_id,

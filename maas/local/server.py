@@ -236,6 +236,7 @@ class LocalApi:
             resource=resource,
             source_ip=source_ip,
             request_id=request_id,
+            stage_in_path=False,  # clients call http://127.0.0.1:PORT/v1/..., as with `sam local`
         )
         if single:
             event["multiValueHeaders"] = multi

@@ -20,10 +20,14 @@ from infra.stacks import (
     heavy_routes,
 )
 from maas import constants
+from maas.api import openapi
 from maas.api.gateway import GATEWAY_RESPONSES
 from maas.api.schemas import EmbeddingsRequest
 from maas.classify_schemas import ClassifyRequest
+from maas.rerank import RerankRequest
+from tests.conftest import load_event
 from tests.infra.templates import _resource_path, only, resources, routes, text
+from tests.openapi_checks import assert_documented
 
 
 def expected_routes(config) -> tuple[set, set]:
@@ -210,16 +214,51 @@ def test_request_body_is_validated_against_the_runtime_model(built):
     assert model_route["RequestParameters"] == {"method.request.path.model_id": True}
 
 
+def body_schema(template: dict, method: str, path: str) -> dict:
+    """The schema of the gateway model that validates METHOD PATH's JSON body (the validator is on)."""
+    properties = routes(template)[(method, path)]
+    assert "RequestValidatorId" in properties
+    return template["Resources"][properties["RequestModels"]["application/json"]["Ref"]]["Properties"]["Schema"]
+
+
 def test_classify_body_is_validated_against_classify_request(built):
     template = built.service_template
-    method = routes(template)[("POST", "/v1/classify")]
-    assert "RequestValidatorId" in method
-    schema = template["Resources"][method["RequestModels"]["application/json"]["Ref"]]["Properties"]["Schema"]
+    schema = body_schema(template, "POST", "/v1/classify")
     assert schema["title"] == "ClassifyRequest"
     assert schema["required"] == ClassifyRequest.model_json_schema().get("required", [])
     assert set(schema["properties"]) <= set(ClassifyRequest.model_json_schema()["properties"])
     jobs = routes(template)[("GET", "/v1/jobs/{job_id}")]
     assert jobs["RequestParameters"] == {"method.request.path.job_id": True}
+
+
+def test_rerank_body_is_validated_against_rerank_request(built):
+    # Given the synthesized gateway model of POST /v1/rerank
+    schema = body_schema(built.service_template, "POST", "/v1/rerank")
+    # Then it is RerankRequest's: required fields, no unknown ones, documents bounded by the function's own limit
+    assert schema["title"] == "RerankRequest"
+    assert schema["required"] == RerankRequest.model_json_schema()["required"] == ["query", "documents"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["documents"] == {"type": "array", "maxItems": constants.DEFAULT_MAX_DOCUMENTS}
+    # And the gateway lets the sample requests through and stops malformed ones before the function
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft4Validator(schema)
+    for name in ("rerank-post.json", "rerank-post-objects.json"):
+        assert validator.is_valid(json.loads(load_event(name)["body"])), name
+    for bad in ({"documents": ["a"]}, {"query": "q", "documents": "a"}, {"query": "q", "documents": [], "x": 1}):
+        assert not validator.is_valid(bad), bad
+
+
+def test_every_route_of_the_api_is_in_the_served_openapi_document(built):
+    """The document /openapi.json serves (maas.api.openapi) covers every method the gateway routes, with request
+    and response schemas; a new function's routes need its API module in openapi.CONTRIBUTORS."""
+    doc = openapi.document()
+    documented = [r for r in routes(built.service_template) if r not in {("GET", "/docs"), ("GET", "/openapi.json")}]
+    assert {("POST", "/v1/classify"), ("POST", "/v1/rerank"), ("GET", "/v1/usage"), ("GET", "/v2")} <= set(documented)
+    # (a heavy model's static infer route, served by its SageMaker proxy, is documented by the KServe v2 route)
+    assert any(path.startswith("/v2/models/") and "{" not in path for _, path in documented)
+    for method, path in documented:
+        public = routes(built.service_template)[(method, path)]["AuthorizationType"] == "NONE"
+        assert_documented(doc, method, path, public)
 
 
 def test_function_payload_limit_comes_from_config(built):

@@ -8,24 +8,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maas.bench.embeddings import (
+from maas.bench.common import (
     MIB,
     SizeReport,
-    batch_sentences,
-    check,
     cpu_model,
     folder_size,
     installed_size,
     latency_summary,
     markdown_table,
     percentile,
-    ratio_line,
-    ratios,
     rotated,
     runtime_requirements,
     split_evenly,
-    table_rows,
 )
+from maas.bench.embeddings import batch_sentences, check, ratio_line, ratios, table_rows
 from maas.layer_rules import dependency_closure, normalize_name, requirement_names
 
 

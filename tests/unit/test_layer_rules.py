@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from maas import paths
-from maas.bench.embeddings import runtime_requirements
+from maas.bench.common import runtime_requirements
 from maas.layer_rules import is_pruned, materialize_runtime
 
 

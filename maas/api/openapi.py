@@ -1,0 +1,161 @@
+"""One OpenAPI document for the whole public API, built from every function's own resolver.
+
+Each task is a separate Lambda with its own Powertools resolver, and API Gateway sends `GET /openapi.json` and
+`GET /docs` to one of them (infra/stacks.py, maas/local/server.py). So that whichever function answers
+describes every route, each API module contributes its resolver as the function registers it (the same
+route decorators and pydantic models, built around DOCS_ONLY stand-ins that are never called), and this
+module merges their schemas. Nothing is generated at build time, so nothing can go stale; the document is
+built on the first request for it (the contributors are imported then, not at the function's init) and
+kept for the container's life.
+
+The heavy-model proxy (maas.api.heavy) adds no schema of its own: its routes are /v1/embeddings and the /v2 model
+routes, with the same bodies. To document new routes: give the API module an
+``openapi_app() -> APIGatewayRestResolver`` and add its name to CONTRIBUTORS. tests/unit/test_openapi.py
+fails for any route of `maas serve` without an operation, request body schema and response schema here, and
+tests/infra/test_api.py for any route of the synthesized API.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+from functools import cache
+from types import SimpleNamespace
+
+from maas import __version__
+from maas.constants import DEFAULT_MAX_BODY_BYTES
+
+TITLE = "maas API"
+DESCRIPTION = (
+    "Compressed ONNX models as metered, pay-per-call APIs: OpenAI-compatible embeddings and models, Hugging Face "
+    "text classification, Cohere/Jina rerank, the Open Inference Protocol (KServe v2), batch jobs and the caller's "
+    'usage. Send the key as `Authorization: Bearer <key>` or `x-api-key`. Every error has the shape {"error": '
+    '{"message", "type", "code"}}.'
+)
+# Modules with an `openapi_app()`, in the order their routes appear in the document.
+CONTRIBUTORS = (
+    "maas.api.embeddings",
+    "maas.api.classify",
+    "maas.api.image_classify",
+    "maas.api.rerank",
+    "maas.api.v2",
+    "maas.api.jobs",
+    "maas.api.usage",
+)
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>` (OpenAI clients)"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+}
+# Routes anyone may call (no key): the documentation and KServe's health probes (infra's public routes).
+PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+
+
+class _DocsOnly:
+    """Stands in for a service, billing or logger in a resolver built only for its schema: the settings the
+    resolver reads while registering routes, and an error if a route ever ran against it."""
+
+    settings = SimpleNamespace(max_body_bytes=DEFAULT_MAX_BODY_BYTES)
+
+    def __getattr__(self, name: str):
+        raise RuntimeError(f"documentation-only stand-in: '{name}' is not available")
+
+
+DOCS_ONLY = _DocsOnly()
+
+
+class OpenApiMergeError(Exception):
+    """Two contributors define the same operation, or the same component name with different schemas."""
+
+
+def merge(schemas: list[dict]) -> dict:
+    """The paths and components of ``schemas`` (OpenAPI dicts) in one document; a clash is an error, not a
+    silent overwrite (an operation twice, or one component name for two different models)."""
+    paths: dict[str, dict] = {}
+    components: dict[str, dict] = {}
+    for schema in schemas:
+        for path, item in schema.get("paths", {}).items():
+            target = paths.setdefault(path, {})
+            for method, operation in item.items():
+                if method in target:
+                    raise OpenApiMergeError(f"{method.upper()} {path} is documented by two modules")
+                target[method] = operation
+        for kind, entries in schema.get("components", {}).items():
+            target = components.setdefault(kind, {})
+            for name, entry in entries.items():
+                if name in target and target[name] != entry:
+                    raise OpenApiMergeError(f"component {kind}/{name} has two different definitions")
+                target[name] = entry
+    for path, item in paths.items():
+        for operation in item.values():
+            # Powertools documents a 422 for failed validation; this API answers those with a 400 in its
+            # error shape (maas.api.http), which every route with a body documents.
+            operation.get("responses", {}).pop("422", None)
+            if path in PUBLIC_PATHS:
+                operation["security"] = []  # no key needed
+    schemas = components.get("schemas", {})
+    used = _referenced(paths, schemas)
+    components["schemas"] = {name: schema for name, schema in schemas.items() if name in used}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
+        "paths": paths,
+        "components": {**components, "securitySchemes": SECURITY_SCHEMES},
+        "security": [{"bearer": []}, {"apiKey": []}],
+    }
+
+
+def _referenced(paths: dict, schemas: dict) -> set[str]:
+    """Names of the component schemas that ``paths`` refer to, directly or through other schemas."""
+    prefix = "#/components/schemas/"
+    found: set[str] = set()
+    todo = [paths]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] not in found:
+                found.add(ref[len(prefix) :])
+                todo.append(schemas.get(ref[len(prefix) :], {}))
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
+@cache
+def document() -> dict:
+    """The merged document of every contributor (built once per process)."""
+    schemas = []
+    for name in CONTRIBUTORS:
+        app = importlib.import_module(name).openapi_app()
+        schemas.append(json.loads(app.get_openapi_json_schema(title=TITLE, version=__version__)))
+    return merge(schemas)
+
+
+def base_path(event: dict) -> str:
+    """The stage prefix clients see in URLs: `/prod` on an execute-api URL, nothing behind a custom domain or
+    `maas serve` (the request's path then does not start with the stage), as Powertools' Swagger UI does."""
+    context = event.get("requestContext") or {}
+    stage, path = context.get("stage"), context.get("path") or ""
+    return f"/{stage}" if stage and stage != "$default" and path.startswith(f"/{stage}") else ""
+
+
+def document_json(event: dict) -> str:
+    """The document for this request, with the server URL it was reached on."""
+    doc = copy.copy(document())
+    doc["servers"] = [{"url": base_path(event) or "/"}]
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def swagger_html(event: dict) -> str:
+    """The Swagger UI page with the document inline (Powertools' page and bundled assets: no CDN)."""
+    from pathlib import Path
+
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+
+    assets = Path(swagger_ui.__file__).parent
+    js = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
+    css = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")
+    # "</" would end the inline <script>; "<\/" is the same JSON string.
+    return swagger_ui.generate_swagger_html(document_json(event).replace("</", "<\\/"), js, css, "", None)

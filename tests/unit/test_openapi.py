@@ -1,0 +1,68 @@
+"""The served OpenAPI document describes every public route, whichever function API Gateway sends it to."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from maas.api import openapi
+from maas.api.http import DOCS_PATH, OPENAPI_PATH
+from maas.local.apigw import make_event
+from maas.local.functions import LambdaContext
+from maas.local.server import ROUTES
+from tests.openapi_checks import assert_documented
+
+DOC_ROUTES = {("GET", DOCS_PATH), ("GET", OPENAPI_PATH)}  # the document itself
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if (r.method, r.path) not in DOC_ROUTES], ids=str)
+def test_every_route_of_maas_serve_is_documented_with_request_and_response_schemas(route):
+    assert_documented(openapi.document(), route.method, route.path, public=not route.auth)
+
+
+def test_document_is_valid_openapi_and_every_reference_resolves():
+    validator = pytest.importorskip("openapi_spec_validator")
+    doc = json.loads(openapi.document_json(make_event("GET", OPENAPI_PATH)))
+    validator.validate(doc)
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(doc)))
+    assert refs == set(doc["components"]["schemas"])  # none dangling, none unused
+    assert all("422" not in op["responses"] for item in doc["paths"].values() for op in item.values())
+
+
+@pytest.mark.parametrize("module", openapi.CONTRIBUTORS)
+def test_each_function_serves_the_whole_document_and_swagger_ui(module):
+    # Given any function's resolver (API Gateway may send /openapi.json and /docs to any of them)
+    import importlib
+
+    app = importlib.import_module(module).openapi_app()
+    # When the document and the Swagger UI page are requested
+    spec = app.resolve(make_event("GET", OPENAPI_PATH), LambdaContext())
+    docs = app.resolve(make_event("GET", DOCS_PATH), LambdaContext())
+    # Then both describe every contributor's routes, not only this function's
+    doc = json.loads(spec["body"])
+    assert spec["statusCode"] == 200 and {"/v1/embeddings", "/v1/rerank", "/v1/jobs", "/v1/usage"} <= set(doc["paths"])
+    assert docs["statusCode"] == 200 and "swagger-ui" in docs["body"].lower() and "/v1/classify" in docs["body"]
+
+
+def test_server_url_follows_the_stage_prefix_clients_use():
+    on_stage = make_event("GET", OPENAPI_PATH, stage="prod")  # an execute-api URL: .../prod/openapi.json
+    assert openapi.base_path(on_stage) == "/prod"
+    # A custom domain, `sam local` and `maas serve`: the stage is not in the URL
+    assert openapi.base_path(make_event("GET", OPENAPI_PATH, stage="prod", stage_in_path=False)) == ""
+    assert json.loads(openapi.document_json(on_stage))["servers"] == [{"url": "/prod"}]
+
+
+def test_merge_refuses_an_operation_twice_and_two_models_under_one_name():
+    a = {"paths": {"/x": {"get": {"responses": {}}}}, "components": {"schemas": {"M": {"type": "object"}}}}
+    with pytest.raises(openapi.OpenApiMergeError, match="GET /x"):
+        openapi.merge([a, a])
+    b = {"paths": {"/y": {"get": {"responses": {}}}}, "components": {"schemas": {"M": {"type": "string"}}}}
+    with pytest.raises(openapi.OpenApiMergeError, match="schemas/M"):
+        openapi.merge([a, b])
+
+
+def test_stand_in_refuses_to_serve_a_request():
+    with pytest.raises(RuntimeError, match="documentation-only"):
+        openapi.DOCS_ONLY.embed  # noqa: B018
