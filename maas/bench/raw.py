@@ -17,22 +17,29 @@ from pathlib import Path
 import numpy as np
 
 
+def _session(folder: Path, threads: int, manifest: dict):
+    """An InferenceSession as a user sets one up by hand: full graph optimisation, the manifest's session
+    config, the given thread count, CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    for key, value in (manifest.get("session_config") or {}).items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+
 class RawText:
     """A model package's session and tokenizer as a user sets them up by hand: full graph optimisation, the
     manifest's session config, the same thread count, padding to the longest input of a batch."""
 
     def __init__(self, folder: str | Path, threads: int):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         folder = Path(folder)
         self.manifest = json.loads((folder / "manifest.json").read_text())
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        for key, value in (self.manifest.get("session_config") or {}).items():
-            options.add_session_config_entry(key, value)
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.session = _session(folder, threads, self.manifest)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.manifest.get("max_sequence_length") or 512)
         self.tokenizer.enable_padding(pad_id=0)  # to the longest input (the packaged file pads to 128)
@@ -121,14 +128,9 @@ class RawImageClassifier:
     invert, scale, standardise (the numbers read from the manifest) -> session.run -> labels by score."""
 
     def __init__(self, folder: str | Path, threads: int):
-        import onnxruntime as ort
-
         folder = Path(folder)
         self.manifest = json.loads((folder / "manifest.json").read_text())
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.session = _session(folder, threads, self.manifest)
         self.input = self.session.get_inputs()[0].name
         self.spec, self.labels = self.manifest["image"], self.manifest["labels"]
 
