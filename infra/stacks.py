@@ -322,19 +322,23 @@ class ServiceStack(Stack):
                 self.api.add_route(method, path, proxy.alias)
             self.gpu[model.name] = endpoint
 
-        embeddings_fn = task_functions.get("embeddings")
         heavy_tasks = {m.name: m.task for m in config.sagemaker_models}
         heavy_embeddings = {n: e for n, e in self.gpu.items() if heavy_tasks[n] == "embeddings"}
-        if embeddings_fn is not None and heavy_embeddings:
+        heavy_spec = {
+            name: {"endpoint": e.endpoint_name, **({"component": e.component_name} if e.component_name else {})}
+            for name, e in heavy_embeddings.items()
+        }
+
+        def forward_heavy_models(fn: ServiceFunction) -> None:
+            """Let ``fn`` send requests naming a heavy embeddings model to its endpoint (and nothing else)."""
+            fn.function.add_environment(constants.ENV_HEAVY_MODELS, Stack.of(self).to_json_string(heavy_spec))
+            for endpoint in heavy_embeddings.values():
+                endpoint.grant_invoke(fn.role)
+
+        if "embeddings" in task_functions and heavy_embeddings:
             # POST /v1/embeddings naming a heavy model goes to its endpoint from the embeddings function itself
             # (API Gateway cannot route on the body); it bills like the proxy, with the endpoint's token count.
-            spec = {
-                name: {"endpoint": e.endpoint_name, **({"component": e.component_name} if e.component_name else {})}
-                for name, e in heavy_embeddings.items()
-            }
-            embeddings_fn.function.add_environment(constants.ENV_HEAVY_MODELS, Stack.of(self).to_json_string(spec))
-            for endpoint in heavy_embeddings.values():
-                endpoint.grant_invoke(embeddings_fn.role)
+            forward_heavy_models(task_functions["embeddings"])
 
         batch_model = config.lambda_models[0] if config.lambda_models else None
         workers = {}
@@ -351,6 +355,8 @@ class ServiceStack(Stack):
             workers[id].function.add_environment(TENANTS.env_var, tables[TENANTS.logical_name].table_name)
             if batch_model is not None:
                 self.layers.bind(workers[id], batch_model)
+            if heavy_embeddings:  # jobs and queued requests for a heavy model run on its endpoint, in slices
+                forward_heavy_models(workers[id])
         self.batch = BatchJobs(
             self,
             "Batch",

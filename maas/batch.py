@@ -224,13 +224,32 @@ class BatchWorker:
     job_bucket: str | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
     continue_locally: Callable[[ObjectRef], None] | None = None  # where no continuation queue is configured
+    # SageMaker-served models (catalog name -> maas.heavy.HeavyEndpoint): their jobs and requests are embedded
+    # by the model's endpoint, in slices (maas.heavy.RemoteEmbedder), and billed like the local model's.
+    remote: dict = field(default_factory=dict)
 
     def serves(self, model_id: str) -> bool:
+        return self.engine(model_id) is not None
+
+    def engine(self, model_id: str | None) -> tuple[object, object] | None:
+        """(embedder, what billing records) for ``model_id``: the local package, a remote model, or None."""
+        if model_id is None:
+            return self.embedder, self.manifest
         try:
             resolve_served(model_id, self.manifest)
+            return self.embedder, self.manifest
         except NotFound:
-            return False
-        return True
+            pass
+        if not self.remote:
+            return None
+        from maas.catalog import default_catalog
+        from maas.heavy import BilledModel, RemoteEmbedder
+
+        entry = default_catalog().resolve(model_id)
+        endpoint = self.remote.get(entry.name) if entry is not None and entry.runtime == "sagemaker" else None
+        if endpoint is None:
+            return None
+        return RemoteEmbedder(endpoint), BilledModel(entry.name, entry.version, "embeddings")
 
     def _active_caller(self, tenant_id: str, key_prefix: str) -> Caller:
         tenant = self.tenants.get_tenant(tenant_id, consistent=True)
@@ -277,14 +296,15 @@ class BatchWorker:
         job = started
         if job.status != j.RUNNING:
             return JobOutcome(job.job_id, job.tenant_id, job.status, note="duplicate")
-        if not self.serves(job.model):
+        engine = self.engine(job.model)
+        if engine is None:
             self.jobs.finish(job, j.FAILED, f"model_not_found: the model '{job.model}' is not served here")
             return JobOutcome(job.job_id, job.tenant_id, j.FAILED)
         done, last_ms = 0, 0.0
         while True:
             t0 = time.perf_counter()
             try:
-                finished, job = self._one_part(ref, job, caller)
+                finished, job = self._one_part(ref, job, caller, engine)
             except Concurrent:
                 return JobOutcome(job.job_id, job.tenant_id, j.RUNNING, done, note="advanced elsewhere")
             except JobFailed as exc:
@@ -294,7 +314,7 @@ class BatchWorker:
             done += 1
             last_ms = (time.perf_counter() - t0) * 1000
             if finished:
-                self._write_manifest(ref, job)
+                self._write_manifest(ref, job, engine[1].name)
                 self.jobs.finish(job, j.COMPLETED)
                 self.logger.info(
                     "job completed",
@@ -325,7 +345,7 @@ class BatchWorker:
             kwargs["VersionId"] = ref.version
         return self.s3.get_object(**kwargs)
 
-    def _one_part(self, ref: ObjectRef, job: Job, caller: Caller) -> tuple[bool, Job]:
+    def _one_part(self, ref: ObjectRef, job: Job, caller: Caller, engine) -> tuple[bool, Job]:
         """Read, embed, bill, write and count the part at the job's cursor. Returns (job finished, job)."""
         chunk_lines = job.chunk_lines or self.chunk_lines
         header = list(job.csv_header)
@@ -359,11 +379,12 @@ class BatchWorker:
             body.close()
         finished = job.offset + consumed >= job.offset + size
         if records:
-            result = embed_records(self.embedder, records, job.encoding_format)
+            embedder, billed = engine
+            result = embed_records(embedder, records, job.encoding_format)
             if result.units:
                 rid = request_id(ref.bucket, ref.key, ref.version, str(job.parts), prefix="batch")
                 try:
-                    self.billing.charge(caller, rid, self.manifest, result.units, result.compute_ms, None)
+                    self.billing.charge(caller, rid, billed, result.units, result.compute_ms, None)
                 except Exception as exc:
                     if getattr(exc, "status", None) == 429:
                         raise JobFailed(f"quota_exceeded: {exc}") from None
@@ -395,12 +416,12 @@ class BatchWorker:
             )
         return finished, job
 
-    def _write_manifest(self, ref: ObjectRef, job: Job) -> None:
+    def _write_manifest(self, ref: ObjectRef, job: Job, model: str) -> None:
         manifest = {
             "object": "batch_job.results",
             "job_id": job.job_id,
             "input": {"key": ref.key, "version": ref.version, "format": job.input_format},
-            "model": self.manifest.name,
+            "model": model,
             "lines": job.lines,
             "succeeded": job.succeeded,
             "failed": job.failed,
@@ -432,8 +453,10 @@ class BatchWorker:
             request = EmbeddingRequest.model_validate(payload)
         except ValidationError as exc:
             raise PoisonMessage(f"invalid request: {exc.errors()[0]['msg']}") from None
-        if request.model is not None and not self.serves(request.model):
+        engine = self.engine(request.model)
+        if engine is None:
             raise PoisonMessage(f"unknown model '{request.model}'")
+        embedder, billed = engine
         if not self.job_bucket:
             raise RuntimeError("MAAS_JOB_BUCKET is not set: nowhere to write request results")
         try:
@@ -446,18 +469,18 @@ class BatchWorker:
         if bad is not None:
             raise PoisonMessage(f"input[{bad.line}]: {bad.error}")
         started = time.perf_counter()
-        result = self.embedder.embed(texts)
+        result = embedder.embed(texts)
         compute_ms = (time.perf_counter() - started) * 1000
         units = int(sum(result.token_counts))
         rid = request_id(request.tenant_id, request.request_id or message_id, prefix="sqs")
-        self.billing.charge(caller, rid, self.manifest, units, compute_ms, None)
+        self.billing.charge(caller, rid, billed, units, compute_ms, None)
         name = request.result_name or request.request_id or message_id
         key = f"{self.results_prefix}{request.tenant_id}/requests/{name}.json"
         data = encode_vectors(result.vectors, request.encoding_format)
         response = {
             "object": "list",
             "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(data)],
-            "model": self.manifest.name,
+            "model": billed.name,
             "usage": {"prompt_tokens": units, "total_tokens": units},
             "request_id": rid,
         }

@@ -160,7 +160,7 @@ LOCAL_JOB_EVENTS_QUEUE = "maas-local-job-events"  # moto delivers the bucket's n
 POLL_INTERVAL_S = 0.2
 
 
-def batch_env(emulator_url: str, model_dir, queue_url: str, dlq_url: str) -> dict[str, str]:
+def batch_env(emulator_url: str, model_dir, queue_url: str, dlq_url: str, extra: dict | None = None) -> dict[str, str]:
     """What the stack gives the batch workers, pointed at the emulator."""
     from maas import constants as c
     from maas.local.emulator import aws_env, table_env
@@ -173,13 +173,15 @@ def batch_env(emulator_url: str, model_dir, queue_url: str, dlq_url: str) -> dic
         c.ENV_CONTINUATION_QUEUE_URL: queue_url,
         c.ENV_DLQ_URL: dlq_url,
         c.ENV_MAX_RECEIVE_COUNT: str(c.DEFAULT_MAX_RECEIVE_COUNT),
+        **(extra or {}),
     }
 
 
-def start_batch_workers(emulator, model_dir) -> Callable[[], None]:
+def start_batch_workers(emulator, model_dir, extra_env: dict | None = None) -> Callable[[], None]:
     """For `maas serve`: the job bucket (versioned, ObjectCreated under jobs/ -> a queue), the requests queue
     with its DLQ, the batch_s3 and batch_sqs handlers, and a thread that delivers their events as S3 and the
-    SQS event source mapping would. Returns the function that stops the thread."""
+    SQS event source mapping would. ``extra_env``: more variables for the workers (the heavy models' endpoints).
+    Returns the function that stops the thread."""
     import threading
 
     from maas.constants import DEFAULT_MAX_RECEIVE_COUNT, JOBS_PREFIX
@@ -206,7 +208,7 @@ def start_batch_workers(emulator, model_dir) -> Callable[[], None]:
             ]
         },
     )
-    env = batch_env(emulator.url, model_dir, requests, dlq)
+    env = batch_env(emulator.url, model_dir, requests, dlq, extra_env)
     batch_s3 = load_handler("batch_s3", env)
     driver = QueueDriver(sqs, requests, load_handler("batch_sqs", env))
     stop = threading.Event()

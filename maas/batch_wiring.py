@@ -14,6 +14,7 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
     import boto3
 
     from maas.embedder import TextEmbedder
+    from maas.heavy import remote_models
     from maas.jobs import JobStore
     from maas.loader import resolve_package
     from maas.tenancy import TenantStore
@@ -45,4 +46,5 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
         max_receive_count=settings.max_receive_count,
         job_bucket=settings.job_bucket,
         logger=logger,
+        remote=remote_models(logger=logger),  # MAAS_HEAVY_MODELS: jobs for heavy models go to their endpoints
     )

@@ -166,3 +166,43 @@ def remote_models(environ: Mapping[str, str] | None = None, logger: logging.Logg
             values[c.ENV_INFERENCE_COMPONENT] = spec["component"]
         endpoints[name] = HeavyEndpoint(HeavyProxySettings.from_env(values), logger=logger)
     return endpoints
+
+
+class RemoteEmbedder:
+    """``TextEmbedder.embed`` on a heavy model's endpoint, for batch jobs and queued requests: the texts go in
+    slices that keep every InvokeEndpoint request and answer well under its 6 MiB (at most ``max_texts`` texts
+    and ``max_bytes`` of JSON per call); vectors, token counts and truncation come back per text."""
+
+    def __init__(self, endpoint: HeavyEndpoint, max_texts: int = 256, max_bytes: int = 2 * 1024 * 1024):
+        self.endpoint, self.max_texts, self.max_bytes = endpoint, max_texts, max_bytes
+        self.dimensions = 0  # learnt from the first answer
+
+    def slices(self, texts: list[str]) -> list[list[str]]:
+        out, current, size = [], [], 0
+        for text in texts:
+            cost = len(json.dumps(text)) + 1
+            if current and (len(current) >= self.max_texts or size + cost > self.max_bytes):
+                out.append(current)
+                current, size = [], 0
+            current.append(text)
+            size += cost
+        return out + ([current] if current else [])
+
+    def embed(self, texts: list[str], encodings=None):
+        import base64
+
+        import numpy as np
+
+        from maas.embedder import Embeddings
+
+        vectors, tokens, truncated = [], [], []
+        for part in self.slices(texts):
+            answer = self.endpoint.invoke(json.dumps({"input": part}).encode(), {"route": "embed-batch"})
+            body = json.loads(answer.body)
+            self.dimensions = int(body["dimensions"])
+            rows = np.frombuffer(base64.b64decode(body["vectors"]), dtype="<f4").reshape(len(part), self.dimensions)
+            vectors.append(rows)
+            tokens += body["tokens"]
+            truncated += body["truncated"]
+        matrix = np.concatenate(vectors) if vectors else np.empty((0, self.dimensions), np.float32)
+        return Embeddings(matrix.astype(np.float32), tokens, truncated)

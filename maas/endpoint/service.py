@@ -7,6 +7,8 @@ and response contracts as the Lambda routes, so the proxy forwards bodies unchan
     route embeddings    OpenAI `POST /v1/embeddings` body  -> OpenAI response (usage = billable tokens)
     route v2-infer      KServe v2 infer body               -> KServe v2 response (billable units = rows)
     route v2-metadata   (no body)                          -> KServe v2 model metadata
+    route embed-batch   {"input": [texts]}                 -> {"dimensions", "vectors" (base64 little-endian
+                        (batch jobs: maas.heavy.RemoteEmbedder)  float32, row-major), "tokens", "truncated"}
 
 The route and the path's model name/version travel in SageMaker's CustomAttributes (`route=v2-infer;
 model=NAME;version=V`); the billable units come back in the response's CustomAttributes (`units=N`), computed
@@ -19,11 +21,13 @@ given (their shapes are the client's).
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maas import constants as c
@@ -34,11 +38,20 @@ from maas.endpoint.batcher import BatchingEmbedder
 from maas.errors import ApiError, InvalidRequest, NotFound, ServiceUnavailable, internal_error_body
 from maas.settings import EmbeddingsSettings, SettingsError
 from maas.v2 import InferRequest, V2Service
+from maas.validation import text_list, tokenize_checked
 
-ROUTES = ("embeddings", "v2-infer", "v2-metadata")
+ROUTES = ("embeddings", "embed-batch", "v2-infer", "v2-metadata")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+class EmbedBatchRequest(BaseModel):
+    """A slice of a batch job's texts (already validated line by line by the worker)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[str]
 
 
 class EndpointSettings(BaseModel):
@@ -142,6 +155,19 @@ class EndpointService:
                 raise InvalidRequest("Send the request body as JSON (Content-Type: application/json).")
             text = body.decode("utf-8", errors="replace")
             check_body_size(text, self.settings.max_body_bytes)
+            if route == "embed-batch":
+                request = EmbedBatchRequest.model_validate_json(text)
+                texts = text_list(request.input, "input", self.settings.max_inputs)
+                embedder = self.embeddings.ready()
+                result = embedder.embed(texts, tokenize_checked(embedder, texts, True, "input"))
+                vectors = np.ascontiguousarray(result.vectors, dtype="<f4")
+                body = {
+                    "dimensions": int(vectors.shape[1]),
+                    "vectors": base64.b64encode(vectors.tobytes()).decode("ascii"),
+                    "tokens": [int(n) for n in result.token_counts],
+                    "truncated": result.truncated,
+                }
+                return Answer(200, dumps(body).encode(), int(sum(result.token_counts)))
             if route == "embeddings":
                 request = EmbeddingsRequest.model_validate_json(text)
                 result = self.embeddings.embed(request)

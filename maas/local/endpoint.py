@@ -102,5 +102,5 @@ def proxy_env(model: str, runtime_url: str | None) -> dict[str, str]:
 def forwarding_env(proxy: dict[str, str]) -> dict[str, str]:
     """The embeddings function's variables that forward its heavy model's requests, from the proxy's."""
     spec = {proxy[c.ENV_MODEL_NAME]: {"endpoint": proxy[c.ENV_SAGEMAKER_ENDPOINT]}}
-    keep = (c.ENV_SAGEMAKER_RUNTIME_URL, c.ENV_ENDPOINT_ATTEMPTS)
+    keep = (c.ENV_SAGEMAKER_RUNTIME_URL, c.ENV_ENDPOINT_ATTEMPTS)  # as maas.local.server.FORWARDING_VARIABLES
     return {c.ENV_HEAVY_MODELS: json.dumps(spec), **{k: proxy[k] for k in keep if k in proxy}}

@@ -90,6 +90,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", "v2"),
 )
 HEAVY_FUNCTION = "heavy_proxy"
+# The variables that let a function send a heavy model's requests to its endpoint (embeddings, batch workers).
+FORWARDING_VARIABLES = (c.ENV_HEAVY_MODELS, c.ENV_SAGEMAKER_RUNTIME_URL, c.ENV_ENDPOINT_ATTEMPTS)
 
 
 def heavy_routes(model: str) -> tuple[Route, ...]:
@@ -527,7 +529,8 @@ def start(
             emulator.create_tables()
             demo_key = seed_demo_tenant(emulator)
             # The job bucket's S3 events and the requests queue, delivered to batch_s3 / batch_sqs.
-            cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir()))
+            forwarded = {k: v for k, v in api.env.get("embeddings", {}).items() if k in FORWARDING_VARIABLES}
+            cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir(), forwarded))
         api.load()
         httpd = LocalHttpServer((host, port), api, max_body_bytes)
         cleanup.callback(httpd.server_close)

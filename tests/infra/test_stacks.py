@@ -342,6 +342,9 @@ def test_embeddings_function_forwards_the_heavy_model_to_its_endpoint_only(built
         s for s in policy_of_role(template, "Taskembeddings") if "sagemaker:InvokeEndpoint" in as_list(s["Action"])
     ]
     assert len(invoke) == 1 and "*" not in text(invoke[0]["Resource"])
+    for worker in ("BatchS3", "BatchSqs"):  # heavy-model jobs and queued requests go to the endpoint too
+        assert "Gpuallminilml6v2fp32Endpoint" in text(function_props(template, worker)["Environment"]["Variables"])
+        assert any("sagemaker:InvokeEndpoint" in as_list(s["Action"]) for s in policy_of_role(template, worker))
     for other in ("Taskrerank", "Taskclassify", "V2"):
         assert not any("sagemaker:InvokeEndpoint" in as_list(s["Action"]) for s in policy_of_role(template, other))
 

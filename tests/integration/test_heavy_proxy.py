@@ -8,12 +8,14 @@ a stub InvokeEndpoint server answering as the service does.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import boto3
 import numpy as np
 import pytest
 
@@ -22,6 +24,7 @@ from maas.endpoint.service import EndpointService, EndpointSettings
 from maas.local.endpoint import proxy_env, start_local_endpoint
 from maas.local.functions import LambdaContext, load_handler
 from tests.conftest import function_env, load_event
+from tests.integration.test_batch_jobs import _results, _units, embedder, env  # noqa: F401 (fixtures)
 from tests.integration.test_v2_handler import (
     TEXTS,
     _assert_error,
@@ -45,8 +48,8 @@ def endpoint(fp32_model_dir):
 
 
 def proxy_handler(aws, model_dir, url, **overrides):
-    env = {**function_env(aws, model_dir), **proxy_env(HEAVY, url), **overrides}
-    return load_handler("heavy_proxy", env)
+    variables = {**function_env(aws, model_dir), **proxy_env(HEAVY, url), **overrides}
+    return load_handler("heavy_proxy", variables)
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +264,8 @@ def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, mo
     that model's requests to its endpoint (billed once, in the endpoint's tokens) and serves its own package."""
     from maas.local.endpoint import forwarding_env
 
-    env = {**function_env(aws, model_dir), **forwarding_env(proxy_env(HEAVY, endpoint.url))}
-    handler = load_handler("embeddings", env)
+    variables = {**function_env(aws, model_dir), **forwarding_env(proxy_env(HEAVY, endpoint.url))}
+    handler = load_handler("embeddings", variables)
     meter, tenant, auth = fresh_tenant(aws)
     start = time.time() - 1
     body = {"model": f"{HEAVY}@latest", "input": ["hello " * 300]}
@@ -280,3 +283,73 @@ def test_a_malformed_forwarding_setting_is_refused_at_init(aws, model_dir):
 
     with pytest.raises(SettingsError, match="MAAS_HEAVY_MODELS"):
         load_handler("embeddings", {**function_env(aws, model_dir), c.ENV_HEAVY_MODELS: '["not", "a", "map"]'})
+
+
+@pytest.fixture
+def jobs_env(request):
+    """test_batch_jobs' `env`: a job bucket, a fresh usage table, an active tenant."""
+    return request.getfixturevalue("env")
+
+
+def test_a_batch_job_for_the_heavy_model_runs_on_its_endpoint_in_order_billed_once(jobs_env, endpoint, reference):
+    """POST /v1/jobs with the heavy model: the S3 worker sends each part to the endpoint in slices under the 6 MiB
+    limit, writes one line per input in order (bad lines reported), bills each part once in the endpoint's
+    tokens (long lines up to 512), and a redelivered event changes nothing."""
+    from maas import jobs as j
+    from maas.batch_local import event_for_object
+    from maas.heavy import HeavyEndpoint
+    from maas.jobs import JobStore
+    from maas.settings import HeavyProxySettings
+    from maas.tables import JOBS
+
+    texts = [f"line {i} " + "of a rather long document " * (i % 7) * 20 for i in range(240)]
+    lines = [json.dumps(t) for t in texts]
+    lines[100] = "{not json"
+    job_id, tenant = j.new_job_id(), jobs_env["tenant"].tenant_id
+    JobStore(jobs_env["worker"]().jobs.ddb, JOBS.local_name).create(tenant, job_id, HEAVY, "jsonl", "base64", "maas_t")
+    key = j.input_key(tenant, job_id, "jsonl")
+    jobs_env["s3"].put_object(Bucket=jobs_env["bucket"], Key=key, Body=("\n".join(lines) + "\n").encode())
+    event = event_for_object(jobs_env["s3"], jobs_env["bucket"], key)
+    settings = HeavyProxySettings(
+        endpoint_name=endpoint.name, model_name=HEAVY, runtime_url=endpoint.url, metering="off", timeout_s=60
+    )
+    client = jobs_env["s3"]  # an emulator client: its region and credentials are the test's
+    sagemaker = boto3.client(
+        "sagemaker-runtime",
+        region_name=client.meta.region_name,
+        endpoint_url=endpoint.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    worker = jobs_env["worker"](chunk_lines=100, remote={HEAVY: HeavyEndpoint(settings, client=sagemaker)})
+
+    out = worker.handle_s3_event(event, LambdaContext(timeout_s=900))
+
+    assert out["jobs"][0]["status"] == j.COMPLETED
+    results = _results(jobs_env, job_id)
+    assert [r["line"] for r in results] == list(range(1, 241)) and "error" in results[100]
+    good = [i for i in range(240) if i != 100]
+    tokenizer = reference.embeddings.embedder.tokenizer
+    expected = [len(tokenizer.encode(texts[i]).ids) for i in good]
+    assert [results[i]["tokens"] for i in good] == expected and max(expected) > 256
+    direct = reference.embeddings.embedder.embed([texts[i] for i in (0, 6, 239)]).vectors
+    for row, i in enumerate((0, 6, 239)):
+        got = np.frombuffer(base64.b64decode(results[i]["embedding"]), "<f4")
+        np.testing.assert_allclose(got, direct[row], atol=1e-5)
+    units, events = _units(jobs_env)
+    assert (units, events) == (sum(expected), 3)
+    assert {e.model for e in jobs_env["meter"].events(tenant, 0, 4e9)} == {HEAVY}
+    again = worker.handle_s3_event(json.loads(json.dumps(event)), LambdaContext(timeout_s=900))
+    assert again["jobs"][0]["note"] == "duplicate" and _units(jobs_env) == (units, events)
+
+
+def test_remote_slices_stay_under_the_payload_limit():
+    from maas.heavy import RemoteEmbedder
+
+    remote = RemoteEmbedder(endpoint=None, max_texts=3, max_bytes=100)
+    texts = ["a" * 40, "b" * 40, "c", "d", "e", "f" * 200, "g"]
+    slices = remote.slices(texts)
+    assert [t for part in slices for t in part] == texts  # nothing lost, order kept
+    assert all(len(part) <= 3 for part in slices)
+    assert all(sum(len(json.dumps(t)) + 1 for t in part) <= 100 or len(part) == 1 for part in slices)
+    assert remote.slices([]) == []
