@@ -19,6 +19,11 @@ if [ ! -f models/digits-cnn/manifest.json ]; then
   echo "==> building the digits-cnn image classifier (progress below)"
   maas models build digits-cnn
 fi
+# The heavy model (served by the SageMaker endpoint; locally by the endpoint process the tests start).
+if [ ! -f models/all-minilm-l6-v2-fp32/manifest.json ]; then
+  echo "==> building the fp32 heavy-model package (progress below)"
+  maas models build all-minilm-l6-v2-fp32
+fi
 echo "==> ruff"
 ruff check .
 ruff format --check .
