@@ -164,23 +164,38 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _catalog(self):
-        names = [m.name for m in self.models]
-        if len(set(names)) != len(names):
-            raise ValueError(f"model names must be unique: {names}")
+        ids = [f"{m.name}@{m.version}" for m in self.models]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"model versions must be unique: {ids}")
+        packages = [m.package_name for m in self.models]
+        if len(set(packages)) != len(packages):
+            raise ValueError(f"each model version needs its own package folder ('package'): {packages}")
         if not self.models:
             raise ValueError("the catalog needs at least one model")
+        sagemaker = [m.name for m in self.sagemaker_models]
+        if len(set(sagemaker)) != len(sagemaker):
+            raise ValueError(f"one version per SageMaker-served model (one endpoint each): {sagemaker}")
         for task in {m.task for m in self.lambda_models}:
-            served = [m.name for m in self.lambda_models if m.task == task]
-            if len(served) > 1:
-                raise ValueError(f"task {task}: one Lambda-served model per task function for now, got {served}")
+            served = sorted({m.name for m in self.lambda_models if m.task == task})
+            if len(served) > 1 and task != "classify":
+                raise ValueError(
+                    f"task {task}: one Lambda-served model per task function (any number of its versions), got {served}"
+                )
         if self.classifier_models and self.embedding_model is None:
             raise ValueError("task classify needs a Lambda-served embeddings model too (zero-shot classification)")
         return self
 
     @property
     def embedding_model(self) -> ModelConfig | None:
-        """The Lambda-served embeddings model; rerank and v2 serve it too (catalog.toml `tasks_also`)."""
+        """The Lambda-served embeddings model (its first listed version: the latest); rerank and v2 serve it too
+        (catalog.toml `tasks_also`)."""
         return next((m for m in self.lambda_models if m.task == "embeddings"), None)
+
+    def versions(self, model: ModelConfig) -> tuple[ModelConfig, ...]:
+        """Every listed version of ``model``'s name on its runtime, ``model`` first: a task function loads them all,
+        so `name@version` keeps answering until the version leaves the configuration."""
+        others = tuple(m for m in self.models if m.name == model.name and m is not model and m.runtime == model.runtime)
+        return (model, *others)
 
     @property
     def classifier_models(self) -> tuple[ModelConfig, ...]:

@@ -46,17 +46,17 @@ class ModelLayers(Construct):
                 staged = assets.model_layer(model.package_name, command)
                 version = lambda_.LayerVersion(
                     self,
-                    f"Model-{model.name}",
+                    f"Model-{model.package_name}",
                     code=lambda_.Code.from_asset(str(staged.path)),
                     compatible_runtimes=[runtime],
                     description=f"model package {model.package_name} v{model.version} at {self.model_source(model)}",
                 )
-                self.models[model.name] = Layer(f"model layer ({model.name})", version, staged)
+                self.models[model.package_name] = Layer(f"model layer ({model.package_name})", version, staged)
             else:
                 staged = assets.model_package(model.package_name, command)
-                self.deployments[model.name] = s3deploy.BucketDeployment(
+                self.deployments[model.package_name] = s3deploy.BucketDeployment(
                     self,
-                    f"Upload-{model.name}",
+                    f"Upload-{model.package_name}",
                     sources=[s3deploy.Source.asset(str(staged.path))],
                     destination_bucket=model_bucket,
                     destination_key_prefix=self.model_key(model),
@@ -78,12 +78,12 @@ class ModelLayers(Construct):
         """The runtime layer and the layer of each layer-served model (classify carries two)."""
         layers = [self.runtime[arch]]
         for model in models:
-            if model is not None and model.name in self.models:
-                layers.append(self.models[model.name])
+            if model is not None and model.package_name in self.models:
+                layers.append(self.models[model.package_name])
         return layers
 
     def bind(self, function, model: ModelConfig) -> None:
         """Let a function read the model it serves from S3, after the upload finished."""
-        if model.name in self.deployments:
+        if model.package_name in self.deployments:
             self.model_bucket.grant_read(function.role, f"{self.model_key(model)}/*")
-            function.function.node.add_dependency(self.deployments[model.name])
+            function.function.node.add_dependency(self.deployments[model.package_name])

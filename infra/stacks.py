@@ -159,14 +159,18 @@ class ServiceStack(Stack):
             self.functions[id] = fn
             return fn
 
-        def task_env(model: ModelConfig | None) -> dict[str, str]:
+        def task_env(model: ModelConfig | None, all_versions: bool = False) -> dict[str, str]:
+            """A task function's variables; ``all_versions``: MAAS_MODEL_SOURCE lists every configured version of
+            the model, latest first (the embeddings function serves them all: an older one keeps answering
+            `name@version` until it leaves the configuration)."""
             env = {
                 constants.ENV_MAX_BODY_BYTES: str(config.max_body_bytes),
                 constants.ENV_MAX_INPUTS: str(config.max_inputs),
                 **table_env(USAGE, TENANTS),
             }
             if model is not None:
-                env[constants.ENV_MODEL_SOURCE] = self.layers.model_source(model)
+                served = config.versions(model) if all_versions else (model,)
+                env[constants.ENV_MODEL_SOURCE] = ",".join(self.layers.model_source(m) for m in served)
             return env
 
         def grant_metering(fn: ServiceFunction) -> None:
@@ -232,7 +236,7 @@ class ServiceStack(Stack):
         task_functions: dict[str, ServiceFunction] = {}
 
         def task_function(task: str, model: ModelConfig, *extra: ModelConfig, env: dict | None = None):
-            served = ", ".join(m.name for m in (model, *extra))
+            served = ", ".join(dict.fromkeys(m.name for m in (model, *extra)))
             fn = function(
                 f"Task-{task}",
                 function_folder(task),
@@ -254,10 +258,11 @@ class ServiceStack(Stack):
             if task == "classify":
                 continue  # below: it needs the embeddings model as well
             model = next(m for m in config.lambda_models if m.task == task)
-            env = task_env(model)
+            env = task_env(model, all_versions=task == "embeddings")
             if task == "image-classify":
                 env.pop(constants.ENV_MAX_INPUTS)  # images, not texts: ImageClassifySettings has its own limit
-            task_function(task, model, env=env)
+            served = config.versions(model) if task == "embeddings" else (model,)
+            task_function(task, *served, env=env)
         if embedding_model is not None and "rerank" not in task_functions:
             # Same package as embeddings (catalog.toml `tasks_also`); metered like embeddings.
             task_function("rerank", embedding_model)

@@ -152,11 +152,18 @@ def default_catalog() -> Catalog:
 def resolve_served(model_id: str | None, manifest, catalog: Catalog | None = None, param: str = "model"):
     """Check that a request's model id names the package this function serves; 404 in the error shape if not.
 
-    A function serves one package (its manifest); an id that resolves to another catalog entry, including
-    another version of the same model, is answered with a 404 that says which version is served here.
+    An id that resolves to another catalog entry, including another version of the same model, is answered with a
+    404 that says which version is served here.
     """
+    return resolve_among(model_id, [manifest], catalog, param)
+
+
+def resolve_among(model_id: str | None, manifests: list, catalog: Catalog | None = None, param: str = "model"):
+    """The one of ``manifests`` (the packages a function serves, the default first) that a request's model id
+    names: `name` and `name@latest` mean the catalog's latest version, `name@version` pins one, aliases stand for
+    the name. 404 in the error shape when the id is unknown or names a version not served here."""
     if model_id is None:
-        return manifest
+        return manifests[0]
     catalog = catalog or default_catalog()
     entry = catalog.resolve(model_id)
     if entry is None:
@@ -165,14 +172,15 @@ def resolve_served(model_id: str | None, manifest, catalog: Catalog | None = Non
             code="model_not_found",
             param=param,
         )
-    if entry.name != manifest.name or entry.version != manifest.version:
-        raise NotFound(
-            f"The model '{model_id}' ({entry.id}) is not served by this endpoint; it serves "
-            f"{manifest.name}@{manifest.version}.",
-            code="model_not_found",
-            param=param,
-        )
-    return manifest
+    for manifest in manifests:
+        if entry.name == manifest.name and entry.version == manifest.version:
+            return manifest
+    served = ", ".join(f"{m.name}@{m.version}" for m in manifests)
+    raise NotFound(
+        f"The model '{model_id}' ({entry.id}) is not served by this endpoint; it serves {served}.",
+        code="model_not_found",
+        param=param,
+    )
 
 
 def catalog_table(catalog: Catalog, models_dir: Path) -> str:

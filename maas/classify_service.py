@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 
 from maas import constants as c
+from maas.catalog import default_catalog
 from maas.classify_model import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifier, ranked, zero_shot_scores
 from maas.classify_schemas import ClassifyRequest
 from maas.embedder import TextEmbedder
@@ -61,16 +62,25 @@ class ClassifyService:
                     param="parameters.candidate_labels",
                 )
             return self.embedding
-        for slot in self.classifiers:
-            if wanted in slot.ids():
-                if zero_shot:
-                    raise InvalidRequest(
-                        f"'{model}' is a trained classifier with fixed labels; 'parameters.candidate_labels' "
-                        f"(zero-shot) runs on the embedding model '{self.embedding.name}'.",
-                        code="unsupported_parameter",
-                        param="parameters.candidate_labels",
-                    )
-                return slot
+        matches = [slot for slot in self.classifiers if wanted in slot.ids()]
+        if len(matches) > 1:  # several versions of one classifier: the catalog says which one the id means
+            entry = default_catalog().resolve(model)
+            matches = [
+                slot
+                for slot in matches
+                if entry is not None
+                and slot.manifest is not None
+                and (slot.manifest.name, slot.manifest.version) == (entry.name, entry.version)
+            ]
+        if matches:
+            if zero_shot:
+                raise InvalidRequest(
+                    f"'{model}' is a trained classifier with fixed labels; 'parameters.candidate_labels' "
+                    f"(zero-shot) runs on the embedding model '{self.embedding.name}'.",
+                    code="unsupported_parameter",
+                    param="parameters.candidate_labels",
+                )
+            return matches[0]
         raise NotFound(
             f"The model '{model}' does not exist or is not served by /v1/classify.",
             code="model_not_found",

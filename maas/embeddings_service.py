@@ -6,7 +6,7 @@ import logging
 import time
 
 from maas.api.schemas import EmbeddingsRequest, ModelCard
-from maas.catalog import resolve_served
+from maas.catalog import default_catalog, resolve_among, resolve_served
 from maas.embedder import TextEmbedder, encode_vectors
 from maas.errors import InvalidRequest, ServiceUnavailable
 from maas.loader import resolve_package
@@ -39,8 +39,11 @@ class EmbeddingsService:
         self.tracer = tracer
         self.logger = logger or logging.getLogger(__name__)
         self.s3_client = s3_client
-        self.embedder: TextEmbedder | None = None
+        self.embedder: TextEmbedder | None = None  # the default version's (what a bare model name means)
         self.manifest: Manifest | None = None
+        # Every version this container serves, the default first: MAAS_MODEL_SOURCE may list several packages
+        # (comma-separated), so an older version keeps answering `name@version` until the catalog drops it.
+        self.versions: list[tuple[TextEmbedder, Manifest]] = []
         self.load_error: str | None = None
         self._last_attempt = 0.0
         self.created = int(time.time())
@@ -49,21 +52,22 @@ class EmbeddingsService:
     def _load(self) -> None:
         self._last_attempt = time.monotonic()
         try:
-            folder, manifest = resolve_package(
-                self.settings.model_source, self.settings.model_cache_dir, self.s3_client
-            )
-            self.embedder = TextEmbedder(
-                folder,
-                manifest,
-                threads=self.settings.threads,
-                max_batch=self.settings.batch_size,
-                max_batch_tokens=self.settings.batch_tokens,
-                providers=self.providers,
-            )
-            if self.wrap is not None:
-                self.embedder = self.wrap(self.embedder)
-            self.manifest, self.load_error = manifest, None
-            self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
+            loaded = []
+            for source in [x.strip() for x in self.settings.model_source.split(",") if x.strip()]:
+                folder, manifest = resolve_package(source, self.settings.model_cache_dir, self.s3_client)
+                embedder = TextEmbedder(
+                    folder,
+                    manifest,
+                    threads=self.settings.threads,
+                    max_batch=self.settings.batch_size,
+                    max_batch_tokens=self.settings.batch_tokens,
+                    providers=self.providers,
+                )
+                loaded.append((self.wrap(embedder) if self.wrap is not None else embedder, manifest))
+            self.versions = _latest_first(loaded)
+            (self.embedder, self.manifest), self.load_error = self.versions[0], None
+            for _, manifest in self.versions:
+                self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
         except Exception as exc:  # any failure here must become a 503 with a logged reason, not a crash loop
             self.load_error = f"{type(exc).__name__}: {exc}"
             self.logger.error(
@@ -80,11 +84,11 @@ class EmbeddingsService:
         return self.embedder
 
     def models(self) -> list[ModelCard]:
+        """One card per served version: the default as its bare name, the others as `name@version`."""
         self.ready()
-        m = self.manifest
         return [
             ModelCard(
-                id=m.name,
+                id=m.name if i == 0 else f"{m.name}@{m.version}",
                 created=self.created,
                 owned_by="maas",
                 task=m.task,
@@ -92,18 +96,30 @@ class EmbeddingsService:
                 dimensions=m.dimensions,
                 max_input_tokens=m.max_sequence_length,
             )
+            for i, (_, m) in enumerate(self.versions)
         ]
 
     def model(self, model_id: str) -> ModelCard:
         self.ready()
-        resolve_served(model_id, self.manifest, param=None)
-        return self.models()[0]
+        manifest = resolve_among(model_id, [m for _, m in self.versions], param=None)
+        return self.models()[next(i for i, (_, m) in enumerate(self.versions) if m is manifest)]
+
+    def pick(self, model_id: str | None) -> tuple[TextEmbedder, Manifest]:
+        """The (embedder, manifest) a request's model id names; 404 if it is not served here."""
+        if len(self.versions) == 1 or model_id is None or model_id == self.manifest.name:
+            resolve_served(model_id, self.manifest)  # the default: the catalog's latest of its name
+            return self.embedder, self.manifest
+        manifest = resolve_among(model_id, [m for _, m in self.versions])
+        return next(pair for pair in self.versions if pair[1] is manifest)
 
     def embed(self, request: EmbeddingsRequest) -> dict:
         """Validate limits, embed, and return the OpenAI response body as a plain dict."""
-        embedder = self.ready()
-        manifest = self.manifest
-        resolve_served(request.model, manifest)  # name, name@version, name@latest, catalog aliases
+        return self.embed_billed(request)[0]
+
+    def embed_billed(self, request: EmbeddingsRequest) -> tuple[dict, Manifest]:
+        """``embed``, and the manifest of the version that answered (what the usage event records)."""
+        self.ready()
+        embedder, manifest = self.pick(request.model)  # name, name@version, name@latest, catalog aliases
         if request.dimensions is not None and request.dimensions != manifest.dimensions:
             raise InvalidRequest(
                 f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
@@ -126,6 +142,18 @@ class EmbeddingsService:
                 {"object": "embedding", "index": i, "embedding": v}
                 for i, v in enumerate(encode_vectors(result.vectors, request.encoding_format))
             ],
-            "model": manifest.name,
+            # an older version answers under its pinned id, as GET /v1/models lists it
+            "model": manifest.name if manifest is self.manifest else f"{manifest.name}@{manifest.version}",
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        }, manifest
+
+
+def _latest_first(loaded: list[tuple[TextEmbedder, Manifest]]) -> list[tuple[TextEmbedder, Manifest]]:
+    """The catalog's latest version first (what a bare name means), then the others in the order given."""
+    catalog = default_catalog()
+
+    def is_latest(manifest: Manifest) -> bool:
+        entry = catalog.resolve(manifest.name)
+        return entry is not None and entry.version == manifest.version
+
+    return sorted(loaded, key=lambda pair: not is_latest(pair[1]))

@@ -91,12 +91,10 @@ class EmbeddingsApi:
             return self.forwarded_body(remote, event, caller)
         before = self.billing.precheck(caller)
         started = time.perf_counter()
-        result = self.service.embed(request)
+        result, manifest = self.service.embed_billed(request)
         compute_ms = (time.perf_counter() - started) * 1000
         tokens = result["usage"]["total_tokens"]
-        headers = self.billing.charge(
-            caller, request_id_of(event, caller), self.service.manifest, tokens, compute_ms, before
-        )
+        headers = self.billing.charge(caller, request_id_of(event, caller), manifest, tokens, compute_ms, before)
         # DEBUG, not INFO: API Gateway's access log has a line per request and the EMF metrics carry the
         # numbers; formatting this line cost ~0.15 ms, 5% of a single-sentence call.
         self.logger.debug(

@@ -117,6 +117,29 @@ DEFAULT_FUNCTION = "embeddings"
 PROXY_RESOURCE = "/{proxy+}"
 
 
+def served_versions(model_dir: Path) -> str:
+    """MAAS_MODEL_SOURCE of the embeddings function: ``model_dir`` and every other built version of its catalog
+    model (as the stack lists them), so `name@version` of an older version answers locally too."""
+    from maas.catalog import default_catalog
+    from maas.package import read_manifest
+
+    try:
+        name = read_manifest(model_dir).name
+    except (OSError, ValueError):
+        return str(model_dir)
+    sources = [str(model_dir)]
+    for entry in default_catalog().entries:
+        folder = paths.model_dir(entry.package or entry.name)
+        if entry.name != name or entry.runtime == "sagemaker" or folder == Path(model_dir):
+            continue
+        try:
+            if read_manifest(folder).version == entry.version:
+                sources.append(str(folder))
+        except (OSError, ValueError):
+            continue  # not built: that version is not served locally
+    return ",".join(sources)
+
+
 def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = None) -> dict[str, dict[str, str]]:
     """Each function's environment variables, as the stack sets them in production. ``endpoints``: heavy model
     -> the URL of its local endpoint process (None: not running, so its routes answer 503)."""
@@ -128,7 +151,7 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
     return {
         **heavy,
         # POST /v1/embeddings naming a heavy model is forwarded to its endpoint, as in the stack
-        "embeddings": {**tables, c.ENV_MODEL_SOURCE: str(model_dir), **forwarded},
+        "embeddings": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir), **forwarded},
         # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
         "rerank": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
         "v2": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},

@@ -139,6 +139,14 @@ VARIANT_CONFIG = {
     "plans": ["free", "pro"],
     "models": [
         {"name": "all-minilm-l6-v2", "task": "embeddings", "runtime": "s3", "version": "3"},
+        # an older version, still listed: the embeddings function keeps serving it (`all-minilm-l6-v2@2`)
+        {
+            "name": "all-minilm-l6-v2",
+            "task": "embeddings",
+            "runtime": "s3",
+            "version": "2",
+            "package": "all-minilm-l6-v2-v2",
+        },
         {
             "name": "all-minilm-l6-v2-fp32",
             "task": "embeddings",
@@ -164,7 +172,9 @@ def variant(tmp_path_factory) -> Synth:
         "maas:architecture": "arm64",
         "maas:gpuInstanceType": "ml.g6.xlarge",
     }
-    return synthesize(root, context, fake_paths(root, built=True, archs=("arm64",)))
+    paths = fake_paths(root, built=True, archs=("arm64",))
+    write_fake_package(paths.models_dir, "all-minilm-l6-v2-v2")
+    return synthesize(root, context, paths)
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,11 @@ def test_models_context_selects_a_subset(tmp_path):
         ({"models": [{"name": "m", "task": "embeddings", "sagemaker": {}}]}, "need runtime 'sagemaker'"),
         ({**MINIMAL, "surprise": 1}, "surprise"),
         ({"models": [{"name": "a", "task": "embeddings"}, {"name": "b", "task": "embeddings"}]}, "one Lambda-served"),
+        ({"models": [{"name": "m", "task": "embeddings"}, {"name": "m", "task": "embeddings"}]}, "versions must be"),
+        (
+            {"models": [{"name": "m", "task": "embeddings"}, {"name": "m", "task": "embeddings", "version": "2"}]},
+            "its own package folder",
+        ),
     ],
 )
 def test_invalid_configurations_name_the_problem(tmp_path, data, message):
@@ -122,3 +127,15 @@ def test_classify_needs_the_embeddings_model_for_zero_shot(tmp_path):
     path.write_text(json.dumps({"models": [{"name": "ticket-intents", "task": "classify"}]}))
     with pytest.raises(ConfigError, match="classify needs a Lambda-served embeddings model"):
         load_config({"maas:config": str(path)})
+
+
+def test_versions_of_one_model_are_served_together_latest_first(tmp_path):
+    data = {
+        "models": [
+            {"name": "m", "task": "embeddings", "version": "2", "package": "m-v2"},
+            {"name": "m", "task": "embeddings", "version": "1"},
+        ]
+    }
+    config = load_config({"maas:config": write(tmp_path, data)})
+    assert config.embedding_model.version == "2"
+    assert [m.version for m in config.versions(config.embedding_model)] == ["2", "1"]

@@ -1,0 +1,123 @@
+"""Catalog versions: an older version keeps serving beside the latest until the catalog drops it.
+
+The catalog here lists all-minilm-l6-v2@1 and a newer @2 (latest), and ticket-intents@1 and @2. Version 2 of
+each is the built package with its manifest's version changed (the same files, so the same sha256s): what this
+tests is which version answers and is billed, not what the versions compute.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+from maas import catalog as catalog_module
+from maas import classify_service, embeddings_service
+from maas.catalog import load_catalog
+from maas.classify_schemas import ClassifyRequest
+from maas.classify_service import ClassifyService
+from maas.errors import NotFound
+from maas.local.functions import load_handler
+from maas.settings import ClassifySettings
+from tests.conftest import function_env
+from tests.integration.test_v2_handler import _call, fresh_tenant
+
+CATALOG = """
+[[models]]
+name = "all-minilm-l6-v2"
+version = "1"
+task = "embeddings"
+build = "maas models build all-minilm-l6-v2"
+
+[[models]]
+name = "all-minilm-l6-v2"
+version = "2"
+latest = true
+task = "embeddings"
+package = "all-minilm-l6-v2-v2"
+build = "maas models build all-minilm-l6-v2"
+
+[[models]]
+name = "ticket-intents"
+version = "1"
+task = "classify"
+build = "maas models train-classifier"
+
+[[models]]
+name = "ticket-intents"
+version = "2"
+latest = true
+task = "classify"
+package = "ticket-intents-v2"
+build = "maas models train-classifier"
+"""
+
+
+def relabelled(folder, target, version: str):
+    shutil.copytree(folder, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    (target / "manifest.json").write_text(json.dumps({**manifest, "version": version}))
+    return target
+
+
+@pytest.fixture
+def two_versions(tmp_path, model_dir, monkeypatch):
+    test_catalog = load_catalog(_write(tmp_path / "catalog.toml", CATALOG))
+    for module in (catalog_module, embeddings_service, classify_service):
+        monkeypatch.setattr(module, "default_catalog", lambda: test_catalog)
+    v2 = relabelled(model_dir, tmp_path / "all-minilm-l6-v2-v2", "2")
+    classifier = model_dir.parent / "ticket-intents"
+    return {"v1": model_dir, "v2": v2, "c1": classifier, "c2": relabelled(classifier, tmp_path / "ti-v2", "2")}
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_embeddings_serves_both_versions_and_bills_the_one_that_answered(two_versions, aws, model_dir):
+    # the older version listed first on purpose: the catalog, not the order, says which one a bare name means
+    sources = f"{two_versions['v1']},{two_versions['v2']}"
+    handler = load_handler("embeddings", {**function_env(aws, model_dir), "MAAS_MODEL_SOURCE": sources})
+    meter, tenant, auth = fresh_tenant(aws)
+    start = time.time() - 1
+
+    def embed(model):
+        return _call(handler, "POST", "/v1/embeddings", {"model": model, "input": "hello"}, authorizer=auth)
+
+    assert embed("all-minilm-l6-v2")[1]["model"] == "all-minilm-l6-v2"  # the latest: version 2
+    assert embed("all-minilm-l6-v2@latest")[1]["model"] == "all-minilm-l6-v2"
+    assert embed("all-minilm-l6-v2@1")[1]["model"] == "all-minilm-l6-v2@1"
+    assert embed("sentence-transformers/all-minilm-l6-v2@1")[0] == 404  # aliases are not in this catalog
+    status, body, _ = embed("all-minilm-l6-v2@3")
+    assert status == 404 and "does not exist" in body["error"]["message"]
+    events = meter.events(tenant, start, time.time() + 1)
+    assert sorted(e.version for e in events) == ["1", "2", "2"]
+    status, models, _ = _call(handler, "GET", "/v1/models", authorizer=auth)
+    assert [(m["id"], m["version"]) for m in models["data"]] == [("all-minilm-l6-v2", "2"), ("all-minilm-l6-v2@1", "1")]
+    status, card, _ = _call(handler, "GET", "/v1/models/all-minilm-l6-v2@1", authorizer=auth)
+    assert status == 200 and card["version"] == "1"
+
+
+def test_a_version_dropped_from_the_served_packages_is_a_404_naming_what_is_served(two_versions, aws, model_dir):
+    handler = load_handler("embeddings", {**function_env(aws, model_dir), "MAAS_MODEL_SOURCE": str(two_versions["v2"])})
+    status, body, _ = _call(handler, "POST", "/v1/embeddings", {"model": "all-minilm-l6-v2@1", "input": "x"})
+    assert status == 404 and "it serves all-minilm-l6-v2@2" in body["error"]["message"]
+
+
+def test_classifier_versions_resolve_through_the_catalog(two_versions, model_dir):
+    settings = ClassifySettings(
+        model_source=str(model_dir),
+        classifier_sources=f"{two_versions['c1']},{two_versions['c2']}",
+        metering="off",
+    )
+    service = ClassifyService(settings)
+    assert service._find("ticket-intents", False).manifest.version == "2"
+    assert service._find("ticket-intents@latest", False).manifest.version == "2"
+    assert service._find("ticket-intents@1", False).manifest.version == "1"
+    with pytest.raises(NotFound):
+        service._find("ticket-intents@7", False)
+    result = service.classify(ClassifyRequest(inputs="I forgot my password", model="ticket-intents@1"))
+    assert result.manifest.version == "1"
