@@ -13,13 +13,15 @@ from constructs import Construct
 from infra.config import Config
 from infra.functions import ServiceFunction
 from infra.nag import suppress
-from maas.constants import ENV_CONTINUATION_QUEUE_URL, ENV_DLQ_URL, ENV_MAX_RECEIVE_COUNT
-
-JOBS_PREFIX = "jobs/"  # jobs/{tenant}/... : a tenant's input files
-RESULTS_PREFIX = "results/"  # where workers write; outside jobs/ so results never trigger a job
-# Variables the batch workers read (to move into maas.constants when the workers are written).
-ENV_JOB_BUCKET = "MAAS_JOB_BUCKET"
-ENV_RESULTS_PREFIX = "MAAS_RESULTS_PREFIX"
+from maas.constants import DEFAULT_RESULTS_PREFIX as RESULTS_PREFIX  # outside jobs/: results never trigger a job
+from maas.constants import (
+    ENV_CONTINUATION_QUEUE_URL,
+    ENV_DLQ_URL,
+    ENV_JOB_BUCKET,
+    ENV_MAX_RECEIVE_COUNT,
+    ENV_RESULTS_PREFIX,
+    JOBS_PREFIX,  # jobs/{tenant}/... : a tenant's input files
+)
 
 
 class BatchJobs(Construct):

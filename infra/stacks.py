@@ -58,6 +58,8 @@ V2_ROUTES = [
 # Health is public, as KServe probes are (no tenant data; throttled like the documentation).
 V2_PUBLIC_ROUTES = [("GET", "/v2/health/live"), ("GET", "/v2/health/ready")]
 PLACEHOLDER_RULE = "MaasAssetsBuilt"
+# A metered function's rights on the usage table (maas.metering: precheck, charge, count_failure).
+METERING_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
 
 def heavy_routes(model: ModelConfig) -> list[tuple[str, str]]:
@@ -174,7 +176,9 @@ class ServiceStack(Stack):
             return env
 
         def grant_metering(fn: ServiceFunction) -> None:
-            tables[USAGE.logical_name].grant_read_write_data(fn.role)
+            """What billing does and nothing more: the quota read (GetItem), the exactly-once transaction (a Put
+            and two Updates; IAM checks a transaction's items by their own actions) and the failure counter."""
+            tables[USAGE.logical_name].grant(fn.role, *METERING_ACTIONS)
             tables[TENANTS.logical_name].grant_read_data(fn.role)
 
         authorizer = function(

@@ -225,6 +225,16 @@ def test_new_api_functions_are_metered_and_never_see_keys(built):
         assert "MeteringJobs" not in json.dumps(statements_) and "JobsBucket" not in json.dumps(statements_)
 
 
+def test_metered_functions_may_only_read_the_quota_and_write_usage(built):
+    """Task functions, the proxy and the batch workers get GetItem, PutItem and UpdateItem on the usage table:
+    no Scan, Query, DeleteItem or batch writes."""
+    template = built.service_template
+    for prefix in ("Taskembeddings", "Taskclassify", "Taskrerank", "V2", "Proxyallminilml6v2fp32", "BatchS3"):
+        on_usage = [s for s in policy_of_role(template, prefix) if "MeteringUsage" in text(s["Resource"])]
+        actions = {a for s in on_usage for a in as_list(s["Action"])}
+        assert actions == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, (prefix, actions)
+
+
 def test_layers_target_the_function_runtime_and_architecture(built):
     layers = resources(built.service_template, "AWS::Lambda::LayerVersion")
     runtime = next(v["Properties"] for k, v in layers.items() if k.startswith("LayersRuntimex8664"))
