@@ -495,6 +495,7 @@ class Running:
     _cleanup: ExitStack
     demo_key: str | None = None
     demo_tenant: str | None = None
+    endpoints: dict | None = None  # heavy model -> its local endpoint process's URL (None: not running)
 
     def stop(self) -> None:
         """Stop serving, close the socket, restore the environment, stop the emulator."""
@@ -538,7 +539,7 @@ def start(
     `stop()` restores them. ``heavy``: run each built SageMaker-served package in a local endpoint process.
     """
     cleanup = ExitStack()
-    moto_url, demo_key = "", None
+    moto_url, demo_key, endpoints = "", None, {}
     try:
         if api is None:
             endpoints = start_heavy_endpoints(cleanup) if heavy else {}
@@ -563,7 +564,8 @@ def start(
     thread = threading.Thread(target=httpd.serve_forever, name="maas-local-http", daemon=True)
     thread.start()
     base_url = f"http://{_url_host(httpd.server_name)}:{httpd.server_port}"
-    return Running(base_url, moto_url, httpd, thread, cleanup, demo_key, DEMO_TENANT if demo_key else None)
+    tenant = DEMO_TENANT if demo_key else None
+    return Running(base_url, moto_url, httpd, thread, cleanup, demo_key, tenant, endpoints)
 
 
 def start_heavy_endpoints(cleanup: ExitStack) -> dict[str, str | None]:
@@ -666,6 +668,9 @@ def serve(
         f"-H 'Content-Type: application/json' "
         f'-d \'{{"model": "{model}", "input": ["hello world"]}}\''
     )
+    for name, endpoint_url in (running.endpoints or {}).items():
+        where = f"a local endpoint process on {endpoint_url}" if endpoint_url else "no endpoint (not built): 503"
+        print(f'heavy model {name} (SageMaker in production): {where}; use "model": "{name}"')
     print("Ctrl-C stops.", flush=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
