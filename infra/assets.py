@@ -95,17 +95,19 @@ class AssetBuilder:
         builder.copy_runtime_code(target, self.paths.package_dir)
         return StagedAsset(target)
 
-    def runtime_layer(self, arch: str, python: str) -> StagedAsset:
-        """The runtime layer built by `python -m maas.layers build-runtime`, if current."""
-        output = builder.runtime_layer_dir(arch, python, self.paths.layers_build_dir)
-        stamp = builder.runtime_stamp(arch, python, self.paths.runtime_requirements)
+    def runtime_layer(self, arch: str, python: str, layer: str = "runtime") -> StagedAsset:
+        """A library layer built by `python -m maas.layers build-runtime [--layer LAYER]`, if current."""
+        output = builder.runtime_layer_dir(arch, python, self.paths.layers_build_dir, layer)
+        requirements = self.paths.runtime_requirements if layer == "runtime" else builder.layer_requirements(layer)
+        stamp = builder.runtime_stamp(arch, python, requirements, layer)
         if builder.is_current(output, stamp):
             return StagedAsset(output)
         state = "stale (its requirements changed)" if output.exists() else "not built"
+        option = "" if layer == "runtime" else f" --layer {layer}"
         return self._placeholder(
-            f"runtime-{arch}-py{python}",
-            f"runtime layer for {arch}/Python {python} ({state})",
-            f"python -m maas.layers build-runtime --arch {arch} --python {python}",
+            f"{layer}-{arch}-py{python}",
+            f"{layer} layer for {arch}/Python {python} ({state})",
+            f"python -m maas.layers build-runtime{option} --arch {arch} --python {python}",
         )
 
     def model_layer(self, package: str, command: str | None = None) -> StagedAsset:

@@ -23,18 +23,14 @@ class ModelLayers(Construct):
         self.config = config
         self.model_bucket = model_bucket
         runtime = python_runtime(config.python)
-        self.runtime: dict[str, Layer] = {}
-        for arch in config.architectures:
-            staged = assets.runtime_layer(arch, config.python)
-            version = lambda_.LayerVersion(
-                self,
-                f"Runtime-{arch}",
-                code=lambda_.Code.from_asset(str(staged.path)),
-                compatible_runtimes=[runtime],
-                compatible_architectures=[ARCHITECTURES[arch]],
-                description=f"maas function runtime (layers/runtime) for {arch}, Python {config.python}",
-            )
-            self.runtime[arch] = Layer(f"runtime layer ({arch})", version, staged)
+        self.runtime: dict[str, Layer] = {
+            arch: self._library(assets, "runtime", arch, "maas function runtime") for arch in config.architectures
+        }
+        # Pillow for the image function only (layers/images): the text functions do not carry it.
+        self.images: dict[str, Layer] = {}
+        if any(m.task == "image-classify" for m in config.lambda_models):
+            arch = config.task_function("image-classify").architecture
+            self.images[arch] = self._library(assets, "images", arch, "maas image decoding")
 
         self.models: dict[str, Layer] = {}
         self.deployments: dict[str, s3deploy.BucketDeployment] = {}
@@ -65,6 +61,20 @@ class ModelLayers(Construct):
                     memory_limit=512,
                 )
 
+    def _library(self, assets: AssetBuilder, layer: str, arch: str, what: str) -> Layer:
+        """A library layer (layers/<layer>, built by `python -m maas.layers build-runtime --layer <layer>`)."""
+        python = self.config.python
+        staged = assets.runtime_layer(arch, python, layer)
+        version = lambda_.LayerVersion(
+            self,
+            f"{layer.capitalize()}-{arch}",
+            code=lambda_.Code.from_asset(str(staged.path)),
+            compatible_runtimes=[python_runtime(python)],
+            compatible_architectures=[ARCHITECTURES[arch]],
+            description=f"{what} (layers/{layer}) for {arch}, Python {python}",
+        )
+        return Layer(f"{layer} layer ({arch})", version, staged)
+
     def model_key(self, model: ModelConfig) -> str:
         return f"{MODEL_BUCKET_PREFIX}/{model.name}/{model.version}"
 
@@ -77,6 +87,8 @@ class ModelLayers(Construct):
     def layers_for(self, arch: str, *models: ModelConfig | None) -> list[Layer]:
         """The runtime layer and the layer of each layer-served model (classify carries two)."""
         layers = [self.runtime[arch]]
+        if any(m is not None and m.task == "image-classify" for m in models):
+            layers.append(self.images[arch])
         for model in models:
             if model is not None and model.package_name in self.models:
                 layers.append(self.models[model.package_name])

@@ -13,6 +13,7 @@ Each output has a stamp (recipe hash, platform, sources); `is_current` tells whe
 Nothing here runs at import time; the CDK app only reads stamps and never calls pip.
 
     python -m maas.layers build-runtime --arch x86_64 --python 3.14 [--wheel-dir DIR]
+    python -m maas.layers build-runtime --layer images --arch x86_64 --python 3.14
     python -m maas.layers build-model all-minilm-l6-v2
     python -m maas.layers build-sagemaker all-minilm-l6-v2-fp32
     python -m maas.layers status
@@ -38,6 +39,8 @@ from maas.paths import MODELS_DIR, REPO_ROOT
 LAYERS_DIR = REPO_ROOT / "layers"
 BUILD_DIR = LAYERS_DIR / "build"  # git-ignored
 RUNTIME_REQUIREMENTS = LAYERS_DIR / "runtime" / "requirements.txt"
+# Library layers: `runtime` for every function; the others only for the functions that need them.
+LIBRARY_LAYERS = ("runtime", "images")
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> the wheel platform's
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34). pip expands only the legacy
 # `manylinux2014_*` alias to older tags, so every glibc level a wheel may be tagged with is listed.
@@ -59,9 +62,16 @@ def manylinux_platforms(arch: str) -> list[str]:
     return [f"manylinux_2_{minor}_{machine}" for minor in reversed(GLIBC_MINORS)] + [f"manylinux2014_{machine}"]
 
 
-def runtime_layer_dir(arch: str, python: str, build_dir: Path = BUILD_DIR) -> Path:
-    """Folder whose contents are the runtime layer (`python/...`, mounted at /opt/python)."""
-    return build_dir / f"runtime-{arch}-py{python}"
+def runtime_layer_dir(arch: str, python: str, build_dir: Path = BUILD_DIR, layer: str = "runtime") -> Path:
+    """Folder whose contents are a library layer (`python/...`, mounted at /opt/python): `runtime` by default."""
+    return build_dir / f"{layer}-{arch}-py{python}"
+
+
+def layer_requirements(layer: str = "runtime") -> Path:
+    """The recipe of a library layer: layers/<layer>/requirements.txt."""
+    if layer not in LIBRARY_LAYERS:
+        raise LayerBuildError(f"unknown layer {layer!r}; expected one of {', '.join(LIBRARY_LAYERS)}")
+    return LAYERS_DIR / layer / "requirements.txt"
 
 
 def model_layer_dir(name: str, build_dir: Path = BUILD_DIR) -> Path:
@@ -82,9 +92,9 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def runtime_stamp(arch: str, python: str, requirements: Path = RUNTIME_REQUIREMENTS) -> dict:
+def runtime_stamp(arch: str, python: str, requirements: Path = RUNTIME_REQUIREMENTS, layer: str = "runtime") -> dict:
     return {
-        "kind": "runtime",
+        "kind": layer,
         "arch": arch,
         "python": python,
         "platforms": manylinux_platforms(arch),
@@ -167,12 +177,15 @@ def build_runtime(
     *,
     wheel_dir: Path | None = None,
     build_dir: Path = BUILD_DIR,
-    requirements: Path = RUNTIME_REQUIREMENTS,
+    requirements: Path | None = None,
     force: bool = False,
+    layer: str = "runtime",
 ) -> Path:
-    """Install the runtime requirements for Lambda's platform into ``runtime-<arch>-py<python>/python``."""
-    output = runtime_layer_dir(arch, python, build_dir)
-    stamp = runtime_stamp(arch, python, requirements)
+    """Install a library layer's requirements (layers/<layer>/requirements.txt) for Lambda's platform into
+    ``<layer>-<arch>-py<python>/python``."""
+    requirements = requirements or layer_requirements(layer)
+    output = runtime_layer_dir(arch, python, build_dir, layer)
+    stamp = runtime_stamp(arch, python, requirements, layer)
     if not force and is_current(output, stamp):
         return output
     staging = output.with_name(output.name + ".tmp")
@@ -312,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maas.layers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR, help=f"output folder (default {BUILD_DIR})")
     sub = parser.add_subparsers(dest="command", required=True)
-    runtime = sub.add_parser("build-runtime", help="the function runtime layer, for Lambda's platform")
+    runtime = sub.add_parser("build-runtime", help="a library layer (default: runtime), for Lambda's platform")
+    runtime.add_argument("--layer", choices=LIBRARY_LAYERS, default="runtime", help="layers/LAYER/requirements.txt")
     runtime.add_argument("--arch", choices=sorted(ARCHITECTURES), default="x86_64")
     runtime.add_argument("--python", default="3.14", help="the Lambda runtime's Python version (default 3.14)")
     runtime.add_argument("--wheel-dir", type=Path, help="install offline from this folder of wheels")
@@ -328,7 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build-runtime":
             out = build_runtime(
-                args.arch, args.python, wheel_dir=args.wheel_dir, build_dir=args.build_dir, force=args.force
+                args.arch,
+                args.python,
+                wheel_dir=args.wheel_dir,
+                build_dir=args.build_dir,
+                force=args.force,
+                layer=args.layer,
             )
         elif args.command == "build-model":
             out = build_model_layer(args.name, models_dir=args.models_dir, build_dir=args.build_dir)

@@ -199,14 +199,16 @@ def runtime_requirements(pyproject: Path) -> list[str]:
 
 
 @cache
-def runtime_layer_size() -> SizeReport:
+def runtime_layer_size(extra: tuple[str, ...] = ()) -> SizeReport:
     """The runtime layer as maas.layer_rules builds it (unused dependencies and files left out, libraries
-    stripped), materialized from this interpreter's wheels and measured on disk; once per process."""
+    stripped), plus the distributions of ``extra`` layers (the image function's Pillow), materialized from this
+    interpreter's wheels and measured on disk; once per process."""
     from maas.layer_rules import materialize_runtime
 
     report = SizeReport()
     with tempfile.TemporaryDirectory(prefix="maas-layer-") as tmp:
-        layer = materialize_runtime(runtime_requirements(paths.REPO_ROOT / "pyproject.toml"), Path(tmp))
+        roots = runtime_requirements(paths.REPO_ROOT / "pyproject.toml") + list(extra)
+        layer = materialize_runtime(roots, Path(tmp))
         for path in layer.rglob("*"):
             if path.is_file():
                 top = path.relative_to(layer).parts[0].removesuffix(".libs")
@@ -214,12 +216,12 @@ def runtime_layer_size() -> SizeReport:
     return report
 
 
-def handler_deployment(function: str, model_folders: Iterable[Path]) -> SizeReport:
-    """What one of our functions puts into Lambda: the runtime layer, the shared package and its app.py
-    folder, and every model package it loads."""
+def handler_deployment(function: str, model_folders: Iterable[Path], extra: tuple[str, ...] = ()) -> SizeReport:
+    """What one of our functions puts into Lambda: the runtime layer (and the ``extra`` layers' distributions),
+    the shared package and its app.py folder, and every model package it loads."""
     code = folder_size(paths.REPO_ROOT / "maas", (".py",)) + folder_size(paths.FUNCTIONS_DIR / function)
     models = {f"model {Path(f).name}": folder_size(f) for f in model_folders}
-    return runtime_layer_size().with_parts({"maas code": code, **models})
+    return runtime_layer_size(tuple(extra)).with_parts({"maas code": code, **models})
 
 
 def raw_deployment(model_folders: Iterable[Path], distributions: tuple[str, ...] = RAW_DISTRIBUTIONS) -> SizeReport:

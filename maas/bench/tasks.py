@@ -136,6 +136,7 @@ class TaskSpec:
     raw_options: Callable[[], dict] = dict  # extra keyword arguments of the baseline (JSON-serialisable)
     note: str = ""  # what a reader should know about the comparison
     raw_distributions: tuple[str, ...] = RAW_DISTRIBUTIONS  # what the hand-written baseline installs
+    extra_layers: tuple[str, ...] = ()  # distributions of the function's layers besides the runtime layer
 
 
 def _classify_payloads(_: Path) -> list[dict]:
@@ -256,6 +257,7 @@ TASKS: dict[str, TaskSpec] = {
             env=_image_env,
             note="one 32 px PNG digit per request, base64 in JSON; raw decodes and normalises it by hand",
             raw_distributions=("onnxruntime", "numpy", "pillow"),
+            extra_layers=("pillow",),  # layers/images
         ),
     )
 }
@@ -360,7 +362,7 @@ def bench_task(spec: TaskSpec, settings: dict, handlers: dict, progress: Callabl
     cold = measure_cold_starts(spec, payloads[0], models, settings, progress)
     sizes = {
         "raw": raw_deployment([models / spec.raw_model], spec.raw_distributions),
-        "handler": handler_deployment(spec.function, [models / m for m in spec.models]),
+        "handler": handler_deployment(spec.function, [models / m for m in spec.models], spec.extra_layers),
     }
     summary = {}
     for name in CONTENDERS:

@@ -85,10 +85,12 @@ def fake_paths(root: Path, *, built: bool, python: str = "3.14", archs=("x86_64"
         for name in PACKAGES:
             write_fake_package(models, name)
         for arch in archs:
-            layer = builder.runtime_layer_dir(arch, python, layers_build)
-            (layer / "python" / "onnxruntime").mkdir(parents=True)
-            (layer / "python" / "onnxruntime" / "__init__.py").write_text("")
-            builder.write_stamp(layer, builder.runtime_stamp(arch, python))
+            for name in builder.LIBRARY_LAYERS:
+                layer = builder.runtime_layer_dir(arch, python, layers_build, name)
+                (layer / "python" / name).mkdir(parents=True)
+                (layer / "python" / name / "__init__.py").write_text("")
+                stamp = builder.runtime_stamp(arch, python, builder.layer_requirements(name), name)
+                builder.write_stamp(layer, stamp)
     return AssetPaths(
         functions_dir=functions,
         models_dir=models,

@@ -108,3 +108,12 @@ def test_cli_builds_a_model_layer(tmp_path, capsys):
         ["--build-dir", str(tmp_path / "b"), "build-model", "m", "--models-dir", str(tmp_path / "models")]
     )
     assert code == 0 and capsys.readouterr().out.strip().endswith("model-m")
+
+
+def test_library_layers_have_their_own_recipes():
+    """Pillow is the images layer's, not the runtime layer's: the text functions never carry it."""
+    assert "pillow" in layers.layer_requirements("images").read_text()
+    assert "pillow" not in layers.layer_requirements("runtime").read_text().lower()
+    assert layers.runtime_layer_dir("arm64", "3.14", Path("b"), "images") == Path("b/images-arm64-py3.14")
+    with pytest.raises(layers.LayerBuildError, match="unknown layer"):
+        layers.layer_requirements("gpu")

@@ -131,7 +131,7 @@ def function_props(template: dict, prefix: str) -> dict:
 
 
 def layer_ids(props: dict) -> list[str]:
-    return sorted(layer["Ref"] for layer in props["Layers"])
+    return sorted(layer["Ref"] for layer in props.get("Layers", []))
 
 
 def test_rerank_and_v2_run_the_embeddings_model_like_embeddings(built):
@@ -166,12 +166,16 @@ def test_classify_carries_the_embeddings_and_classifier_layers(built):
 
 
 def test_image_classify_carries_its_own_model_layer_and_limits(built):
-    """The image function: runtime + digits-cnn layers only, the image package as its model, its own input limit."""
+    """The image function: runtime + images (Pillow) + digits-cnn layers, the image package as its model, its own
+    input limit; no other function carries the images layer."""
     template = built.service_template
     props = function_props(template, "Taskimageclassify")
     refs = layer_ids(props)
-    assert len(refs) == 2 and any(r.startswith("LayersRuntime") for r in refs)
-    assert any(r.startswith("LayersModeldigitscnn") for r in refs)
+    assert len(refs) == 3 and any(r.startswith("LayersRuntime") for r in refs)
+    assert any(r.startswith("LayersModeldigitscnn") for r in refs) and any(r.startswith("LayersImages") for r in refs)
+    for name, fn in lambda_functions(template).items():
+        if not name.startswith("Taskimageclassify"):
+            assert not any(r.startswith("LayersImages") for r in layer_ids(fn)), name
     variables = props["Environment"]["Variables"]
     assert variables[constants.ENV_MODEL_SOURCE] == constants.DEFAULT_IMAGE_MODEL_SOURCE
     assert constants.ENV_MAX_INPUTS not in variables  # ImageClassifySettings' own default (images, not texts)

@@ -84,7 +84,21 @@ def test_handler_serves_from_the_pruned_layer_alone(layer, model_dir, tmp_path):
     assert line == "RESULT 200 384 []"  # no Pillow import on the text functions' cold start
 
 
-def test_image_handler_decodes_png_and_jpeg_from_the_pruned_layer(layer, digits_dir, tmp_path):
+@pytest.fixture(scope="module")
+def image_layer(layer, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The runtime layer plus the images layer (layers/images: Pillow), as Lambda merges them under /opt/python."""
+    python = materialize_runtime(
+        runtime_requirements(paths.REPO_ROOT / "pyproject.toml") + ["pillow"], tmp_path_factory.mktemp("images")
+    )
+    return python, layer[1], layer[2]
+
+
+def test_the_runtime_layer_has_no_pillow(layer):
+    assert not list(layer[0].glob("PIL")) and not list(layer[0].glob("pillow*"))
+
+
+def test_image_handler_decodes_png_and_jpeg_from_the_pruned_layer(image_layer, digits_dir, tmp_path):
+    layer = image_layer
     from maas.build.digits import load_split, render
 
     split = load_split()
