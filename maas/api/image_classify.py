@@ -154,3 +154,29 @@ def create_app(service: ImageClassifyService, billing: Billing, logger: logging.
 def openapi_app() -> APIGatewayRestResolver:
     """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
     return ImageClassifyApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app
+
+
+def openapi_patch(doc: dict) -> None:
+    """The route also takes the image itself (image/png, image/jpeg), with `top_k` and `model` in the query."""
+    operation = doc["paths"][IMAGES_PATH]["post"]
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    operation["requestBody"]["content"].update({media: binary for media in sorted(MEDIA_TYPES)})
+    raw_only = "raw image bodies only (JSON bodies carry it in the body)"
+    operation.setdefault("parameters", []).extend(
+        [
+            {
+                "name": "top_k",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1},
+                "description": f"labels to return; {raw_only}",
+            },
+            {
+                "name": "model",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": f"model id; {raw_only}",
+            },
+        ]
+    )

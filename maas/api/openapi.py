@@ -126,11 +126,16 @@ def _referenced(paths: dict, schemas: dict) -> set[str]:
 @cache
 def document() -> dict:
     """The merged document of every contributor (built once per process)."""
-    schemas = []
+    schemas, patches = [], []
     for name in CONTRIBUTORS:
-        app = importlib.import_module(name).openapi_app()
-        schemas.append(json.loads(app.get_openapi_json_schema(title=TITLE, version=__version__)))
-    return merge(schemas)
+        module = importlib.import_module(name)
+        schemas.append(json.loads(module.openapi_app().get_openapi_json_schema(title=TITLE, version=__version__)))
+        if hasattr(module, "openapi_patch"):  # what a resolver cannot declare (e.g. raw binary request bodies)
+            patches.append(module.openapi_patch)
+    doc = merge(schemas)
+    for patch in patches:
+        patch(doc)
+    return doc
 
 
 def base_path(event: dict) -> str:

@@ -66,3 +66,13 @@ def test_merge_refuses_an_operation_twice_and_two_models_under_one_name():
 def test_stand_in_refuses_to_serve_a_request():
     with pytest.raises(RuntimeError, match="documentation-only"):
         openapi.DOCS_ONLY.embed  # noqa: B018
+
+
+def test_the_image_route_documents_raw_image_bodies():
+    from maas.api.openapi import document
+
+    operation = document()["paths"]["/v1/images/classify"]["post"]
+    content = operation["requestBody"]["content"]
+    assert {"application/json", "image/png", "image/jpeg"} <= set(content)
+    assert content["image/png"]["schema"] == {"type": "string", "format": "binary"}
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"top_k", "model"}
