@@ -262,14 +262,15 @@ class ServiceStack(Stack):
             if task == "classify":
                 continue  # below: it needs the embeddings model as well
             model = next(m for m in config.lambda_models if m.task == task)
-            env = task_env(model, all_versions=task == "embeddings")
+            env = task_env(model, all_versions=task in ("embeddings", "rerank"))
             if task == "image-classify":
                 env.pop(constants.ENV_MAX_INPUTS)  # images, not texts: ImageClassifySettings has its own limit
-            served = config.versions(model) if task == "embeddings" else (model,)
+            served = config.versions(model) if task in ("embeddings", "rerank") else (model,)
             task_function(task, *served, env=env)
         if embedding_model is not None and "rerank" not in task_functions:
             # Same package as embeddings (catalog.toml `tasks_also`); metered like embeddings.
-            task_function("rerank", embedding_model)
+            versions = config.versions(embedding_model)
+            task_function("rerank", *versions, env=task_env(embedding_model, all_versions=True))
         if config.classifier_models:
             # Zero-shot on the embeddings model; the trained classifiers from their own layers (or bucket).
             env = task_env(embedding_model)
@@ -285,16 +286,19 @@ class ServiceStack(Stack):
             for method, path in PUBLIC_ROUTES:
                 self.api.add_route(method, path, first.alias, public=True)
         if embedding_model is not None:
+            versions = config.versions(embedding_model)
             v2 = function(
                 "V2",
                 "v2",
                 f"maas: Open Inference Protocol /v2 ({embedding_model.name}, {embedding_model.runtime})",
                 config.task_function("v2"),
                 embedding_model,
-                task_env(embedding_model),
+                task_env(embedding_model, all_versions=True),
+                versions[1:],
             )
             grant_metering(v2)
-            self.layers.bind(v2, embedding_model)
+            for version in versions:
+                self.layers.bind(v2, version)
             for method, path in V2_ROUTES:
                 self.api.add_route(method, path, v2.alias)
             for method, path in V2_PUBLIC_ROUTES:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from maas.catalog import resolve_served
 from maas.embeddings_service import EmbeddingsService
 from maas.package import Manifest
 from maas.validation import text_list
@@ -82,21 +81,28 @@ class RerankService:
         self.embeddings = embeddings
         self.settings = embeddings.settings
         self.max_documents = max_documents
-        self._billed: Manifest | None = None
+        self._billed: dict[tuple[str, str], Manifest] = {}
 
     @property
     def manifest(self) -> Manifest:
-        """The served package, as billing records it: under the rerank task (priced by the rerank family)."""
-        manifest = self.embeddings.manifest
-        if self._billed is None or self._billed.version != manifest.version or self._billed.name != manifest.name:
-            self._billed = manifest.model_copy(update={"task": TASK})
-        return self._billed
+        """The default version, as billing records it: under the rerank task (priced by the rerank family)."""
+        return self.billed(self.embeddings.manifest)
+
+    def billed(self, manifest: Manifest) -> Manifest:
+        key = (manifest.name, manifest.version)
+        if key not in self._billed:
+            self._billed[key] = manifest.model_copy(update={"task": TASK})
+        return self._billed[key]
 
     def rerank(self, request: RerankRequest) -> dict:
         """Validate limits, embed the query and the documents in one batch, score, sort; the response body."""
-        embedder = self.embeddings.ready()
-        manifest = self.embeddings.manifest
-        resolve_served(request.model, manifest)
+        return self.rerank_billed(request)[0]
+
+    def rerank_billed(self, request: RerankRequest) -> tuple[dict, Manifest]:
+        """``rerank``, and what the usage event records: the version that answered (any served version of the
+        embedding model: `name@version` pins one), under the rerank task."""
+        self.embeddings.ready()
+        embedder, manifest = self.embeddings.pick(request.model)
         text_list(request.query, "query", 1)
         documents = [d if isinstance(d, str) else d.text for d in request.documents]
         texts = text_list(documents, "documents", self.max_documents, code="too_many_documents")
@@ -113,9 +119,11 @@ class RerankService:
             if request.return_documents:
                 item["document"] = {"text": texts[i]}
             results.append(item)
-        return {
+        model = manifest.name if manifest is self.embeddings.manifest else f"{manifest.name}@{manifest.version}"
+        body = {
             "object": "list",
             "results": results,
-            "model": manifest.name,
+            "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+        return body, self.billed(manifest)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from maas.catalog import resolve_served
 from maas.embeddings_service import EmbeddingsService
 from maas.errors import InvalidRequest, NotFound
 from maas.package import Manifest
@@ -113,15 +112,18 @@ class V2Service:
         self.embeddings = embeddings
         self.settings = embeddings.settings
         self.max_rows = max_rows
-        self._billed: Manifest | None = None
+        self._billed: dict[tuple[str, str], Manifest] = {}
 
     @property
     def manifest(self) -> Manifest:
-        """The served package as billing records it: under the v2-infer task (units: rows)."""
-        manifest = self.embeddings.manifest
-        if self._billed is None or (self._billed.name, self._billed.version) != (manifest.name, manifest.version):
-            self._billed = manifest.model_copy(update={"task": TASK})
-        return self._billed
+        """The default version as billing records it: under the v2-infer task (units: rows)."""
+        return self.billed(self.embeddings.manifest)
+
+    def billed(self, manifest: Manifest) -> Manifest:
+        key = (manifest.name, manifest.version)
+        if key not in self._billed:
+            self._billed[key] = manifest.model_copy(update={"task": TASK})
+        return self._billed[key]
 
     def ready(self) -> bool:
         try:
@@ -130,18 +132,17 @@ class V2Service:
             return False
         return True
 
-    def _model(self, name: str, version: str | None) -> Manifest:
+    def _model(self, name: str, version: str | None) -> tuple[object, Manifest]:
+        """(embedder, manifest) of the served version the path names (`/versions/{v}` or `name@v` pins one)."""
         self.embeddings.ready()
-        manifest = self.embeddings.manifest
         model_id = f"{name}@{version}" if version else name
         if "@" in name and version:
             raise NotFound(f"The model '{model_id}' does not exist or is not served here.", code="model_not_found")
-        resolve_served(model_id, manifest)
-        return manifest
+        return self.embeddings.pick(model_id)
 
     def metadata(self, name: str, version: str | None = None) -> dict:
         """KServe model metadata: tensor names, datatypes and shapes from the manifest."""
-        m = self._model(name, version)
+        _, m = self._model(name, version)
         return {
             "name": m.name,
             "versions": [m.version],
@@ -150,7 +151,7 @@ class V2Service:
             "outputs": [{"name": t.name, "datatype": t.datatype, "shape": _dims(t.shape)} for t in m.outputs],
         }
 
-    def _feed(self, request: InferRequest, manifest: Manifest) -> dict[str, np.ndarray]:
+    def _feed(self, request: InferRequest, manifest: Manifest, embedder) -> dict[str, np.ndarray]:
         specs = {t.name: t for t in manifest.inputs}
         given: dict[str, InferTensor] = {}
         for i, tensor in enumerate(request.inputs):
@@ -221,14 +222,14 @@ class V2Service:
                     f"{where}: shape {shape} needs {expected} values, 'data' has {array.size}.", code="invalid_tensor"
                 )
             feed[name] = array.reshape(shape)
-        self._check_values(feed)
+        self._check_values(feed, embedder)
         for name in optional & specs.keys() - feed.keys():
             feed[name] = np.zeros(shape, dtype=np.int64)
         return feed
 
-    def _check_values(self, feed: dict[str, np.ndarray]) -> None:
+    def _check_values(self, feed: dict[str, np.ndarray], embedder) -> None:
         """Values the graph would fail on (an out-of-range token id is a Gather error, a 500) are a 400 here."""
-        vocab = self.embeddings.embedder.tokenizer.get_vocab_size()
+        vocab = embedder.tokenizer.get_vocab_size()
         ids = feed.get("input_ids")
         if ids is not None and (ids.min() < 0 or ids.max() >= vocab):
             raise InvalidRequest(
@@ -239,10 +240,10 @@ class V2Service:
             if values is not None and not np.isin(values, (0, 1)).all():
                 raise InvalidRequest(f"input '{name}' must hold only 0 and 1.", code="invalid_tensor")
 
-    def infer(self, name: str, request: InferRequest, version: str | None = None) -> tuple[dict, int]:
+    def infer(self, name: str, request: InferRequest, version: str | None = None) -> tuple[dict, int, Manifest]:
         """Run the named tensors through the session as given (no re-tokenisation, no re-batching);
-        return (KServe response body, rows)."""
-        manifest = self._model(name, version)
+        return (KServe response body, rows, what the usage event records: the version that answered)."""
+        embedder, manifest = self._model(name, version)
         if (request.parameters or {}).get("binary_data_output"):
             raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
         out_names = [t.name for t in manifest.outputs]
@@ -256,8 +257,8 @@ class V2Service:
                 )
             if (o.parameters or {}).get("binary_data"):
                 raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
-        feed = self._feed(request, manifest)
-        session = self.embeddings.embedder.session
+        feed = self._feed(request, manifest, embedder)
+        session = embedder.session
         results = session.run(wanted, {i.name: feed[i.name] for i in session.get_inputs()})
         specs = {t.name: t for t in manifest.outputs}
         outputs = [
@@ -273,4 +274,4 @@ class V2Service:
         body = {"model_name": manifest.name, "model_version": manifest.version, "outputs": outputs}
         if request.id is not None:
             body["id"] = request.id
-        return body, int(next(iter(feed.values())).shape[0])
+        return body, int(next(iter(feed.values())).shape[0]), self.billed(manifest)

@@ -64,8 +64,8 @@ class MeteredPost:
         manifest,
     ):
         """``model``: the pydantic model of a JSON body, or a function parsing the event into a request (raw
-        bodies); ``run(request) -> (response body, billable units)``, the body a dict or already-serialised JSON
-        text; ``manifest()`` is what the usage event records."""
+        bodies); ``run(request) -> (response body, billable units[, billed manifest])``, the body a dict or
+        already-serialised JSON text; the usage event records the billed manifest, else ``manifest()``."""
         caller = None
         try:
             caller = self.billing.caller(event)
@@ -75,9 +75,11 @@ class MeteredPost:
                 request = model(event)
             before = self.billing.precheck(caller)
             started = time.perf_counter()
-            result, units = run(request)
+            answer = run(request)
+            result, units = answer[0], answer[1]
+            billed = answer[2] if len(answer) > 2 else manifest()  # the version that answered, when it says so
             compute_ms = (time.perf_counter() - started) * 1000
-            headers = self.billing.charge(caller, request_id_of(event, caller), manifest(), units, compute_ms, before)
+            headers = self.billing.charge(caller, request_id_of(event, caller), billed, units, compute_ms, before)
             self.logger.debug("metered call", extra={"units": units, "ms": round(compute_ms, 2)})
             return proxy_result(200, result if isinstance(result, str) else dumps(result), headers)
         except ApiError as err:
@@ -101,9 +103,9 @@ class RerankApi:
             return self.post_rerank(event)
         return self.app.resolve(event, context)
 
-    def _run(self, request: RerankRequest) -> tuple[dict, int]:
-        result = self.service.rerank(request)
-        return result, result["usage"]["total_tokens"]
+    def _run(self, request: RerankRequest) -> tuple[dict, int, object]:
+        result, billed = self.service.rerank_billed(request)
+        return result, result["usage"]["total_tokens"], billed
 
     def post_rerank(self, event: dict) -> dict:
         return self.post(event, RerankRequest, self._run, lambda: self.service.manifest)

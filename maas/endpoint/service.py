@@ -174,7 +174,7 @@ class EndpointService:
                 return Answer(200, dumps(result).encode(), result["usage"]["prompt_tokens"])
             request = InferRequest.model_validate_json(text)
             name, version = self._model(attributes)
-            result, rows = self.v2.infer(name, request, version)
+            result, rows, _ = self.v2.infer(name, request, version)
             return Answer(200, dumps(result).encode(), rows)
         except ValidationError as exc:
             return self._error(validation_error(exc.errors()))

@@ -153,8 +153,8 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
         # POST /v1/embeddings naming a heavy model is forwarded to its endpoint, as in the stack
         "embeddings": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir), **forwarded},
         # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
-        "rerank": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
-        "v2": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
+        "rerank": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir)},
+        "v2": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir)},
         # Zero-shot on the embedding package; the trained classifiers default to ticket-intents beside it.
         "classify": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
         # The image package beside the embedding package (models/digits-cnn); 503 until it is built.

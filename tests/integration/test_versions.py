@@ -121,3 +121,28 @@ def test_classifier_versions_resolve_through_the_catalog(two_versions, model_dir
         service._find("ticket-intents@7", False)
     result = service.classify(ClassifyRequest(inputs="I forgot my password", model="ticket-intents@1"))
     assert result.manifest.version == "1"
+
+
+def test_rerank_and_v2_serve_both_versions_too(two_versions, aws, model_dir):
+    sources = f"{two_versions['v1']},{two_versions['v2']}"
+    env = {**function_env(aws, model_dir), "MAAS_MODEL_SOURCE": sources}
+    rerank, v2 = load_handler("rerank", env), load_handler("v2", env)
+    meter, tenant, auth = fresh_tenant(aws)
+    start = time.time() - 1
+    body = {"query": "reset my password", "documents": ["password reset steps", "refund policy"]}
+    status, answer, _ = _call(rerank, "POST", "/v1/rerank", {**body, "model": "all-minilm-l6-v2@1"}, authorizer=auth)
+    assert status == 200 and answer["model"] == "all-minilm-l6-v2@1"
+    assert _call(rerank, "POST", "/v1/rerank", body, authorizer=auth)[1]["model"] == "all-minilm-l6-v2"
+    tensors = [
+        {"name": "input_ids", "datatype": "INT64", "shape": [1, 3], "data": [101, 7592, 102]},
+        {"name": "attention_mask", "datatype": "INT64", "shape": [1, 3], "data": [1, 1, 1]},
+    ]
+    path = "/v2/models/all-minilm-l6-v2/versions/1/infer"
+    status, answer, _ = _call(v2, "POST", path, {"inputs": tensors}, authorizer=auth)
+    assert status == 200 and answer["model_version"] == "1"
+    status, answer, _ = _call(v2, "POST", "/v2/models/all-minilm-l6-v2/infer", {"inputs": tensors}, authorizer=auth)
+    assert status == 200 and answer["model_version"] == "2"
+    assert _call(v2, "GET", "/v2/models/all-minilm-l6-v2/versions/1", authorizer=auth)[1]["versions"] == ["1"]
+    assert _call(v2, "GET", "/v2/models/all-minilm-l6-v2/versions/9", authorizer=auth)[0] == 404
+    billed = sorted((e.task, e.version) for e in meter.events(tenant, start, time.time() + 1))
+    assert billed == [("rerank", "1"), ("rerank", "2"), ("v2-infer", "1"), ("v2-infer", "2")]
