@@ -148,3 +148,18 @@ def publish_package(staged: Path, manifest: Manifest, out_dir: Path) -> None:
 def read_report(folder: Path) -> dict:
     """A package's report.json."""
     return json.loads((Path(folder) / REPORT_FILE).read_text())
+
+
+class BilledUnder:
+    """A package's manifest as billing records it under another task (rerank and v2 bill the embedding package
+    under their own task and price family): one copy per (name, version), made once."""
+
+    def __init__(self, task: str):
+        self.task = task
+        self._copies: dict[tuple[str, str], Manifest] = {}
+
+    def __call__(self, manifest: Manifest) -> Manifest:
+        key = (manifest.name, manifest.version)
+        if key not in self._copies:
+            self._copies[key] = manifest.model_copy(update={"task": self.task})
+        return self._copies[key]

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from maas.embeddings_service import EmbeddingsService
-from maas.package import Manifest
+from maas.package import BilledUnder, Manifest
 from maas.validation import text_list
 
 TASK = "rerank"
@@ -81,18 +81,12 @@ class RerankService:
         self.embeddings = embeddings
         self.settings = embeddings.settings
         self.max_documents = max_documents
-        self._billed: dict[tuple[str, str], Manifest] = {}
+        self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
 
     @property
     def manifest(self) -> Manifest:
         """The default version, as billing records it: under the rerank task (priced by the rerank family)."""
         return self.billed(self.embeddings.manifest)
-
-    def billed(self, manifest: Manifest) -> Manifest:
-        key = (manifest.name, manifest.version)
-        if key not in self._billed:
-            self._billed[key] = manifest.model_copy(update={"task": TASK})
-        return self._billed[key]
 
     def rerank(self, request: RerankRequest) -> dict:
         """Validate limits, embed the query and the documents in one batch, score, sort; the response body."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maas.embeddings_service import EmbeddingsService
 from maas.errors import InvalidRequest, NotFound
-from maas.package import Manifest
+from maas.package import BilledUnder, Manifest
 
 # Billed per batch row (KServe infer has no text to count); recorded under this task, priced by the plans'
 # family of the same name.
@@ -112,18 +112,12 @@ class V2Service:
         self.embeddings = embeddings
         self.settings = embeddings.settings
         self.max_rows = max_rows
-        self._billed: dict[tuple[str, str], Manifest] = {}
+        self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
 
     @property
     def manifest(self) -> Manifest:
         """The default version as billing records it: under the v2-infer task (units: rows)."""
         return self.billed(self.embeddings.manifest)
-
-    def billed(self, manifest: Manifest) -> Manifest:
-        key = (manifest.name, manifest.version)
-        if key not in self._billed:
-            self._billed[key] = manifest.model_copy(update={"task": TASK})
-        return self._billed[key]
 
     def ready(self) -> bool:
         try:
