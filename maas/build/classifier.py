@@ -43,7 +43,7 @@ from maas.package import (
     Quantization,
     TensorSpec,
     file_entries,
-    write_manifest,
+    publish_package,
 )
 
 VERSION = "1"
@@ -367,11 +367,7 @@ def train(
                 },
                 files=file_entries(package, [MODEL_FILE, TOKENIZER_FILE, REPORT_FILE]),
             )
-            write_manifest(package, manifest)
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(package), out_dir)
+            publish_package(package, manifest, out_dir)
             progress.say(f"model.onnx {model_bytes / 1e6:.1f} MB ({fp32_bytes / model_bytes:.2f}x smaller than fp32)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

