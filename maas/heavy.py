@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from maas import constants as c
-from maas.endpoint.service import format_attributes, parse_attributes
+from maas.endpoint.attributes import format_attributes, parse_attributes
 from maas.errors import ApiError, ServiceUnavailable
 from maas.settings import HeavyProxySettings, SettingsError
 

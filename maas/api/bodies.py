@@ -4,10 +4,13 @@ these) and by the heavy-model endpoint, which has no Powertools."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
-from maas.errors import ApiError, InvalidRequest, PayloadTooLarge
+from pydantic import BaseModel, ValidationError
+
+from maas.errors import ApiError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 
 def dumps(obj) -> str:
@@ -75,3 +78,28 @@ def describe_validation_errors(errors: list[dict]) -> str:
         else:
             sentences.append(f"'{name}': {msg}." if name else f"{msg}.")
     return " ".join(sentences) or "Invalid request."
+
+
+def require_json(content_type: str | None) -> None:
+    """415 in the error shape unless the body is declared JSON (no Content-Type is taken as JSON)."""
+    if content_type and not content_type.lower().startswith("application/json"):
+        raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
+
+
+def parse_json(text: str, model: type[BaseModel], max_body_bytes: int) -> BaseModel:
+    """``text`` validated into ``model``: 413 over the size limit, 400 for bad JSON or fields."""
+    check_body_size(text, max_body_bytes)
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+def json_body(event: dict, model: type[BaseModel], max_body_bytes: int) -> BaseModel:
+    """An API Gateway event's JSON body validated into ``model``: 415, 413 and 400 in the error shape."""
+    headers = event.get("headers") or {}
+    require_json(next((v for k, v in headers.items() if k.lower() == "content-type"), None))
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", errors="replace")
+    return parse_json(body, model, max_body_bytes)

@@ -16,14 +16,14 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import ValidationError
 
-from maas.api.http import JSON, check_body_size, create_resolver, documented, dumps, validation_error
+from maas.api.bodies import json_body
+from maas.api.http import JSON, create_resolver, documented, dumps
 from maas.api.openapi import DOCS_ONLY
 from maas.api.schemas import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
 from maas.billing import Billing, caller_from_event, request_id_of
 from maas.embeddings_service import EmbeddingsService
-from maas.errors import ApiError, UnsupportedMediaType, internal_error_body
+from maas.errors import ApiError, internal_error_body
 from maas.tenancy import Caller
 
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -111,18 +111,7 @@ class EmbeddingsApi:
         caller = None
         try:
             caller = self.billing.caller(event)
-            headers = event.get("headers") or {}
-            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-            if content_type and not content_type.lower().startswith("application/json"):
-                raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
-            body = event.get("body") or ""
-            if event.get("isBase64Encoded"):
-                body = base64.b64decode(body).decode("utf-8", errors="replace")
-            check_body_size(body, self.max_body_bytes)
-            try:
-                request = EmbeddingsRequest.model_validate_json(body)
-            except ValidationError as exc:
-                raise validation_error(exc.errors()) from None
+            request = json_body(event, EmbeddingsRequest, self.max_body_bytes)
             body, quota_headers = self.embeddings_body(request, event, caller)
             return proxy_result(200, body, quota_headers)
         except ApiError as err:

@@ -7,7 +7,6 @@ task `rerank`), refused requests counted apart, every error in the one error sha
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable
@@ -15,32 +14,17 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from maas.api.bodies import json_body
 from maas.api.embeddings import ERRORS, proxy_result
-from maas.api.http import JSON, check_body_size, create_resolver, dumps, validation_error
+from maas.api.http import JSON, create_resolver, dumps
 from maas.api.openapi import DOCS_ONLY
 from maas.billing import Billing, request_id_of
-from maas.errors import ApiError, UnsupportedMediaType, internal_error_body
+from maas.errors import ApiError, internal_error_body
 from maas.rerank import RerankRequest, RerankResponse, RerankService
 
 RERANK_PATH = "/v1/rerank"
-
-
-def json_body(event: dict, model: type[BaseModel], max_body_bytes: int) -> BaseModel:
-    """The event's JSON body validated into ``model``: 415, 413 and 400 in the error shape."""
-    headers = event.get("headers") or {}
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    if content_type and not content_type.lower().startswith("application/json"):
-        raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode("utf-8", errors="replace")
-    check_body_size(body, max_body_bytes)
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise validation_error(exc.errors()) from None
 
 
 def resolver_response(result: dict) -> Response:

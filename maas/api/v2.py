@@ -17,14 +17,14 @@ import re
 from typing import Annotated
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas import __version__
 from maas.api.embeddings import ERRORS
 from maas.api.http import JSON, create_resolver, documented
 from maas.api.openapi import DOCS_ONLY
-from maas.api.rerank import MeteredPost
+from maas.api.rerank import MeteredPost, resolver_response
 from maas.billing import Billing
 from maas.errors import ServiceUnavailable
 from maas.v2 import (
@@ -122,18 +122,14 @@ class V2Api:
             },
         }
 
-        def answer(result: dict) -> Response:
-            headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
-            return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
-
         # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers them first.
         @app.post("/v2/models/<name>/infer", **infer_doc)
         def infer(request: Annotated[InferRequest, Body()], name: str):
-            return answer(self.post_infer(app.current_event.raw_event, unquote(name), None))
+            return resolver_response(self.post_infer(app.current_event.raw_event, unquote(name), None))
 
         @app.post("/v2/models/<name>/versions/<version>/infer", **infer_doc)
         def infer_version(request: Annotated[InferRequest, Body()], name: str, version: str):
-            return answer(self.post_infer(app.current_event.raw_event, unquote(name), unquote(version)))
+            return resolver_response(self.post_infer(app.current_event.raw_event, unquote(name), unquote(version)))
 
         return app
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 
 from maas import constants as c
+from maas.endpoint.attributes import ATTRIBUTES_HEADER, format_attributes, parse_attributes
 from maas.endpoint.service import (
-    ATTRIBUTES_HEADER,
     Answer,
     EndpointService,
     EndpointSettings,
-    format_attributes,
-    parse_attributes,
 )
 from maas.loader import ModelPackageError
 

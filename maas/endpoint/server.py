@@ -25,18 +25,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from maas.endpoint.service import (
-    ATTRIBUTES_HEADER as ATTRIBUTES,
-)
-from maas.endpoint.service import (
-    EndpointService,
-    EndpointSettings,
-    format_attributes,
-    parse_attributes,
-)
+from maas.endpoint.attributes import ATTRIBUTES_HEADER as ATTRIBUTES
+from maas.endpoint.attributes import format_attributes, parse_attributes
+from maas.endpoint.service import EndpointService, EndpointSettings
 
 JSON = "application/json"
-COMPONENT = "X-Amzn-SageMaker-Inference-Component"
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 ACCOUNT = "123456789012"
 MODEL_ERROR = "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"

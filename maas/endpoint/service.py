@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from maas import constants as c
-from maas.api.bodies import check_body_size, dumps, validation_error
+from maas.api.bodies import dumps, parse_json, require_json
 from maas.api.schemas import EmbeddingsRequest
 from maas.embeddings_service import EmbeddingsService
 from maas.endpoint.batcher import BatchingEmbedder
-from maas.errors import ApiError, InvalidRequest, NotFound, ServiceUnavailable, internal_error_body
+from maas.errors import ApiError, NotFound, ServiceUnavailable, internal_error_body
 from maas.settings import EmbeddingsSettings, SettingsError
 from maas.v2 import InferRequest, V2Service
 from maas.validation import text_list, tokenize_checked
@@ -43,7 +43,6 @@ from maas.validation import text_list, tokenize_checked
 ROUTES = ("embeddings", "embed-batch", "v2-infer", "v2-metadata")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 class EmbedBatchRequest(BaseModel):
@@ -151,12 +150,10 @@ class EndpointService:
                 raise NotFound(f"Unknown route '{route}'; this endpoint answers {', '.join(ROUTES)}.")
             if route == "v2-metadata":
                 return Answer(200, dumps(self.v2.metadata(*self._model(attributes))).encode())
-            if content_type and not content_type.lower().startswith("application/json"):
-                raise InvalidRequest("Send the request body as JSON (Content-Type: application/json).")
-            text = body.decode("utf-8", errors="replace")
-            check_body_size(text, self.settings.max_body_bytes)
+            require_json(content_type)
+            text, limit = body.decode("utf-8", errors="replace"), self.settings.max_body_bytes
             if route == "embed-batch":
-                request = EmbedBatchRequest.model_validate_json(text)
+                request = parse_json(text, EmbedBatchRequest, limit)
                 texts = text_list(request.input, "input", self.settings.max_inputs)
                 embedder = self.embeddings.ready()
                 result = embedder.embed(texts, tokenize_checked(embedder, texts, True, "input"))
@@ -169,15 +166,13 @@ class EndpointService:
                 }
                 return Answer(200, dumps(body).encode(), int(sum(result.token_counts)))
             if route == "embeddings":
-                request = EmbeddingsRequest.model_validate_json(text)
+                request = parse_json(text, EmbeddingsRequest, limit)
                 result = self.embeddings.embed(request)
                 return Answer(200, dumps(result).encode(), result["usage"]["prompt_tokens"])
-            request = InferRequest.model_validate_json(text)
+            request = parse_json(text, InferRequest, limit)
             name, version = self._model(attributes)
             result, rows, _ = self.v2.infer(name, request, version)
             return Answer(200, dumps(result).encode(), rows)
-        except ValidationError as exc:
-            return self._error(validation_error(exc.errors()))
         except ApiError as err:
             return self._error(err)
         except Exception:
@@ -192,17 +187,3 @@ class EndpointService:
 
     def _error(self, err: ApiError) -> Answer:
         return Answer(err.status, dumps(err.body()).encode())
-
-
-def parse_attributes(value: str | None) -> dict[str, str]:
-    """SageMaker CustomAttributes (`a=1;b=2`, at most 1024 visible ASCII characters) as a dict."""
-    pairs = {}
-    for part in (value or "").split(";"):
-        key, sep, val = part.strip().partition("=")
-        if sep and key:
-            pairs[key.strip()] = val.strip()
-    return pairs
-
-
-def format_attributes(values: Mapping[str, object]) -> str:
-    return ";".join(f"{k}={v}" for k, v in values.items() if v is not None)
