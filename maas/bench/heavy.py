@@ -80,6 +80,7 @@ def _proxy(url: str, endpoint_name: str):
         from aws_lambda_powertools import Logger  # noqa: F401
     except ImportError as exc:
         return None, f"proxy skipped: {exc.name} is not installed here"
+    from maas.local.apigw import make_event
     from maas.local.emulator import aws_env
     from maas.local.functions import LambdaContext, load_handler
 
@@ -97,15 +98,7 @@ def _proxy(url: str, endpoint_name: str):
     context = LambdaContext(function_name="maas-heavy-proxy-bench")
 
     def call(body: bytes) -> bytes:
-        event = {
-            "httpMethod": "POST",
-            "path": "/v1/embeddings",
-            "resource": "/v1/embeddings",
-            "headers": {"Content-Type": "application/json"},
-            "requestContext": {"requestId": f"bench-{time.perf_counter_ns()}", "authorizer": {}},
-            "body": body.decode(),
-            "isBase64Encoded": False,
-        }
+        event = make_event("POST", "/v1/embeddings", headers={"Content-Type": "application/json"}, body=body)
         result = handler(event, context)
         if result["statusCode"] != 200:
             raise RuntimeError(f"proxy answered {result['statusCode']}: {result['body'][:200]}")

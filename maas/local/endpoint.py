@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maas import constants as c
+from maas import paths
 
 READY = re.compile(r"^endpoint (?P<state>ready|failed.*) on (?P<url>http://\S+)")
 START_TIMEOUT_S = 120.0
@@ -77,6 +78,20 @@ def start_local_endpoint(
         reason = found.get("state") or f"no ready line within {START_TIMEOUT_S:g} s (exit {process.returncode})"
         raise EndpointStartError(f"the local endpoint for {model} did not start: {reason}")
     return LocalEndpoint(found["url"], name, process)
+
+
+def start_if_built(model: str) -> LocalEndpoint | None:
+    """The heavy model's endpoint process if its package is built and it starts; else None, the reason printed
+    (its routes then answer 503, as a missing endpoint does)."""
+    folder = paths.model_dir(model)
+    if not (folder / "manifest.json").is_file():
+        print(f"heavy model {model!r} is not built: its routes answer 503 (maas models build {model})", file=sys.stderr)
+        return None
+    try:
+        return start_local_endpoint(folder, model)
+    except EndpointStartError as exc:
+        print(f"warning: {exc}; its routes answer 503", file=sys.stderr)
+        return None
 
 
 def _read_ready(process: subprocess.Popen, found: dict[str, str]) -> None:

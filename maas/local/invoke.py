@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from maas import constants as c
-from maas import paths
 from maas.local.emulator import AwsEmulator, aws_env, table_env
-from maas.local.endpoint import EndpointStartError, heavy_models, proxy_env, start_local_endpoint
+from maas.local.endpoint import heavy_models, proxy_env, start_if_built
 from maas.local.functions import (
     FunctionNotFound,
     LambdaContext,
@@ -80,13 +79,5 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
 def _local_endpoint():
     """(the running local endpoint or None, the proxy's variables) for the catalog's first heavy model."""
     model = heavy_models()[0]
-    folder = paths.model_dir(model)
-    if not (folder / "manifest.json").is_file():
-        print(f"note: {model} is not built, so its endpoint is missing (maas models build {model})", file=sys.stderr)
-        return None, proxy_env(model, None)
-    try:
-        endpoint = start_local_endpoint(folder, model)
-    except EndpointStartError as exc:
-        print(f"note: {exc}", file=sys.stderr)
-        return None, proxy_env(model, None)
-    return endpoint, proxy_env(model, endpoint.url)
+    endpoint = start_if_built(model)
+    return endpoint, proxy_env(model, endpoint.url if endpoint is not None else None)

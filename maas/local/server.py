@@ -34,11 +34,10 @@ from maas.constants import AUTHORIZER_CACHE_TTL_S
 from maas.local.apigw import make_event, response_parts
 from maas.local.emulator import AwsEmulator, aws_env, table_env
 from maas.local.endpoint import (
-    EndpointStartError,
     forwarding_env,
     heavy_models,
     proxy_env,
-    start_local_endpoint,
+    start_if_built,
 )
 from maas.local.functions import REGION, LambdaContext, load_handler, patched_environ
 from maas.plans import default_plans
@@ -572,22 +571,10 @@ def start_heavy_endpoints(cleanup: ExitStack) -> dict[str, str | None]:
     """Start an endpoint process per built heavy package; a missing package or failed start leaves its routes 503."""
     urls: dict[str, str | None] = {}
     for model in heavy_models()[:1]:
-        folder = paths.model_dir(model)
-        if not (folder / "manifest.json").is_file():
-            print(
-                f"heavy model {model!r} is not built: its routes answer 503 (build it: maas models build {model})",
-                file=sys.stderr,
-            )
-            urls[model] = None
-            continue
-        try:
-            endpoint = start_local_endpoint(folder, model)
-        except EndpointStartError as exc:
-            print(f"warning: {exc}; its routes answer 503", file=sys.stderr)
-            urls[model] = None
-            continue
-        cleanup.callback(endpoint.stop)
-        urls[model] = endpoint.url
+        endpoint = start_if_built(model)
+        if endpoint is not None:
+            cleanup.callback(endpoint.stop)
+        urls[model] = endpoint.url if endpoint is not None else None
     return urls
 
 
