@@ -39,8 +39,6 @@ class EmbeddingsService:
         self.tracer = tracer
         self.logger = logger or logging.getLogger(__name__)
         self.s3_client = s3_client
-        self.embedder: TextEmbedder | None = None  # the default version's (what a bare model name means)
-        self.manifest: Manifest | None = None
         # Every version this container serves, the default first: MAAS_MODEL_SOURCE may list several packages
         # (comma-separated), so an older version keeps answering `name@version` until the catalog drops it.
         self.versions: list[tuple[TextEmbedder, Manifest]] = []
@@ -65,7 +63,7 @@ class EmbeddingsService:
                 )
                 loaded.append((self.wrap(embedder) if self.wrap is not None else embedder, manifest))
             self.versions = _latest_first(loaded)
-            (self.embedder, self.manifest), self.load_error = self.versions[0], None
+            self.load_error = None
             for _, manifest in self.versions:
                 self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
         except Exception as exc:  # any failure here must become a 503 with a logged reason, not a crash loop
@@ -73,6 +71,15 @@ class EmbeddingsService:
             self.logger.error(
                 "model failed to load", extra={"source": self.settings.model_source, "reason": self.load_error}
             )
+
+    @property
+    def embedder(self) -> TextEmbedder | None:
+        """The default version's embedder (what a bare model name means); None until loaded."""
+        return self.versions[0][0] if self.versions else None
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.versions[0][1] if self.versions else None
 
     def ready(self) -> TextEmbedder:
         if self.embedder is None and time.monotonic() - self._last_attempt >= RETRY_LOAD_AFTER_S:
