@@ -88,13 +88,10 @@ class RerankService:
         """The default version, as billing records it: under the rerank task (priced by the rerank family)."""
         return self.billed(self.embeddings.manifest)
 
-    def rerank(self, request: RerankRequest) -> dict:
-        """Validate limits, embed the query and the documents in one batch, score, sort; the response body."""
-        return self.rerank_billed(request)[0]
-
-    def rerank_billed(self, request: RerankRequest) -> tuple[dict, Manifest]:
-        """``rerank``, and what the usage event records: the version that answered (any served version of the
-        embedding model: `name@version` pins one), under the rerank task."""
+    def rerank(self, request: RerankRequest) -> tuple[dict, Manifest]:
+        """Validate limits, embed the query and the documents in one batch, score, sort: the response body, and
+        what the usage event records (the version that answered, `name@version` pins one, under the rerank
+        task)."""
         self.embeddings.ready()
         embedder, manifest = self.embeddings.pick(request.model)
         text_list(request.query, "query", 1)

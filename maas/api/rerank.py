@@ -88,7 +88,7 @@ class RerankApi:
         return self.app.resolve(event, context)
 
     def _run(self, request: RerankRequest) -> tuple[dict, int, object]:
-        result, billed = self.service.rerank_billed(request)
+        result, billed = self.service.rerank(request)
         return result, result["usage"]["total_tokens"], billed
 
     def post_rerank(self, event: dict) -> dict:
