@@ -83,11 +83,6 @@ class RerankService:
         self.max_documents = max_documents
         self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
 
-    @property
-    def manifest(self) -> Manifest:
-        """The default version, as billing records it: under the rerank task (priced by the rerank family)."""
-        return self.billed(self.embeddings.manifest)
-
     def rerank(self, request: RerankRequest) -> tuple[dict, Manifest]:
         """Validate limits, embed the query and the documents in one batch, score, sort: the response body, and
         what the usage event records (the version that answered, `name@version` pins one, under the rerank

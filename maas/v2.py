@@ -114,11 +114,6 @@ class V2Service:
         self.max_rows = max_rows
         self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
 
-    @property
-    def manifest(self) -> Manifest:
-        """The default version as billing records it: under the v2-infer task (units: rows)."""
-        return self.billed(self.embeddings.manifest)
-
     def ready(self) -> bool:
         try:
             self.embeddings.ready()

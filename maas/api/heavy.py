@@ -77,7 +77,7 @@ class HeavyApi:
             return proxy_result(500, dumps(internal_error_body()))
 
     def _metered(self, event: dict, model, route: str, attributes: dict) -> dict:
-        return self.post(event, model, lambda _: self._forward(event, route, attributes), lambda: self.billed[route])
+        return self.post(event, model, lambda _: (*self._forward(event, route, attributes), self.billed[route]))
 
     def _forward(self, event: dict, route: str, attributes: dict) -> tuple[str, int]:
         body = event.get("body") or ""

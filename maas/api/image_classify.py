@@ -122,15 +122,15 @@ class ImageClassifyApi:
             )
         return json_body(event, ImageClassifyRequest, self.max_body_bytes)
 
-    def _run(self, request: ImageClassifyRequest | RawImage) -> tuple[list, int]:
+    def _run(self, request: ImageClassifyRequest | RawImage) -> tuple[list, int, object]:
         if isinstance(request, RawImage):
             result = self.service.from_bytes(request.data, request.top_k, request.model)
         else:
             result = self.service.from_json(request)
-        return result.body, result.units
+        return result.body, result.units, self.service.manifest
 
     def post_classify(self, event: dict) -> dict:
-        return self.post(event, self._parse, self._run, lambda: self.service.manifest)
+        return self.post(event, self._parse, self._run)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.max_body_bytes, logger)

@@ -44,12 +44,11 @@ class MeteredPost:
         self,
         event: dict,
         model: type[BaseModel] | Callable[[dict], object],
-        run: Callable[[object], tuple[object, int]],
-        manifest,
+        run: Callable[[object], tuple[object, int, object]],
     ):
         """``model``: the pydantic model of a JSON body, or a function parsing the event into a request (raw
-        bodies); ``run(request) -> (response body, billable units[, billed manifest])``, the body a dict or
-        already-serialised JSON text; the usage event records the billed manifest, else ``manifest()``."""
+        bodies); ``run(request) -> (response body, billable units, billed manifest)``: the body a dict or
+        already-serialised JSON text, the manifest what the usage event records (the version that answered)."""
         caller = None
         try:
             caller = self.billing.caller(event)
@@ -59,9 +58,7 @@ class MeteredPost:
                 request = model(event)
             before = self.billing.precheck(caller)
             started = time.perf_counter()
-            answer = run(request)
-            result, units = answer[0], answer[1]
-            billed = answer[2] if len(answer) > 2 else manifest()  # the version that answered, when it says so
+            result, units, billed = run(request)
             compute_ms = (time.perf_counter() - started) * 1000
             headers = self.billing.charge(caller, request_id_of(event, caller), billed, units, compute_ms, before)
             self.logger.debug("metered call", extra={"units": units, "ms": round(compute_ms, 2)})
@@ -92,7 +89,7 @@ class RerankApi:
         return result, result["usage"]["total_tokens"], billed
 
     def post_rerank(self, event: dict) -> dict:
-        return self.post(event, RerankRequest, self._run, lambda: self.service.manifest)
+        return self.post(event, RerankRequest, self._run)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)

@@ -60,7 +60,6 @@ class V2Api:
             event,
             InferRequest,
             lambda request: self.service.infer(name, request, version),
-            lambda: self.service.manifest,
         )
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
