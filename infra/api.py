@@ -5,7 +5,7 @@ Decisions (infra/README.md explains them):
   caches needs identity sources, and API Gateway answers 401 without calling the authorizer when any source is
   missing; listing both headers would demand both. So by default the gateway cache is off and no identity
   source is declared: the authorizer runs on every call (it may cache lookups itself for
-  maas.constants.AUTHORIZER_CACHE_TTL_S). `authorizer_cache: true` caches on the Authorization header instead,
+  maas.settings.names.AUTHORIZER_CACHE_TTL_S). `authorizer_cache: true` caches on the Authorization header instead,
   and then x-api-key alone is refused.
 - Usage plans take the API key from the authorizer (`usageIdentifierKey`), so one key header serves both.
 - `/docs`, `/openapi.json` and `/v2/health/{live,ready}` are public: they hold no tenant data and are read
@@ -28,8 +28,8 @@ from infra.access_log import ACCESS_LOG_FORMAT
 from infra.config import Config, Plan
 from infra.functions import RETENTION
 from infra.nag import suppress
-from maas import constants
 from maas.api.gateway import GATEWAY_RESPONSES
+from maas.settings import names as constants
 
 JSON = "application/json"
 

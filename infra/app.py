@@ -17,7 +17,7 @@ from infra.assets import AssetBuilder, AssetPaths
 from infra.budget import SizeBudgetError
 from infra.config import ConfigError, load_config, load_plans
 from infra.stacks import DataStack, ServiceStack
-from maas.paths import REPO_ROOT
+from maas.tools.paths import REPO_ROOT
 
 DATA_STACK = "Maas-Data"
 SERVICE_STACK = "Maas-Service"

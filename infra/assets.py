@@ -2,7 +2,7 @@
 
 Function code is staged at synth (a copy of `functions/<name>/app.py` plus the runtime part of `maas/`), and so
 are model layers and SageMaker archives when the model package is built (local copies, no network). The runtime
-layer needs pip and PyPI, so synth never builds it: `python -m maas.layers build-runtime` does.
+layer needs pip and PyPI, so synth never builds it: `python -m maas.tools.layers build-runtime` does.
 
 Anything missing is replaced by a clearly named placeholder (a folder whose README says which command builds
 the real thing), so that `cdk synth` works offline on a fresh clone. Every placeholder is recorded; the stacks
@@ -19,8 +19,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maas import layers as builder
-from maas.paths import REPO_ROOT
+from maas.tools import layers as builder
+from maas.tools.paths import REPO_ROOT
 
 # Parts of the shared package that are not function runtime (build pipelines, benchmark, local server, CLI).
 HANDLER = "app.lambda_handler"
@@ -96,7 +96,7 @@ class AssetBuilder:
         return StagedAsset(target)
 
     def runtime_layer(self, arch: str, python: str, layer: str = "runtime") -> StagedAsset:
-        """A library layer built by `python -m maas.layers build-runtime [--layer LAYER]`, if current."""
+        """A library layer built by `python -m maas.tools.layers build-runtime [--layer LAYER]`, if current."""
         output = builder.runtime_layer_dir(arch, python, self.paths.layers_build_dir, layer)
         requirements = self.paths.runtime_requirements if layer == "runtime" else builder.layer_requirements(layer)
         stamp = builder.runtime_stamp(arch, python, requirements, layer)
@@ -107,7 +107,7 @@ class AssetBuilder:
         return self._placeholder(
             f"{layer}-{arch}-py{python}",
             f"{layer} layer for {arch}/Python {python} ({state})",
-            f"python -m maas.layers build-runtime{option} --arch {arch} --python {python}",
+            f"python -m maas.tools.layers build-runtime{option} --arch {arch} --python {python}",
         )
 
     def model_layer(self, package: str, command: str | None = None) -> StagedAsset:

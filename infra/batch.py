@@ -13,8 +13,8 @@ from constructs import Construct
 from infra.config import Config
 from infra.functions import ServiceFunction
 from infra.nag import suppress
-from maas.constants import DEFAULT_RESULTS_PREFIX as RESULTS_PREFIX  # outside jobs/: results never trigger a job
-from maas.constants import (
+from maas.settings.names import DEFAULT_RESULTS_PREFIX as RESULTS_PREFIX  # outside jobs/: results never trigger a job
+from maas.settings.names import (
     ENV_CONTINUATION_QUEUE_URL,
     ENV_DLQ_URL,
     ENV_JOB_BUCKET,
@@ -81,7 +81,7 @@ class BatchJobs(Construct):
         for worker in (s3_worker, sqs_worker):
             worker.function.add_environment(ENV_JOB_BUCKET, job_bucket.bucket_name)
             worker.function.add_environment(ENV_RESULTS_PREFIX, RESULTS_PREFIX)
-            # A job too big for one invocation continues through the requests queue (maas.batch), from
+            # A job too big for one invocation continues through the requests queue (maas.jobs.worker), from
             # either worker; the SQS worker forwards a message to the DLQ, with its error, on its last receive.
             worker.function.add_environment(ENV_CONTINUATION_QUEUE_URL, self.requests.queue_url)
             self.requests.grant_send_messages(worker.role)

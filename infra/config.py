@@ -25,10 +25,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from maas import constants
-from maas import plans as runtime_plans
-from maas.paths import REPO_ROOT
-from maas.plans import Plan
+from maas.settings import names as constants
+from maas.tenancy import plans as runtime_plans
+from maas.tenancy.plans import Plan
+from maas.tools.paths import REPO_ROOT
 
 DEFAULT_CONFIG = REPO_ROOT / "infra" / "config.json"
 PLANS_FILE = REPO_ROOT / "maas" / "data" / "plans.toml"
@@ -237,7 +237,7 @@ class Config(_Strict):
 
 
 def load_plans(path: Path = PLANS_FILE, only: tuple[str, ...] | None = None) -> tuple[Plan, ...]:
-    """The plans the runtime reads (maas.plans, maas/data/plans.toml), optionally a subset, in file order."""
+    """The plans the runtime reads (maas.tenancy.plans, maas/data/plans.toml), optionally a subset, in file order."""
     try:
         plans = tuple(runtime_plans.load_plans(path).values())
     except runtime_plans.PlansError as exc:

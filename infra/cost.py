@@ -19,7 +19,7 @@ from pathlib import Path
 
 from infra.access_log import ACCESS_LOG_FIELDS
 from infra.config import Config, load_config
-from maas.paths import REPO_ROOT
+from maas.tools.paths import REPO_ROOT
 
 BENCH_FILE = REPO_ROOT / "bench-results" / "embeddings.json"
 PLACEHOLDER_DURATION_MS = 5.0
@@ -44,7 +44,7 @@ GB = 1024**3
 LOG_EVENT_OVERHEAD = 26  # bytes CloudWatch Logs adds to each event for billing
 HOURS_PER_MONTH = 730
 
-# Metering, per billable call (maas.metering): one TransactWriteItems of three items (the usage event, the
+# Metering, per billable call (maas.metering.store): one TransactWriteItems of three items (the usage event, the
 # month item holding the quota counter and monthly aggregates, the day item); transactional writes cost 2 WRU
 # per item of up to 1 KB, and the event's copy into the gsi1 index is one more standard write.
 METERING_TRANSACTION_ITEMS = 3

@@ -10,5 +10,5 @@ PYTHON_VERSION="${MAAS_PYTHON:-3.14}"
 for model in all-minilm-l6-v2 all-minilm-l6-v2-fp32; do
   [ -f "models/$model/manifest.json" ] || maas models build "$model"
 done
-python -m maas.layers build-runtime --arch "$ARCH" --python "$PYTHON_VERSION"
+python -m maas.tools.layers build-runtime --arch "$ARCH" --python "$PYTHON_VERSION"
 npx --yes aws-cdk@2 deploy --all -c maas:requireBuiltAssets=true "$@"

@@ -14,7 +14,7 @@ from infra.assets import HANDLER, AssetBuilder, StagedAsset
 from infra.budget import check_function
 from infra.config import FunctionConfig
 from infra.nag import suppress
-from maas import constants
+from maas.settings import names as constants
 
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 APPLICATION_LOG_LEVELS = {

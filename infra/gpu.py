@@ -22,7 +22,7 @@ from constructs import Construct
 
 from infra.config import SageMakerConfig
 from infra.nag import suppress
-from maas import constants
+from maas.settings import names as constants
 
 VARIANT = "AllTraffic"
 ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[^.]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)")
@@ -85,7 +85,7 @@ class GpuEndpoint(Construct):
                 environment={
                     constants.ENV_MODEL_SOURCE: constants.SAGEMAKER_MODEL_DIR,
                     constants.ENV_MODEL_NAME: model_name,
-                    # the PyTorch inference toolkit imports code/inference.py (maas.endpoint.inference)
+                    # the PyTorch inference toolkit imports code/inference.py (maas.heavy.endpoint.inference)
                     "SAGEMAKER_PROGRAM": "inference.py",
                     "SAGEMAKER_SUBMIT_DIRECTORY": f"{constants.SAGEMAKER_MODEL_DIR}/code",
                 },

@@ -11,9 +11,11 @@ from constructs import Construct
 from infra.assets import AssetBuilder
 from infra.config import Config, ModelConfig
 from infra.functions import ARCHITECTURES, Layer, python_runtime
-from maas.catalog import default_catalog
+from maas.inference.catalog import default_catalog
 
-LAYER_MODELS_ROOT = "/opt/models"  # a model layer's models/<name> appears here (maas.constants.DEFAULT_MODEL_SOURCE)
+LAYER_MODELS_ROOT = (
+    "/opt/models"  # a model layer's models/<name> appears here (maas.settings.names.DEFAULT_MODEL_SOURCE)
+)
 MODEL_BUCKET_PREFIX = "models"
 
 
@@ -62,7 +64,7 @@ class ModelLayers(Construct):
                 )
 
     def _library(self, assets: AssetBuilder, layer: str, arch: str, what: str) -> Layer:
-        """A library layer (layers/<layer>, built by `python -m maas.layers build-runtime --layer <layer>`)."""
+        """A library layer (layers/<layer>, built by `python -m maas.tools.layers build-runtime --layer <layer>`)."""
         python = self.config.python
         staged = assets.runtime_layer(arch, python, layer)
         version = lambda_.LayerVersion(

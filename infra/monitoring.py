@@ -18,10 +18,10 @@ from infra.config import AlarmConfig
 from infra.functions import ServiceFunction
 from infra.gpu import GpuEndpoint
 from infra.nag import suppress
-from maas import constants
+from maas.settings import names as constants
 
 NAMESPACE = constants.METRICS_NAMESPACE  # where the access-log metric filter publishes
-QUOTA_REJECTIONS = "QuotaRejections"  # the metric maas.billing emits
+QUOTA_REJECTIONS = "QuotaRejections"  # the metric maas.metering.charge emits
 PERIOD = Duration.minutes(1)
 ALARM_PERIOD = Duration.minutes(5)
 
@@ -83,7 +83,7 @@ class Monitoring(Construct):
             logs.FilterPattern.string_value("$.errorType", "=", "THROTTLED"),
             rest.rest_api_id,
         )
-        # The runtime counts quota rejections itself (Powertools EMF, maas.billing).
+        # The runtime counts quota rejections itself (Powertools EMF, maas.metering.charge).
         quota = cloudwatch.Metric(
             namespace=constants.METRICS_NAMESPACE,
             metric_name=QUOTA_REJECTIONS,

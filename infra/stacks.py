@@ -19,11 +19,11 @@ from infra.model_layers import ModelLayers
 from infra.monitoring import Alarmed, Monitoring
 from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
-from maas import constants
-from maas.api.schemas import EmbeddingsRequest
-from maas.classify_schemas import ClassifyRequest
-from maas.rerank import RerankRequest
+from maas.schemas.classify import ClassifyRequest
+from maas.schemas.embeddings import EmbeddingsRequest
+from maas.settings import names as constants
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
+from maas.tasks.rerank import RerankRequest
 
 # Public routes of each task function (the catalog's tasks decide which exist) and their body models.
 # rerank runs the embeddings model (catalog.toml `tasks_also`): it is deployed whenever that model is.
@@ -34,7 +34,7 @@ TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
     "rerank": [("POST", "/v1/rerank", RerankRequest)],
 }
 # Array bounds of a body model at the gateway where the function's limit is not MAAS_MAX_INPUTS: rerank's is
-# MAAS_MAX_DOCUMENTS, which the stack leaves at its default (maas.settings.RerankSettings).
+# MAAS_MAX_DOCUMENTS, which the stack leaves at its default (maas.settings.functions.RerankSettings).
 BODY_MAX_ITEMS: dict[type, int] = {RerankRequest: constants.DEFAULT_MAX_DOCUMENTS}
 # Served by the first task function: the catalog and the documentation (public).
 COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}")]
@@ -44,7 +44,7 @@ USAGE_ROUTES = [("GET", "/v1/usage")]
 JOBS_ROUTES = [("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}")]
 PUBLIC_ROUTES = [("GET", "/docs"), ("GET", "/openapi.json")]
 # Open Inference Protocol (KServe v2) on the embeddings model (functions/v2, maas/api/v2.py), as `maas serve`
-# routes them (maas/local/server.py). A heavy model's static `/v2/models/<name>/infer` is a sibling of
+# routes them (maas/tools/local/server.py). A heavy model's static `/v2/models/<name>/infer` is a sibling of
 # `{model_name}`: API Gateway matches the static segment first, so that model's calls still reach its proxy.
 V2_ROUTES = [
     ("GET", "/v2"),
@@ -58,7 +58,7 @@ V2_ROUTES = [
 # Health is public, as KServe probes are (no tenant data; throttled like the documentation).
 V2_PUBLIC_ROUTES = [("GET", "/v2/health/live"), ("GET", "/v2/health/ready")]
 PLACEHOLDER_RULE = "MaasAssetsBuilt"
-# A metered function's rights on the usage table (maas.metering: precheck, charge, count_failure).
+# A metered function's rights on the usage table (maas.metering.store: precheck, charge, count_failure).
 METERING_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
 

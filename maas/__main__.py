@@ -2,6 +2,6 @@
 
 import sys
 
-from maas.cli import main
+from maas.tools.cli import main
 
 sys.exit(main())

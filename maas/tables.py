@@ -52,7 +52,7 @@ USAGE = TableSpec(
     sort_key="sk",
     indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
 )
-# Batch jobs (maas.jobs): one item per job, keyed by its tenant so a caller can address only its own jobs.
+# Batch jobs (maas.jobs.store): one item per job, keyed by its tenant so a caller can address only its own jobs.
 JOBS = TableSpec("Jobs", "MAAS_JOBS_TABLE", "maas-jobs", partition_key="tenant_id", sort_key="job_id")
 ALL_TABLES = (TENANTS, API_KEYS, USAGE, JOBS)
 # Every key attribute is a string.

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from maas import paths
-from maas.constants import ENV_MODEL_SOURCE
-from maas.local.functions import LambdaContext, load_handler
+from maas.settings.names import ENV_MODEL_SOURCE
+from maas.tools import paths
+from maas.tools.local.functions import LambdaContext, load_handler
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,7 +19,7 @@ def model_dir() -> Path:
     """The int8 MiniLM package, built by the project's own pipeline if it is not there yet."""
     folder = paths.model_dir()
     if not (folder / "manifest.json").is_file():
-        from maas.build.minilm import build
+        from maas.tools.build.minilm import build
 
         build(folder, quiet=True)
     return folder
@@ -29,7 +29,7 @@ def model_dir() -> Path:
 def fp32_model_dir() -> Path:
     folder = paths.model_dir("all-minilm-l6-v2-fp32")
     if not (folder / "manifest.json").is_file():
-        from maas.build.minilm import build
+        from maas.tools.build.minilm import build
 
         build(folder, quiet=True, precision="fp32", compare=False)
     return folder
@@ -38,7 +38,7 @@ def fp32_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def digits_dir() -> Path:
     """The digits-cnn image package, built by `maas models build digits-cnn`'s pipeline when missing or stale."""
-    from maas.build.digits import ensure_built
+    from maas.tools.build.digits import ensure_built
 
     return ensure_built(paths.model_dir("digits-cnn"))
 
@@ -46,7 +46,7 @@ def digits_dir() -> Path:
 @pytest.fixture(scope="session")
 def aws():
     """The local AWS emulator (moto server on 127.0.0.1) with every maas table created."""
-    from maas.local.emulator import AwsEmulator
+    from maas.tools.local.emulator import AwsEmulator
 
     emulator = AwsEmulator()
     emulator.start()
@@ -72,7 +72,7 @@ def lambda_context() -> LambdaContext:
 
 def function_env(aws, model_dir) -> dict[str, str]:
     """What the stack gives a task function, pointed at the emulator and the built package."""
-    from maas.local.emulator import aws_env, table_env
+    from maas.tools.local.emulator import aws_env, table_env
 
     return {**aws_env(aws.url), **table_env(), ENV_MODEL_SOURCE: str(model_dir)}
 

@@ -3,10 +3,10 @@
 import boto3
 from aws_lambda_powertools import Logger
 
-from maas.authorizer import Authorizer
-from maas.constants import SERVICE_NAME
-from maas.settings import AuthorizerSettings
-from maas.tenancy import TenantStore
+from maas.settings.functions import AuthorizerSettings
+from maas.settings.names import SERVICE_NAME
+from maas.tenancy.authorizer import Authorizer
+from maas.tenancy.store import TenantStore
 
 logger = Logger(service=SERVICE_NAME)
 settings = AuthorizerSettings.from_env()

@@ -2,9 +2,9 @@
 
 from aws_lambda_powertools import Logger, Metrics
 
-from maas.batch_wiring import worker_from_settings
-from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
-from maas.settings import BatchSettings
+from maas.jobs.wiring import worker_from_settings
+from maas.settings.functions import BatchSettings
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

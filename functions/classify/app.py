@@ -3,10 +3,10 @@
 from aws_lambda_powertools import Logger, Metrics
 
 from maas.api.classify import create_app
-from maas.classify_service import ClassifyService
-from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
-from maas.settings import ClassifySettings
-from maas.wiring import billing_from_settings, lambda_entry
+from maas.observability import billing_from_settings, lambda_entry
+from maas.settings.functions import ClassifySettings
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
+from maas.tasks.classify import ClassifyService
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

@@ -3,11 +3,11 @@
 from aws_lambda_powertools import Logger, Metrics
 
 from maas.api.embeddings import create_app
-from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
-from maas.embeddings_service import EmbeddingsService
-from maas.heavy import remote_models
-from maas.settings import EmbeddingsSettings
-from maas.wiring import billing_from_settings, lambda_entry, make_tracer
+from maas.heavy.client import remote_models
+from maas.observability import billing_from_settings, lambda_entry, make_tracer
+from maas.settings.functions import EmbeddingsSettings
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
+from maas.tasks.embeddings import EmbeddingsService
 
 logger = Logger(service=SERVICE_NAME)
 tracer = make_tracer(SERVICE_NAME)

@@ -3,10 +3,10 @@
 from aws_lambda_powertools import Logger, Metrics
 
 from maas.api.heavy import create_app
-from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
-from maas.heavy import HeavyEndpoint
-from maas.settings import HeavyProxySettings
-from maas.wiring import billing_from_settings, lambda_entry
+from maas.heavy.client import HeavyEndpoint
+from maas.observability import billing_from_settings, lambda_entry
+from maas.settings.functions import HeavyProxySettings
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools import Logger, Metrics
 
-from maas.api.image_classify import create_app
-from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
-from maas.image_classify import ImageClassifyService
-from maas.settings import ImageClassifySettings
-from maas.wiring import billing_from_settings, lambda_entry
+from maas.api.images import create_app
+from maas.observability import billing_from_settings, lambda_entry
+from maas.settings.functions import ImageClassifySettings
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
+from maas.tasks.images import ImageClassifyService
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

@@ -5,10 +5,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
 from maas.api.jobs import create_app
-from maas.constants import SERVICE_NAME
-from maas.jobs import JobStore
-from maas.jobs_service import JobsService
-from maas.settings import JobsSettings
+from maas.jobs.service import JobsService
+from maas.jobs.store import JobStore
+from maas.settings.functions import JobsSettings
+from maas.settings.names import SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
 settings = JobsSettings.from_env()

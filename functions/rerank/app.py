@@ -3,11 +3,11 @@
 from aws_lambda_powertools import Logger, Metrics
 
 from maas.api.rerank import create_app
-from maas.constants import METRICS_NAMESPACE, SERVICE_NAME
-from maas.embeddings_service import EmbeddingsService
-from maas.rerank import RerankService
-from maas.settings import RerankSettings
-from maas.wiring import billing_from_settings, lambda_entry, make_tracer
+from maas.observability import billing_from_settings, lambda_entry, make_tracer
+from maas.settings.functions import RerankSettings
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
+from maas.tasks.embeddings import EmbeddingsService
+from maas.tasks.rerank import RerankService
 
 logger = Logger(service=SERVICE_NAME)
 tracer = make_tracer(SERVICE_NAME)

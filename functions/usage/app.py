@@ -5,11 +5,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
 from maas.api.usage import create_app
-from maas.constants import SERVICE_NAME
-from maas.metering import Meter
-from maas.plans import default_plans, load_plans
-from maas.settings import UsageSettings
-from maas.usage import UsageService
+from maas.metering.reports import UsageService
+from maas.metering.store import Meter
+from maas.settings.functions import UsageSettings
+from maas.settings.names import SERVICE_NAME
+from maas.tenancy.plans import default_plans, load_plans
 
 logger = Logger(service=SERVICE_NAME)
 settings = UsageSettings.from_env()

@@ -10,7 +10,7 @@ of one list, as the HF Inference API answers and huggingface_hub's InferenceClie
   function's first classifier (ticket-intents); `name`, `name@version`, `name@latest` resolve, case-insensitive.
 - Zero-shot (candidate_labels given): runs on the embedding model (`model` omitted or naming it); each label
   is put into the hypothesis template, and scores are softmax(cosine(text, hypothesis) / 0.05)
-  (maas.classify_model.ZERO_SHOT_TEMPERATURE) over the labels. On the ticket-intents held-out set it
+  (maas.inference.classifiers.ZERO_SHOT_TEMPERATURE) over the labels. On the ticket-intents held-out set it
   reaches ~0.76-0.79 accuracy against 0.96 for the trained classifier: train one when the labels are fixed.
 - Naming a classifier with candidate_labels, or the embedding model without them, is a 400; a model that is
   served nowhere is a 404; a classifier that failed to load is a 503 (retried every 30 s).
@@ -29,13 +29,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from maas.api.http import JSON, create_resolver, dumps, error_response
 from maas.api.openapi import DOCS_ONLY
-from maas.api.schemas import ErrorResponse
-from maas.billing import Billing, caller_from_event, request_id_of
-from maas.classify_schemas import ClassifyRequest, ClassifyResponse
-from maas.classify_service import ClassifyService
+from maas.api.resolver import JSON, create_resolver, dumps, error_response
 from maas.errors import ApiError
+from maas.metering.charge import Billing, caller_from_event, request_id_of
+from maas.schemas.classify import ClassifyRequest, ClassifyResponse
+from maas.schemas.embeddings import ErrorResponse
+from maas.tasks.classify import ClassifyService
 
 CLASSIFY_PATH = "/v1/classify"
 ERRORS = {

@@ -17,14 +17,14 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from maas.api.bodies import json_body
-from maas.api.http import JSON, create_resolver, documented, dumps
 from maas.api.openapi import DOCS_ONLY
-from maas.api.schemas import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
-from maas.billing import Billing, caller_from_event, request_id_of
-from maas.embeddings_service import EmbeddingsService
+from maas.api.resolver import JSON, create_resolver, documented, dumps
+from maas.bodies import json_body
 from maas.errors import ApiError, internal_error_body
-from maas.tenancy import Caller
+from maas.metering.charge import Billing, caller_from_event, request_id_of
+from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
+from maas.tasks.embeddings import EmbeddingsService
+from maas.tenancy.store import Caller
 
 EMBEDDINGS_PATH = "/v1/embeddings"
 ERRORS = {
@@ -47,7 +47,7 @@ class EmbeddingsApi:
     """The function's API: call it with an API Gateway REST event and a Lambda context."""
 
     def __init__(self, service: EmbeddingsService, billing: Billing, logger: logging.Logger, remote=None):
-        """``remote``: catalog name -> maas.heavy.HeavyEndpoint of the SageMaker-served models this function
+        """``remote``: catalog name -> maas.heavy.client.HeavyEndpoint of the SageMaker-served models this function
         forwards to (a request naming one goes to its endpoint; everything else is served here)."""
         self.service, self.billing, self.logger = service, billing, logger
         self.remote = remote or {}
@@ -58,7 +58,7 @@ class EmbeddingsApi:
         """The endpoint serving ``model_id`` if it is a forwarded (SageMaker) model, else None."""
         if not self.remote or not model_id or (self.service.manifest and model_id == self.service.manifest.name):
             return None
-        from maas.catalog import default_catalog
+        from maas.inference.catalog import default_catalog
 
         entry = default_catalog().resolve(model_id)
         endpoint = self.remote.get(entry.name) if entry is not None and entry.runtime == "sagemaker" else None
@@ -66,7 +66,7 @@ class EmbeddingsApi:
 
     def forwarded_body(self, remote, event: dict, caller: Caller | None) -> tuple[str, dict]:
         """The request, unchanged, to the model's endpoint; billed once with the tokens the endpoint counted."""
-        from maas.heavy import BilledModel
+        from maas.heavy.client import BilledModel
 
         endpoint, entry = remote
         before = self.billing.precheck(caller)

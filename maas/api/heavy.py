@@ -8,7 +8,7 @@
 The same request and response contracts, authentication, quota pre-check, exactly-once metering and error shape
 as the Lambda-served routes: the body's shape is validated here (malformed JSON or fields never reach the GPU),
 forwarded unchanged, checked tensor by tensor in the endpoint by the same code as the Lambda route, and billed
-with the units the endpoint counted; nothing refused is billed. Endpoint failures map to 503 (maas.heavy).
+with the units the endpoint counted; nothing refused is billed. Endpoint failures map to 503 (maas.heavy.client).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import re
 from urllib.parse import unquote
 
 from maas.api.embeddings import proxy_result
-from maas.api.http import dumps
 from maas.api.rerank import MeteredPost
-from maas.api.schemas import EmbeddingsRequest
-from maas.billing import Billing
-from maas.catalog import default_catalog
+from maas.api.resolver import dumps
 from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable, internal_error_body
-from maas.heavy import BilledModel, HeavyEndpoint
-from maas.v2 import TASK as V2_TASK
-from maas.v2 import InferRequest
+from maas.heavy.client import BilledModel, HeavyEndpoint
+from maas.inference.catalog import default_catalog
+from maas.metering.charge import Billing
+from maas.schemas.embeddings import EmbeddingsRequest
+from maas.tasks.v2 import TASK as V2_TASK
+from maas.tasks.v2 import InferRequest
 
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
 EMBEDDINGS_PATH = "/v1/embeddings"

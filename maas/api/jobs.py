@@ -1,6 +1,6 @@
 """Routes of the jobs function: POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/{id} (the caller's own jobs only).
 
-The tenant comes only from the authorizer's context (maas.billing.caller_from_event).
+The tenant comes only from the authorizer's context (maas.metering.charge.caller_from_event).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from maas.api.http import JSON, create_resolver, documented, dumps
 from maas.api.openapi import DOCS_ONLY
-from maas.api.schemas import ErrorResponse
-from maas.billing import caller_from_event
-from maas.constants import DEFAULT_MAX_BODY_BYTES
+from maas.api.resolver import JSON, create_resolver, documented, dumps
 from maas.errors import Unauthorized
-from maas.jobs_service import JobsService
-from maas.tenancy import Caller
+from maas.jobs.service import JobsService
+from maas.metering.charge import caller_from_event
+from maas.schemas.embeddings import ErrorResponse
+from maas.settings.names import DEFAULT_MAX_BODY_BYTES
+from maas.tenancy.store import Caller
 
 
 class JobCreate(BaseModel):
@@ -34,7 +34,7 @@ class JobCreate(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
 
 
-# Response bodies, as maas.jobs_service.JobsService builds them (documented here, where the routes are).
+# Response bodies, as maas.jobs.service.JobsService builds them (documented here, where the routes are).
 class JobProgress(BaseModel):
     lines: int = Field(description="Input lines processed so far.")
     succeeded: int

@@ -1,7 +1,7 @@
 """One OpenAPI document for the whole public API, built from every function's own resolver.
 
 Each task is a separate Lambda with its own Powertools resolver, and API Gateway sends `GET /openapi.json` and
-`GET /docs` to one of them (infra/stacks.py, maas/local/server.py). So that whichever function answers
+`GET /docs` to one of them (infra/stacks.py, maas/tools/local/server.py). So that whichever function answers
 describes every route, each API module contributes its resolver as the function registers it (the same
 route decorators and pydantic models, built around DOCS_ONLY stand-ins that are never called), and this
 module merges their schemas. Nothing is generated at build time, so nothing can go stale; the document is
@@ -24,7 +24,7 @@ from functools import cache
 from types import SimpleNamespace
 
 from maas import __version__
-from maas.constants import DEFAULT_MAX_BODY_BYTES
+from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
 TITLE = "maas API"
 DESCRIPTION = (
@@ -37,7 +37,7 @@ DESCRIPTION = (
 CONTRIBUTORS = (
     "maas.api.embeddings",
     "maas.api.classify",
-    "maas.api.image_classify",
+    "maas.api.images",
     "maas.api.rerank",
     "maas.api.v2",
     "maas.api.jobs",
@@ -89,7 +89,7 @@ def merge(schemas: list[dict]) -> dict:
     for path, item in paths.items():
         for operation in item.values():
             # Powertools documents a 422 for failed validation; this API answers those with a 400 in its
-            # error shape (maas.api.http), which every route with a body documents.
+            # error shape (maas.api.resolver), which every route with a body documents.
             operation.get("responses", {}).pop("422", None)
             if path in PUBLIC_PATHS:
                 operation["security"] = []  # no key needed

@@ -16,13 +16,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel
 
-from maas.api.bodies import json_body
 from maas.api.embeddings import ERRORS, proxy_result
-from maas.api.http import JSON, create_resolver, dumps
 from maas.api.openapi import DOCS_ONLY
-from maas.billing import Billing, request_id_of
+from maas.api.resolver import JSON, create_resolver, dumps
+from maas.bodies import json_body
 from maas.errors import ApiError, internal_error_body
-from maas.rerank import RerankRequest, RerankResponse, RerankService
+from maas.metering.charge import Billing, request_id_of
+from maas.tasks.rerank import RerankRequest, RerankResponse, RerankService
 
 RERANK_PATH = "/v1/rerank"
 

@@ -1,6 +1,6 @@
 """Routes of the usage function: GET /v1/usage (the caller's own usage only), its OpenAPI document.
 
-The tenant comes only from the authorizer's context (maas.billing.caller_from_event); query parameters and
+The tenant comes only from the authorizer's context (maas.metering.charge.caller_from_event); query parameters and
 headers other than the range are ignored, so no request can read another tenant's usage.
 """
 
@@ -14,12 +14,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
 
-from maas.api.http import JSON, create_resolver
 from maas.api.openapi import DOCS_ONLY
-from maas.api.schemas import ErrorResponse
-from maas.billing import caller_from_event
-from maas.constants import DEFAULT_MAX_BODY_BYTES
-from maas.usage import MAX_RANGE_DAYS, UsageService
+from maas.api.resolver import JSON, create_resolver
+from maas.metering.charge import caller_from_event
+from maas.metering.reports import MAX_RANGE_DAYS, UsageService
+from maas.schemas.embeddings import ErrorResponse
+from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
 USAGE_PATH = "/v1/usage"
 ERRORS = {

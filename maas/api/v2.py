@@ -7,7 +7,7 @@
     POST /v2/models/{name}[/versions/{v}]/infer
 
 `infer` is authenticated and metered like every task route (units: batch rows, task `v2-infer`); the others
-are not billed. Errors use the API's one error shape (see maas.v2).
+are not billed. Errors use the API's one error shape (see maas.tasks.v2).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas import __version__
 from maas.api.embeddings import ERRORS
-from maas.api.http import JSON, create_resolver, documented
 from maas.api.openapi import DOCS_ONLY
 from maas.api.rerank import MeteredPost, resolver_response
-from maas.billing import Billing
+from maas.api.resolver import JSON, create_resolver, documented
 from maas.errors import ServiceUnavailable
-from maas.v2 import (
+from maas.metering.charge import Billing
+from maas.tasks.v2 import (
     InferRequest,
     InferResponse,
     Liveness,

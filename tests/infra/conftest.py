@@ -25,8 +25,8 @@ from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from infra.app import create_app  # noqa: E402
 from infra.assets import AssetPaths  # noqa: E402
-from maas import layers as builder  # noqa: E402
-from maas.paths import REPO_ROOT  # noqa: E402
+from maas.tools import layers as builder  # noqa: E402
+from maas.tools.paths import REPO_ROOT  # noqa: E402
 
 FUNCTION_FOLDERS = (
     "embeddings",

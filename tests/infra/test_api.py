@@ -19,12 +19,12 @@ from infra.stacks import (
     V2_ROUTES,
     heavy_routes,
 )
-from maas import constants
 from maas.api import openapi
 from maas.api.gateway import GATEWAY_RESPONSES
-from maas.api.schemas import EmbeddingsRequest
-from maas.classify_schemas import ClassifyRequest
-from maas.rerank import RerankRequest
+from maas.schemas.classify import ClassifyRequest
+from maas.schemas.embeddings import EmbeddingsRequest
+from maas.settings import names as constants
+from maas.tasks.rerank import RerankRequest
 from tests.conftest import load_event
 from tests.infra.templates import _resource_path, only, resources, routes, text
 from tests.openapi_checks import assert_documented

@@ -59,7 +59,7 @@ def test_fresh_clone_synthesizes_with_placeholders_that_cannot_deploy(fresh):
     warnings = [m[2] for m in fresh.messages if m[0] == "WARNING" and "placeholders" in m[2]]
     assert len(warnings) == 1
     for command in (
-        "python -m maas.layers build-runtime --arch x86_64",
+        "python -m maas.tools.layers build-runtime --arch x86_64",
         "maas models build all-minilm-l6-v2",
         "maas models train-classifier",  # the classify layer's package: the catalog's build command
         "maas models build digits-cnn",
@@ -70,7 +70,7 @@ def test_fresh_clone_synthesizes_with_placeholders_that_cannot_deploy(fresh):
     assert rule["Assert"] == {"Fn::Equals": ["placeholder-assets", "built-assets"]}
     assert "maas models build" in rule["AssertDescription"]
     readme = next(Path(fresh.outdir).parent.glob("staging/placeholders/runtime-*/README.md"))
-    assert "python -m maas.layers build-runtime" in readme.read_text()
+    assert "python -m maas.tools.layers build-runtime" in readme.read_text()
 
 
 def test_require_built_assets_turns_placeholders_into_a_synth_error(tmp_path):

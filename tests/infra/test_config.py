@@ -7,7 +7,7 @@ import json
 import pytest
 
 from infra.config import ConfigError, load_config, load_plans
-from maas.plans import load_plans as runtime_plans
+from maas.tenancy.plans import load_plans as runtime_plans
 
 
 def write(tmp_path, data: dict) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maas import layers
+from maas.tools import layers
 from tests.infra.conftest import write_fake_package
 
 
@@ -87,8 +87,8 @@ def test_sagemaker_archive_has_the_package_at_its_root_the_code_beside_it_and_is
         root = sorted(n for n in names if "/" not in n)
         assert root == ["manifest.json", "model.onnx", "tokenizer.json"]
         code = {n.removeprefix("code/") for n in names if n.startswith("code/")}
-        assert {"inference.py", "requirements.txt", "SHA256SUMS", "maas/endpoint/inference.py"} <= code
-        assert not any(n.startswith(("maas/build/", "maas/local/", "maas/bench/")) for n in code)
+        assert {"inference.py", "requirements.txt", "SHA256SUMS", "maas/heavy/endpoint/inference.py"} <= code
+        assert not any(n.startswith(("maas/tools/build/", "maas/tools/local/", "maas/tools/bench/")) for n in code)
         assert "onnxruntime-gpu" in tar.extractfile("code/requirements.txt").read().decode()
         sums = tar.extractfile("code/SHA256SUMS").read().decode().splitlines()
         assert {line.split("  ", 1)[1] for line in sums} == code - {"SHA256SUMS"}

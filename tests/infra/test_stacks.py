@@ -10,7 +10,7 @@ from infra.config import load_config
 from infra.cost import alarm_count
 from infra.functions import ALIAS
 from infra.gpu import VARIANT
-from maas import constants
+from maas.settings import names as constants
 from maas.tables import ALL_TABLES, API_KEYS, JOBS, TENANTS, USAGE, create_table_kwargs
 from tests.infra.templates import as_list, only, policy_of_role, resources, routes, statements, text
 

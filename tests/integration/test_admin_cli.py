@@ -1,4 +1,4 @@
-"""`maas tenants|keys|usage` driven through maas.cli.main against the emulator (--local): keys shown once
+"""`maas tenants|keys|usage` driven through maas.tools.cli.main against the emulator (--local): keys shown once
 and working, lifecycle commands, exact invoice math, exports without key material, clean errors."""
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from decimal import Decimal
 
 import pytest
 
-from maas.cli import main
 from maas.errors import Forbidden, Unauthorized
-from maas.local.emulator import aws_env
-from maas.metering import Meter, UsageEvent
-from maas.plans import default_plans
+from maas.metering.store import Meter, UsageEvent
 from maas.tables import API_KEYS, TENANTS, USAGE
-from maas.tenancy import TenantStore
+from maas.tenancy.plans import default_plans
+from maas.tenancy.store import TenantStore
+from maas.tools.cli import main
+from maas.tools.local.emulator import aws_env
 
 KEY = re.compile(r"maas_[A-Za-z0-9]{8}_[A-Za-z0-9]{32}")
 TABLE_VARS = (TENANTS.env_var, API_KEYS.env_var, USAGE.env_var, "MAAS_LOCAL_AWS")
@@ -427,10 +427,10 @@ def test_every_admin_command_explains_itself(capsys, argv):
 def test_on_a_deployment_new_tenants_get_their_usage_plan_key(aws):
     """API Gateway throttles by the usageIdentifierKey the authorizer returns only if an API key with that
     value is attached to the plan's usage plan: tenant creation on a deployment registers it."""
-    from maas.admin import BadArgument, Target, usage_plan_keys
-    from maas.plans import default_plans
     from maas.tables import API_KEYS, TENANTS
-    from maas.tenancy import TenancyError, TenantStore, UsagePlanKeys
+    from maas.tenancy.plans import default_plans
+    from maas.tenancy.store import TenancyError, TenantStore, UsagePlanKeys
+    from maas.tools.admin import BadArgument, Target, usage_plan_keys
 
     deployed = Target("t", "k", "u", None)
     with pytest.raises(BadArgument, match="UsagePlanIds"):

@@ -8,11 +8,11 @@ import uuid
 import pytest
 import requests
 
-from maas.local.emulator import aws_env, table_env
-from maas.local.functions import LambdaContext, load_handler
-from maas.plans import default_plans
 from maas.tables import API_KEYS, TENANTS
-from maas.tenancy import TenantStore, hash_key
+from maas.tenancy.plans import default_plans
+from maas.tenancy.store import TenantStore, hash_key
+from maas.tools.local.emulator import aws_env, table_env
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import load_event
 
 
@@ -101,16 +101,16 @@ def test_keys_never_appear_in_logs(store, authorizer, caplog):
 
 @pytest.fixture(scope="module")
 def served(model_dir):
-    from maas.local.server import LocalApi, LocalGateway, function_env, start
+    from maas.tools.local.server import LocalApi, LocalGateway, function_env, start
 
-    # Cache TTL 0 so revocation is visible at once (the deployed TTL is maas.constants.AUTHORIZER_CACHE_TTL_S).
+    # Cache TTL 0 so revocation is visible at once (the deployed TTL is maas.settings.names.AUTHORIZER_CACHE_TTL_S).
     # The gateway's free plan here refills one request per 1000 s (burst 3), so the throttling test does not
     # depend on how fast this machine answers; the functions bill with the real plans from plans.toml.
     slow = default_plans()["free"].model_copy(update={"rate_limit": 0.001, "burst_limit": 3})
     plans = {**default_plans(), "free": slow}
     api = LocalApi(env=function_env(model_dir), gateway=LocalGateway(cache_ttl_s=0, plans=plans))
     running = start(port=0, api=api)
-    from maas.local.emulator import AwsEmulator
+    from maas.tools.local.emulator import AwsEmulator
 
     emulator = AwsEmulator()
     emulator.url = running.moto_url
@@ -158,7 +158,7 @@ def test_tenant_smuggling_headers_do_not_change_the_tenant(served):
 
 def test_rotate_and_revoke_refuse_unknown_or_revoked_keys_without_side_effects(store):
     tenant, key, record = _tenant(store)
-    from maas.tenancy import TenancyError
+    from maas.tenancy.store import TenancyError
 
     with pytest.raises(TenancyError, match="has no key maas_nope0000"):
         store.rotate_key(tenant.tenant_id, "maas_nope0000")

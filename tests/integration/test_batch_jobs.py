@@ -9,18 +9,18 @@ import uuid
 import numpy as np
 import pytest
 
-from maas import jobs as j
-from maas.batch import BatchWorker, csv_bytes
-from maas.batch_local import QueueDriver, event_for_object
-from maas.billing import Billing
-from maas.embedder import TextEmbedder
-from maas.jobs import JobStore
-from maas.local.functions import LambdaContext
-from maas.metering import Meter
-from maas.package import read_manifest
-from maas.plans import default_plans
+from maas.inference.embedder import TextEmbedder
+from maas.inference.package import read_manifest
+from maas.jobs import store as j
+from maas.jobs.store import JobStore
+from maas.jobs.worker import BatchWorker, csv_bytes
+from maas.metering.charge import Billing
+from maas.metering.store import Meter
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE, create_table_kwargs
-from maas.tenancy import SUSPENDED, TenantStore
+from maas.tenancy.plans import default_plans
+from maas.tenancy.store import SUSPENDED, TenantStore
+from maas.tools.local.batch import QueueDriver, event_for_object
+from maas.tools.local.functions import LambdaContext
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from maas.local.server import start
+from maas.tools.local.server import start
 
 
 @pytest.fixture(scope="module")

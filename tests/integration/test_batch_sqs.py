@@ -8,10 +8,13 @@ import uuid
 
 import pytest
 
-from maas.batch import BatchWorker
-from maas.batch_local import QueueDriver, event_for_object
-from maas.billing import Billing
-from maas.constants import (
+from maas.inference.embedder import TextEmbedder
+from maas.inference.package import read_manifest
+from maas.jobs.store import JobStore
+from maas.jobs.worker import BatchWorker
+from maas.metering.charge import Billing
+from maas.metering.store import Meter
+from maas.settings.names import (
     ENV_CHUNK_LINES,
     ENV_CONTINUATION_QUEUE_URL,
     ENV_DLQ_URL,
@@ -20,15 +23,12 @@ from maas.constants import (
     ENV_MAX_RECEIVE_COUNT,
     ENV_MODEL_SOURCE,
 )
-from maas.embedder import TextEmbedder
-from maas.jobs import JobStore
-from maas.local.emulator import aws_env, table_env
-from maas.local.functions import LambdaContext, load_handler
-from maas.metering import Meter
-from maas.package import read_manifest
-from maas.plans import default_plans
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE, create_table_kwargs
-from maas.tenancy import TenantStore
+from maas.tenancy.plans import default_plans
+from maas.tenancy.store import TenantStore
+from maas.tools.local.batch import QueueDriver, event_for_object
+from maas.tools.local.emulator import aws_env, table_env
+from maas.tools.local.functions import LambdaContext, load_handler
 
 RECEIVES = 3
 
@@ -158,7 +158,7 @@ def test_the_real_handlers_upload_to_results_through_the_job_api(aws, model_dir,
     GET /v1/jobs/{id}: completed, with progress and result URLs; another tenant gets a 404."""
     import urllib.request
 
-    from maas.local.apigw import make_event
+    from maas.tools.local.apigw import make_event
 
     fenv = _function_env(
         aws,

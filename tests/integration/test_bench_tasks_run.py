@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from maas import paths
-from maas.bench.tasks import CONTENDERS, TASKS, report
-from maas.build.classifier import default_data, ensure_built
-from maas.cli import main
+from maas.tools import paths
+from maas.tools.bench.tasks import CONTENDERS, TASKS, report
+from maas.tools.build.classifier import default_data, ensure_built
+from maas.tools.cli import main
 
 
 def test_bench_tasks_runs_every_task_and_writes_results(model_dir, tmp_path, capsys):

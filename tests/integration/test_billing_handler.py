@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext
-from maas.metering import Meter, day_of, month_of
-from maas.plans import default_plans
+from maas.metering.store import Meter, day_of, month_of
 from maas.tables import USAGE
+from maas.tenancy.plans import default_plans
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext
 
 
 @pytest.fixture

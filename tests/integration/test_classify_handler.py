@@ -9,14 +9,14 @@ import uuid
 
 import pytest
 
-from maas import paths
-from maas.build.classifier import default_data, ensure_built, read_report
-from maas.cli import main
-from maas.loader import verify_package
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext, load_handler
-from maas.metering import Meter
+from maas.inference.loader import verify_package
+from maas.metering.store import Meter
 from maas.tables import USAGE
+from maas.tools import paths
+from maas.tools.build.classifier import default_data, ensure_built, read_report
+from maas.tools.cli import main
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import function_env, load_event
 
 NAME = "ticket-intents"
@@ -224,7 +224,7 @@ def test_train_classifier_cli_shows_progress_and_rebuilds_byte_identically(class
 def test_maas_serve_routes_classify_behind_the_authorizer(model_dir, classifier_dir):
     import requests
 
-    from maas.local.server import start
+    from maas.tools.local.server import start
 
     assert classifier_dir.parent == model_dir.parent  # the classify function finds it next to the embedding model
     running = start(port=0, model_dir=model_dir)

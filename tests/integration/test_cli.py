@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from maas import paths
-from maas.cli import main
+from maas.tools import paths
+from maas.tools.cli import main
 
 EXPECTED = {
     "embeddings-post.json": 200,

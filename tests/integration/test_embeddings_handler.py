@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext, load_handler
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import load_event
 
 

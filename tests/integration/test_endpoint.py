@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maas.endpoint.server import start
-from maas.endpoint.service import CPU, EndpointService, EndpointSettings
+from maas.heavy.endpoint.server import start
+from maas.heavy.endpoint.service import CPU, EndpointService, EndpointSettings
 
 DEVICE = os.environ.get("MAAS_TEST_DEVICE", "cpu")
 GOLDEN_ATOL = 1e-5 if DEVICE == "cpu" else 1e-3  # CUDA kernels sum in another order (TF32 is off by default)
@@ -197,7 +197,7 @@ class _Context:
 
 
 def test_framework_container_entry_points(fp32_model_dir):
-    from maas.endpoint import inference
+    from maas.heavy.endpoint import inference
 
     model = inference.model_fn(str(fp32_model_dir))
     ctx = _Context({"X-Amzn-SageMaker-Custom-Attributes": "route=embeddings"})
@@ -216,7 +216,7 @@ def test_model_archive_loads_from_its_own_code_and_refuses_tampering(fp32_model_
     """model.tar.gz unpacked as SageMaker does: code/ alone on the path imports maas from code/, checks
     SHA256SUMS and the package's sha256s, pulls in neither boto3 nor Powertools, and answers; a changed code file
     is refused before anything loads."""
-    from maas.layers import build_sagemaker_archive
+    from maas.tools.layers import build_sagemaker_archive
 
     archive = build_sagemaker_archive(fp32_model_dir.name, models_dir=fp32_model_dir.parent, build_dir=tmp_path)
     model_dir = tmp_path / "opt-ml-model"
@@ -224,7 +224,7 @@ def test_model_archive_loads_from_its_own_code_and_refuses_tampering(fp32_model_
         tar.extractall(model_dir, filter="data")
     probe = (
         "import json, sys; sys.path.insert(0, sys.argv[1] + '/code');"
-        "import inference; from maas.endpoint import inference as i;"
+        "import inference; from maas.heavy.endpoint import inference as i;"
         "m = inference.model_fn(sys.argv[1]); a = i.predict_fn((b'{\"input\": \"hi\"}', 'application/json', {}), m);"
         "print(json.dumps({'file': i.__file__, 'status': a.status, 'units': a.units,"
         "'boto3': 'boto3' in sys.modules, 'powertools': 'aws_lambda_powertools' in sys.modules}))"
@@ -235,6 +235,6 @@ def test_model_archive_loads_from_its_own_code_and_refuses_tampering(fp32_model_
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert Path(result["file"]).is_relative_to(model_dir / "code")
     assert result == {**result, "status": 200, "units": 3, "boto3": False, "powertools": False}
-    (model_dir / "code" / "maas" / "v2.py").write_text("raise SystemExit('tampered')\n")
+    (model_dir / "code" / "maas" / "tasks" / "v2.py").write_text("raise SystemExit('tampered')\n")
     run = subprocess.run([sys.executable, "-c", probe, str(model_dir)], capture_output=True, text=True, env=env)
     assert run.returncode != 0 and "SHA256SUMS" in run.stderr

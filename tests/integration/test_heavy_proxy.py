@@ -19,10 +19,10 @@ import boto3
 import numpy as np
 import pytest
 
-from maas import constants as c
-from maas.endpoint.service import EndpointService, EndpointSettings
-from maas.local.endpoint import proxy_env, start_local_endpoint
-from maas.local.functions import LambdaContext, load_handler
+from maas.heavy.endpoint.service import EndpointService, EndpointSettings
+from maas.settings import names as c
+from maas.tools.local.endpoint import proxy_env, start_local_endpoint
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import function_env, load_event
 from tests.integration.test_batch_jobs import _results, _units, embedder, env  # noqa: F401 (fixtures)
 from tests.integration.test_v2_handler import (
@@ -262,7 +262,7 @@ def test_unreachable_endpoint_is_503_at_once(aws, fp32_model_dir):
 def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, model_dir, endpoint, reference):
     """OpenAI clients reach the heavy model through POST /v1/embeddings unchanged: the embeddings function sends
     that model's requests to its endpoint (billed once, in the endpoint's tokens) and serves its own package."""
-    from maas.local.endpoint import forwarding_env
+    from maas.tools.local.endpoint import forwarding_env
 
     variables = {**function_env(aws, model_dir), **forwarding_env(proxy_env(HEAVY, endpoint.url))}
     handler = load_handler("embeddings", variables)
@@ -279,7 +279,7 @@ def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, mo
 
 
 def test_a_malformed_forwarding_setting_is_refused_at_init(aws, model_dir):
-    from maas.settings import SettingsError
+    from maas.settings.functions import SettingsError
 
     with pytest.raises(SettingsError, match="MAAS_HEAVY_MODELS"):
         load_handler("embeddings", {**function_env(aws, model_dir), c.ENV_HEAVY_MODELS: '["not", "a", "map"]'})
@@ -295,12 +295,12 @@ def test_a_batch_job_for_the_heavy_model_runs_on_its_endpoint_in_order_billed_on
     """POST /v1/jobs with the heavy model: the S3 worker sends each part to the endpoint in slices under the 6 MiB
     limit, writes one line per input in order (bad lines reported), bills each part once in the endpoint's
     tokens (long lines up to 512), and a redelivered event changes nothing."""
-    from maas import jobs as j
-    from maas.batch_local import event_for_object
-    from maas.heavy import HeavyEndpoint
-    from maas.jobs import JobStore
-    from maas.settings import HeavyProxySettings
+    from maas.heavy.client import HeavyEndpoint
+    from maas.jobs import store as j
+    from maas.jobs.store import JobStore
+    from maas.settings.functions import HeavyProxySettings
     from maas.tables import JOBS
+    from maas.tools.local.batch import event_for_object
 
     texts = [f"line {i} " + "of a rather long document " * (i % 7) * 20 for i in range(240)]
     lines = [json.dumps(t) for t in texts]
@@ -344,7 +344,7 @@ def test_a_batch_job_for_the_heavy_model_runs_on_its_endpoint_in_order_billed_on
 
 
 def test_remote_slices_stay_under_the_payload_limit():
-    from maas.heavy import RemoteEmbedder
+    from maas.heavy.client import RemoteEmbedder
 
     remote = RemoteEmbedder(endpoint=None, max_texts=3, max_bytes=100)
     texts = ["a" * 40, "b" * 40, "c", "d", "e", "f" * 200, "g"]

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maas.build import digits
-from maas.build.minilm import BuildError
-from maas.cli import main
-from maas.loader import verify_package
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext, load_handler
-from maas.metering import Meter
-from maas.package import read_report
+from maas.inference.loader import verify_package
+from maas.inference.package import read_report
+from maas.metering.store import Meter
 from maas.tables import USAGE
+from maas.tools.build import digits
+from maas.tools.build.minilm import BuildError
+from maas.tools.cli import main
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import function_env, load_event
 
 PATH = "/v1/images/classify"
@@ -151,8 +151,8 @@ def test_raw_png_and_jpeg_bodies_give_one_flat_list(image_handler, held_out):
 def test_scores_match_the_model_on_the_dataset_arrays(image_handler, digits_dir, held_out):
     """Golden: through HTTP shapes, PNG, decoding and preprocessing, the probabilities equal the packaged
     graph's on the dataset's own arrays within 0.01 (rendering rounds each value to a grey level)."""
-    from maas.image_classify import ImageClassifier
-    from maas.package import read_manifest
+    from maas.inference.package import read_manifest
+    from maas.tasks.images import ImageClassifier
 
     x, _ = held_out
     manifest = read_manifest(digits_dir)
@@ -335,7 +335,7 @@ def test_sample_events(image_handler, event, status):
 def test_maas_serve_takes_a_raw_png_body_over_http(model_dir, digits_dir, held_out):
     import requests
 
-    from maas.local.server import start
+    from maas.tools.local.server import start
 
     assert digits_dir.parent == model_dir.parent  # the image function finds it beside the embedding model
     x, y = held_out

@@ -17,8 +17,8 @@ import openai
 import pytest
 import requests
 
-from maas import paths
-from maas.local.server import MAX_BODY_BYTES, LocalApi, Route, start
+from maas.tools import paths
+from maas.tools.local.server import MAX_BODY_BYTES, LocalApi, Route, start
 
 DIMS = 384
 MODEL = "all-minilm-l6-v2"
@@ -49,7 +49,7 @@ def _assert_error_shape(response: requests.Response, status: int, code: str | No
 def base_url():
     model_dir = paths.model_dir(MODEL)
     if not (model_dir / "manifest.json").is_file():
-        from maas.build.minilm import build
+        from maas.tools.build.minilm import build
 
         build(model_dir, compare=False)
     running = start(port=0, model_dir=model_dir)

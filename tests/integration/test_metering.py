@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from maas.metering import Meter, QuotaExceeded, UsageEvent, day_of, month_of
+from maas.metering.store import Meter, QuotaExceeded, UsageEvent, day_of, month_of
 from maas.tables import USAGE, create_table_kwargs
 
 

@@ -8,7 +8,7 @@ import requests
 
 @pytest.fixture(scope="module")
 def served(model_dir):
-    from maas.local.server import start
+    from maas.tools.local.server import start
 
     running = start(port=0, model_dir=model_dir)
     yield running

@@ -9,10 +9,10 @@ import uuid
 import numpy as np
 import pytest
 
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext, load_handler
-from maas.metering import Meter, day_of, month_of
+from maas.metering.store import Meter, day_of, month_of
 from maas.tables import USAGE
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import function_env, load_event
 
 AUTH = {"principalId": "t-rerank", "tenant_id": "t-rerank", "plan": "enterprise", "key_prefix": "maas_rerank00"}
@@ -73,8 +73,8 @@ def test_golden_orderings_relevant_document_first(rerank_handler, query, best):
 
 
 def test_scores_are_cosines_of_the_embeddings(rerank_handler, model_dir):
-    from maas.embedder import TextEmbedder
-    from maas.package import read_manifest
+    from maas.inference.embedder import TextEmbedder
+    from maas.inference.package import read_manifest
 
     embedder = TextEmbedder(model_dir, read_manifest(model_dir))
     query = GOLDEN[0][0]

@@ -9,15 +9,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from maas import paths
-from maas.cli import main
-from maas.local.apigw import make_event
-from maas.local.emulator import aws_env, table_env
-from maas.local.functions import LambdaContext, load_handler
-from maas.metering import Meter, UsageEvent
-from maas.plans import default_plans
+from maas.metering.store import Meter, UsageEvent
 from maas.tables import API_KEYS, TENANTS, USAGE
-from maas.tenancy import TenantStore
+from maas.tenancy.plans import default_plans
+from maas.tenancy.store import TenantStore
+from maas.tools import paths
+from maas.tools.cli import main
+from maas.tools.local.apigw import make_event
+from maas.tools.local.emulator import aws_env, table_env
+from maas.tools.local.functions import LambdaContext, load_handler
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_invoke_on_the_sample_event(capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def gateway(aws):
-    from maas.local.server import AUTHORIZER_FUNCTION, ROUTES, LocalApi, LocalGateway
+    from maas.tools.local.server import AUTHORIZER_FUNCTION, ROUTES, LocalApi, LocalGateway
 
     env = {**aws_env(aws.url), **table_env()}
     routes = [r for r in ROUTES if r.function == "usage"]

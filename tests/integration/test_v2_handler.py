@@ -9,10 +9,10 @@ import uuid
 import numpy as np
 import pytest
 
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext, load_handler
-from maas.metering import Meter
+from maas.metering.store import Meter
 from maas.tables import USAGE
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import function_env, load_event
 
 AUTH = {"principalId": "t-v2", "tenant_id": "t-v2", "plan": "enterprise", "key_prefix": "maas_v2000000"}
@@ -86,7 +86,7 @@ def test_health_and_server_metadata(v2_handler):
 
 
 def test_model_metadata_comes_from_the_manifest(v2_handler, model_dir):
-    from maas.package import read_manifest
+    from maas.inference.package import read_manifest
 
     manifest = read_manifest(model_dir)
     status, body, _ = _call(v2_handler, "GET", f"/v2/models/{MODEL}")
@@ -108,8 +108,8 @@ def test_model_metadata_comes_from_the_manifest(v2_handler, model_dir):
 
 
 def test_infer_round_trip_equals_the_embedder(v2_handler, model_dir, tensors):
-    from maas.embedder import TextEmbedder
-    from maas.package import read_manifest
+    from maas.inference.embedder import TextEmbedder
+    from maas.inference.package import read_manifest
 
     ids, mask = tensors
     status, body, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"id": "r1", "inputs": _inputs(ids, mask)})

@@ -13,14 +13,15 @@ import time
 
 import pytest
 
-from maas import catalog as catalog_module
-from maas import classify_service, embeddings_service
-from maas.catalog import load_catalog
-from maas.classify_schemas import ClassifyRequest
-from maas.classify_service import ClassifyService
 from maas.errors import NotFound
-from maas.local.functions import load_handler
-from maas.settings import ClassifySettings
+from maas.inference import catalog as catalog_module
+from maas.inference.catalog import load_catalog
+from maas.schemas.classify import ClassifyRequest
+from maas.settings.functions import ClassifySettings
+from maas.tasks import classify as classify_service
+from maas.tasks import embeddings as embeddings_service
+from maas.tasks.classify import ClassifyService
+from maas.tools.local.functions import load_handler
 from tests.conftest import function_env
 from tests.integration.test_v2_handler import _call, fresh_tenant
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maas.bench.common import (
+from maas.tools.bench.common import (
     MIB,
     SizeReport,
     cpu_model,
@@ -21,8 +21,8 @@ from maas.bench.common import (
     runtime_requirements,
     split_evenly,
 )
-from maas.bench.embeddings import batch_sentences, check, ratio_line, ratios, table_rows
-from maas.layer_rules import dependency_closure, normalize_name, requirement_names
+from maas.tools.bench.embeddings import batch_sentences, check, ratio_line, ratios, table_rows
+from maas.tools.layer_rules import dependency_closure, normalize_name, requirement_names
 
 
 def test_percentile_interpolates_between_ranks_like_numpy():

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from maas import paths
-from maas.bench import raw
-from maas.bench.tasks import TASKS, _settings, compare, table_rows
-from maas.local.server import ROUTES
+from maas.tools import paths
+from maas.tools.bench import raw
+from maas.tools.bench.tasks import TASKS, _settings, compare, table_rows
+from maas.tools.local.server import ROUTES
 
 
 def _args(**overrides) -> argparse.Namespace:
@@ -36,7 +36,7 @@ def test_each_spec_names_a_function_its_route_and_a_baseline(name):
     # The function exists and is the one the API routes the spec's path to
     assert (paths.FUNCTIONS_DIR / spec.function / "app.py").is_file()
     assert _served("POST", spec.path) == spec.function
-    # The baseline is a class of maas/bench/raw.py, and the function deploys what the baseline loads
+    # The baseline is a class of maas/tools/bench/raw.py, and the function deploys what the baseline loads
     assert isinstance(getattr(raw, spec.raw), type)
     assert spec.raw_model in spec.models
     assert isinstance(spec.raw_options(), dict)

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from maas import paths
-from maas.catalog import Catalog, CatalogEntry, CatalogError, catalog_table, default_catalog, load_catalog
-from maas.cli import main
 from maas.errors import NotFound
-from maas.package import Manifest
+from maas.inference.catalog import Catalog, CatalogEntry, CatalogError, catalog_table, default_catalog, load_catalog
+from maas.inference.package import Manifest
+from maas.tools import paths
+from maas.tools.cli import main
 
 
 def _entry(**kw) -> CatalogEntry:
@@ -87,8 +87,8 @@ def test_an_entry_must_say_how_it_is_made(tmp_path):
 
 
 def test_resolve_served_refuses_other_models_and_versions(model_dir):
-    from maas.catalog import resolve_served
-    from maas.package import read_manifest
+    from maas.inference.catalog import resolve_served
+    from maas.inference.package import read_manifest
 
     manifest: Manifest = read_manifest(model_dir)
     assert resolve_served("All-MiniLM-L6-v2@latest", manifest) is manifest
@@ -128,7 +128,7 @@ def test_models_list_shows_sizes_quality_and_unbuilt(model_dir, tmp_path, capsys
 def test_maas_serve_routes_every_task_the_catalog_serves_on_lambda():
     """Each task a deployed (non-placeholder, non-SageMaker) catalog entry answers has a function and a POST
     route in `maas serve`'s route table, and that function gets a model source."""
-    from maas.local.server import ROUTES, function_env
+    from maas.tools.local.server import ROUTES, function_env
 
     env = function_env(paths.model_dir())
     posts = {r.function for r in ROUTES if r.method == "POST"}

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maas.build.classifier import DatasetError, default_data, read_dataset, train_head
-from maas.classify_model import ZERO_SHOT_TEMPERATURE, ranked, zero_shot_scores
-from maas.settings import ClassifySettings
+from maas.inference.classifiers import ZERO_SHOT_TEMPERATURE, ranked, zero_shot_scores
+from maas.settings.functions import ClassifySettings
+from maas.tools.build.classifier import DatasetError, default_data, read_dataset, train_head
 
 
 def _csv(tmp_path: Path, rows: list[list[str]], header=("text", "label")) -> Path:

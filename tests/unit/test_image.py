@@ -1,4 +1,4 @@
-"""maas.image: format sniffing, base64 rules and the manifest-driven preprocessing, on synthetic pictures."""
+"""maas.inference.images: format sniffing, base64 rules and the manifest-driven preprocessing, on synthetic pictures."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from maas.errors import InvalidRequest, UnsupportedMediaType
-from maas.image import ImageDecoder, decode_base64, preprocess, sniff_format
-from maas.package import ImagePreprocessing
+from maas.inference.images import ImageDecoder, decode_base64, preprocess, sniff_format
+from maas.inference.package import ImagePreprocessing
 
 
 def _spec(**kw) -> ImagePreprocessing:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from maas import paths
-from maas.bench.common import runtime_requirements
-from maas.layer_rules import is_pruned, materialize_runtime
+from maas.tools import paths
+from maas.tools.bench.common import runtime_requirements
+from maas.tools.layer_rules import is_pruned, materialize_runtime
 
 
 def test_prune_rules():
@@ -57,8 +57,8 @@ def _serve(layer, tmp_path: Path, function: str, request: str, env: dict[str, st
         import json, sys
         sys.path[:0] = [{str(app)!r}, {str(code)!r}, {str(python)!r}, {str(provided)!r}]
         import app
-        from maas.local.apigw import make_event
-        from maas.local.functions import LambdaContext
+        from maas.tools.local.apigw import make_event
+        from maas.tools.local.functions import LambdaContext
         """
     ) + textwrap.dedent(request)
     env = {**env, "MAAS_METERING": "off", "PATH": "/usr/bin:/bin"}
@@ -99,7 +99,7 @@ def test_the_runtime_layer_has_no_pillow(layer):
 
 def test_image_handler_decodes_png_and_jpeg_from_the_pruned_layer(image_layer, digits_dir, tmp_path):
     layer = image_layer
-    from maas.build.digits import load_split, render
+    from maas.tools.build.digits import load_split, render
 
     split = load_split()
     png, jpeg = render(split["x_test"][0], 32), render(split["x_test"][1], 64, fmt="JPEG", resample="bilinear")

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from maas.loader import ModelPackageError, download_s3_package, resolve_package, verify_package
+from maas.inference.loader import ModelPackageError, download_s3_package, resolve_package, verify_package
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from importlib import resources
 
 import numpy as np
 
-from maas.embedder import TextEmbedder
-from maas.package import read_manifest
+from maas.inference.embedder import TextEmbedder
+from maas.inference.package import read_manifest
 
 # Tolerances, stated: the fp32 ONNX package must reproduce sentence-transformers (torch, fp32) to
 # 1e-5 per component; the int8 package must keep every golden sentence at cosine >= 0.99 and every
@@ -89,7 +89,7 @@ def test_long_input_is_truncated_at_the_model_limit(model_dir):
 
 
 def test_building_twice_gives_the_same_sha256s(model_dir, tmp_path):
-    from maas.build.minilm import build
+    from maas.tools.build.minilm import build
 
     again = build(tmp_path / "again", compare=False, quiet=True)
     assert {k: v.sha256 for k, v in again.files.items()} == {

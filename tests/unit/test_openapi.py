@@ -8,10 +8,10 @@ import re
 import pytest
 
 from maas.api import openapi
-from maas.api.http import DOCS_PATH, OPENAPI_PATH
-from maas.local.apigw import make_event
-from maas.local.functions import LambdaContext
-from maas.local.server import ROUTES
+from maas.api.resolver import DOCS_PATH, OPENAPI_PATH
+from maas.tools.local.apigw import make_event
+from maas.tools.local.functions import LambdaContext
+from maas.tools.local.server import ROUTES
 from tests.openapi_checks import assert_documented
 
 DOC_ROUTES = {("GET", DOCS_PATH), ("GET", OPENAPI_PATH)}  # the document itself

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from maas import constants as c
-from maas.settings import EmbeddingsSettings, SettingsError
+from maas.settings import names as c
+from maas.settings.functions import EmbeddingsSettings, SettingsError
 from maas.tables import USAGE
 
 METERED = {USAGE.env_var: "maas-usage"}
@@ -39,7 +39,7 @@ def test_invalid_values_name_the_variable(name, value):
 
 
 def test_tracer_only_where_it_traces():
-    from maas.wiring import make_tracer
+    from maas.observability import make_tracer
 
     assert make_tracer("maas", {}) is None  # outside Lambda: no X-Ray SDK import at all
     assert make_tracer("maas", {"AWS_LAMBDA_FUNCTION_NAME": "f", "POWERTOOLS_TRACE_DISABLED": "true"}) is None

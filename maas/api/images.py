@@ -1,0 +1,182 @@
+"""Routes of the image classification function: POST /v1/images/classify (Hugging Face image-classification).
+
+Two request forms:
+- raw bytes: the image as the body with `Content-Type: image/png` or `image/jpeg` (API Gateway delivers them
+  base64-encoded, `isBase64Encoded: true`, as they are binary media types); `?top_k=` and `?model=` in the
+  query string. The answer is one list of `{"label", "score"}`, best first.
+- JSON: `{"inputs": "<base64>" | ["<base64>", ...], "parameters": {"top_k": n}, "model": id}`. One image gets
+  one list; a list of images gets one list per image, in order (at most MAAS_MAX_INPUTS, default 32).
+
+`top_k` defaults to 5 (Hugging Face's default); larger than the label count gives every label; below 1 is a
+400. Any other content type is a 415. Authenticated and metered like every task route: the tenant from the
+authorizer's context, a quota pre-check, one exactly-once usage event per request whose units are the number
+of images (task image-classify, priced by the image-classification family); refused requests are not billed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import RootModel
+
+from maas.api.openapi import DOCS_ONLY
+from maas.api.rerank import MeteredPost, json_body, resolver_response
+from maas.api.resolver import JSON, create_resolver
+from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from maas.inference.images import MEDIA_TYPES
+from maas.metering.charge import Billing
+from maas.schemas.classify import LabelScore
+from maas.schemas.embeddings import ErrorResponse
+from maas.tasks.images import ImageClassifyRequest, ImageClassifyService
+
+IMAGES_PATH = "/v1/images/classify"
+ERRORS = {
+    status: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
+    for status, text in (
+        (400, "Invalid request, bad base64 or an image that cannot be decoded"),
+        (401, "Missing API key"),
+        (404, "Unknown model"),
+        (413, "Body too large, or an image with too many pixels"),
+        (415, "Not a PNG, JPEG or JSON body"),
+        (429, "Quota exceeded"),
+        (503, "Model unavailable"),
+    )
+}
+
+
+class ImageClassifyResponse(RootModel[list[LabelScore] | list[list[LabelScore]]]):
+    """One image: its labels sorted by score (highest first); a list of images: one such list per image."""
+
+
+@dataclass(frozen=True)
+class RawImage:
+    data: bytes
+    top_k: int | None
+    model: str | None
+
+
+def media_type(event: dict) -> str:
+    headers = event.get("headers") or {}
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), None) or ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _query_top_k(query: dict) -> int | None:
+    text = query.get("top_k")
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidRequest(f"'top_k' must be an integer, got {text!r}.", param="top_k") from None
+
+
+def raw_image(event: dict, max_body_bytes: int) -> RawImage:
+    """The image bytes of a raw body (413 over the body limit, 400 when empty)."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        if len(body) > 4 * (max_body_bytes // 3 + 1):
+            raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("The request body is not valid base64.", code="invalid_base64") from None
+    else:  # the gateway did not treat the type as binary: the bytes arrived as text, and are likely mangled
+        data = body.encode("utf-8", "surrogateescape")
+    if len(data) > max_body_bytes:
+        raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
+    if not data:
+        raise InvalidRequest("The request body is empty; send a PNG or JPEG image.", param="body")
+    query = event.get("queryStringParameters") or {}
+    return RawImage(data, _query_top_k(query), query.get("model"))
+
+
+class ImageClassifyApi:
+    """The function's API: call it with an API Gateway REST event and a Lambda context."""
+
+    def __init__(self, service: ImageClassifyService, billing: Billing, logger: logging.Logger):
+        self.service = service
+        self.max_body_bytes = service.settings.max_body_bytes
+        self.post = MeteredPost(billing, logger, self.max_body_bytes)
+        self.app = self._resolver(logger)
+
+    def __call__(self, event: dict, context) -> dict:
+        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == IMAGES_PATH:
+            return self.post_classify(event)
+        return self.app.resolve(event, context)
+
+    def _parse(self, event: dict) -> ImageClassifyRequest | RawImage:
+        media = media_type(event)
+        if media in MEDIA_TYPES:
+            return raw_image(event, self.max_body_bytes)
+        if media and media != JSON:
+            raise UnsupportedMediaType(
+                f"Content-Type {media!r} is not accepted: send the image itself (image/png or image/jpeg) or "
+                "JSON with base64 images (application/json)."
+            )
+        return json_body(event, ImageClassifyRequest, self.max_body_bytes)
+
+    def _run(self, request: ImageClassifyRequest | RawImage) -> tuple[list, int, object]:
+        if isinstance(request, RawImage):
+            result = self.service.from_bytes(request.data, request.top_k, request.model)
+        else:
+            result = self.service.from_json(request)
+        return result.body, result.units, self.service.manifest
+
+    def post_classify(self, event: dict) -> dict:
+        return self.post(event, self._parse, self._run)
+
+    def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
+        app = create_resolver(self.max_body_bytes, logger)
+
+        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
+        @app.post(
+            IMAGES_PATH,
+            summary="Classify images (Hugging Face image-classification; raw image/png or image/jpeg bodies too)",
+            responses={200: {"description": "Labels", "content": {JSON: {"model": ImageClassifyResponse}}}, **ERRORS},
+        )
+        def classify(request: Annotated[ImageClassifyRequest, Body()]):
+            return resolver_response(self.post_classify(app.current_event.raw_event))
+
+        return app
+
+
+def create_app(service: ImageClassifyService, billing: Billing, logger: logging.Logger) -> ImageClassifyApi:
+    return ImageClassifyApi(service, billing, logger)
+
+
+def openapi_app() -> APIGatewayRestResolver:
+    """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
+    return ImageClassifyApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app
+
+
+def openapi_patch(doc: dict) -> None:
+    """The route also takes the image itself (image/png, image/jpeg), with `top_k` and `model` in the query."""
+    operation = doc["paths"][IMAGES_PATH]["post"]
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    operation["requestBody"]["content"].update({media: binary for media in sorted(MEDIA_TYPES)})
+    raw_only = "raw image bodies only (JSON bodies carry it in the body)"
+    operation.setdefault("parameters", []).extend(
+        [
+            {
+                "name": "top_k",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1},
+                "description": f"labels to return; {raw_only}",
+            },
+            {
+                "name": "model",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": f"model id; {raw_only}",
+            },
+        ]
+    )

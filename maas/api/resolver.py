@@ -1,0 +1,108 @@
+"""Resolver plumbing shared by every route module: the one error shape, body limits, OpenAPI/Swagger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pydantic_core
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+
+from maas.api.openapi import document_json, swagger_html
+from maas.bodies import (  # noqa: F401  (re-exported: the route modules import them from here)
+    check_body_size,
+    describe_validation_errors,
+    dumps,
+    invalid_json,
+    validation_error,
+)
+from maas.errors import (
+    ApiError,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+    internal_error_body,
+)
+
+JSON = "application/json"
+DOCS_PATH = "/docs"
+OPENAPI_PATH = "/openapi.json"
+
+
+def documented(model: type, description: str) -> dict:
+    """An OpenAPI response entry (for a route's ``responses``) whose JSON body is ``model``."""
+    return {"description": description, "content": {JSON: {"model": model}}}
+
+
+def error_response(err: ApiError) -> Response:
+    return Response(status_code=err.status, content_type=JSON, body=dumps(err.body()))
+
+
+def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
+    """Parse a JSON body, refusing oversized bodies (413) and malformed JSON (400) in the error shape."""
+
+    def parse(body: str):
+        check_body_size(body, max_body_bytes)
+        try:
+            # pydantic's parser, so the message matches the hot path's model_validate_json exactly
+            return pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise invalid_json(str(exc)) from None
+
+    return parse
+
+
+def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """Methods that have a route for ``path`` (for 405 with Allow). Reads the resolver's route table,
+    which Powertools keeps private; if that changes, this returns [] and the caller answers 404."""
+    routes = list(getattr(app, "_static_routes", [])) + list(getattr(app, "_dynamic_routes", []))
+    return sorted({r.method for r in routes if getattr(r, "rule", None) is not None and r.rule.match(path)})
+
+
+def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRestResolver:
+    """An API Gateway REST resolver with validation, the error shape for every failure, and the whole API's
+    OpenAPI document and Swagger UI (maas.api.openapi: whichever function API Gateway sends them to)."""
+    app = APIGatewayRestResolver(
+        enable_validation=True, serializer=dumps, json_body_deserializer=body_deserializer(max_body_bytes)
+    )
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def _openapi():
+        return Response(status_code=200, content_type=JSON, body=document_json(app.current_event.raw_event))
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def _docs():
+        return Response(status_code=200, content_type="text/html", body=swagger_html(app.current_event.raw_event))
+
+    @app.exception_handler(ApiError)
+    def _api_error(err: ApiError):
+        logger.info("request refused", extra={"status": err.status, "code": err.code})
+        return error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation(err: RequestValidationError):
+        return error_response(validation_error(err.errors()))
+
+    @app.not_found
+    def _not_found(_: NotFoundError):
+        event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            err = MethodNotAllowed(f"{event.http_method} is not allowed on {event.path}; use {', '.join(allowed)}.")
+            response = error_response(err)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(NotFound(f"No route for {event.http_method} {event.path}.", code="route_not_found"))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _content_type(_: RequestUnsupportedContentType):
+        return error_response(UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json)."))
+
+    @app.exception_handler(Exception)
+    def _unexpected(err: Exception):
+        logger.exception("unhandled error")
+        return Response(status_code=500, content_type=JSON, body=dumps(internal_error_body()))
+
+    return app

@@ -1,0 +1,2 @@
+"""Model objects, no HTTP and no AWS: packages, loader, catalog, model slot, sessions, embedders, classifiers,
+images."""

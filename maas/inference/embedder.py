@@ -1,0 +1,132 @@
+"""Text embedding on ONNX Runtime: one session per container, length-bucketed batches."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maas.inference.package import TOKENIZER_FILE, Manifest
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: affinity mask, then a cgroup v2 quota if one is set."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def make_session(model_path: Path, manifest: Manifest, threads: int | None = None, providers: list[str] | None = None):
+    """An InferenceSession with full graph optimisation and the manifest's session config."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or available_cpus()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    for key, value in manifest.session_config.items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(model_path), options, providers=providers or ["CPUExecutionProvider"])
+
+
+def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list:
+    """Vectors as the API sends them: `base64` (little-endian float32 bytes) or `float` JSON numbers.
+
+    Rounding to 9 decimals keeps every float32 digit that matters (|error| <= 5e-10) and makes JSON
+    encoding ~1.5x faster than printing the 17-digit doubles float32 values widen to.
+    """
+    if encoding_format == "base64":
+        le = vectors.astype("<f4", copy=False)
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in le]
+    return np.round(vectors.astype(np.float64), 9).tolist()
+
+
+@dataclass
+class Embeddings:
+    vectors: np.ndarray  # [n, dims] float32, in input order
+    token_counts: list[int]  # tokens the model processed per input, after truncation
+    truncated: list[bool]
+
+
+class TextEmbedder:
+    """Tokenize, batch by length, run the session, return vectors in input order.
+
+    Inputs are sorted by token length and cut into batches of at most ``max_batch``; each batch is
+    padded only to its own longest input, so a request mixing short and long texts wastes little.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        manifest: Manifest,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        max_batch: int = 32,
+        max_batch_tokens: int = 256,
+    ):
+        from tokenizers import Tokenizer
+
+        if manifest.task != "embeddings":
+            raise ValueError(f"{manifest.name} is a {manifest.task} model, not an embeddings model")
+        self.manifest = manifest
+        self.max_batch = max_batch
+        self.max_batch_tokens = max_batch_tokens
+        self.max_length = manifest.max_sequence_length or 512
+        self.tokenizer = Tokenizer.from_file(str(Path(folder) / TOKENIZER_FILE))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        self.session = make_session(Path(folder) / "model.onnx", manifest, threads, providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_name = manifest.outputs[0].name
+        self.dimensions = manifest.dimensions
+
+    def tokenize(self, texts: list[str]):
+        if len(texts) == 1:  # encode_batch's thread hand-off costs ~60 us, a fifth of our per-call overhead
+            return [self.tokenizer.encode(texts[0], add_special_tokens=True)]
+        return self.tokenizer.encode_batch(texts, add_special_tokens=True)
+
+    def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Index groups to run together: sorted by length, at most ``max_batch`` inputs and at most
+        ``max_batch_tokens`` padded tokens each (attention cost grows with the square of the width,
+        so one long text must not drag 31 short ones to its width)."""
+        order = np.argsort(lengths, kind="stable")
+        groups, start = [], 0
+        for end in range(1, len(order) + 1):
+            width = int(lengths[order[end - 1]])
+            if end - start > self.max_batch or (end - start) * width > max(self.max_batch_tokens, width):
+                groups.append(order[start : end - 1])
+                start = end - 1
+        groups.append(order[start:])
+        return [g for g in groups if len(g)]
+
+    def embed(self, texts: list[str], encodings=None) -> Embeddings:
+        encodings = encodings if encodings is not None else self.tokenize(texts)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        out = np.empty((len(encodings), self.dimensions), dtype=np.float32)
+        groups = [np.arange(1)] if len(encodings) == 1 else self.batches(lengths)
+        for idx in groups:
+            width = int(lengths[idx].max())
+            if len(idx) == 1:
+                ids = np.array([encodings[idx[0]].ids], dtype=np.int64)
+                mask = np.ones_like(ids)
+            else:
+                ids = np.zeros((len(idx), width), dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                for row, i in enumerate(idx):
+                    ids[row, : lengths[i]] = encodings[i].ids
+                    mask[row, : lengths[i]] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            out[idx] = self.session.run([self.output_name], {k: feed[k] for k in self.input_names})[0]
+        return Embeddings(out, lengths.tolist(), [bool(e.overflowing) for e in encodings])

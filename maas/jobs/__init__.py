@@ -1,0 +1,1 @@
+"""Batch jobs: the job store, S3/SQS sources, record parsing, the worker, the jobs service."""

@@ -1,0 +1,1 @@
+"""Usage metering: the usage store, the per-request charge, pricing, invoices and CloudEvents, reports."""

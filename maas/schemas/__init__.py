@@ -1,0 +1,1 @@
+"""Every public request and response model (a leaf: imports nothing else from maas)."""

@@ -1,0 +1,1 @@
+"""One service per public task: embeddings, classify, images, rerank, v2."""

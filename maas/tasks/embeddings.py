@@ -1,0 +1,166 @@
+"""Embeddings logic: load the model once per container, resolve model ids, embed, shape the OpenAI response."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from maas.errors import InvalidRequest, ServiceUnavailable
+from maas.inference.catalog import default_catalog, resolve_among, resolve_served
+from maas.inference.embedder import TextEmbedder, encode_vectors
+from maas.inference.loader import resolve_package
+from maas.inference.package import Manifest
+from maas.inference.validation import text_list, tokenize_checked
+from maas.schemas.embeddings import EmbeddingsRequest, ModelCard
+from maas.settings.functions import EmbeddingsSettings
+
+RETRY_LOAD_AFTER_S = 30.0
+
+
+class EmbeddingsService:
+    """Holds the container's one session. A model that fails to load is reported as 503, and loading
+    is retried at most every RETRY_LOAD_AFTER_S seconds, so a transient failure heals without a restart."""
+
+    def __init__(
+        self,
+        settings: EmbeddingsSettings,
+        logger: logging.Logger | None = None,
+        s3_client=None,
+        tracer=None,
+        *,
+        providers: list | None = None,
+        wrap=None,
+    ):
+        """``providers``: onnxruntime execution providers (default CPU); ``wrap(embedder)`` may put something
+        in front of the loaded embedder (the heavy-model endpoint's dynamic batcher)."""
+        self.settings = settings
+        self.providers = providers
+        self.wrap = wrap
+        self.tracer = tracer
+        self.logger = logger or logging.getLogger(__name__)
+        self.s3_client = s3_client
+        # Every version this container serves, the default first: MAAS_MODEL_SOURCE may list several packages
+        # (comma-separated), so an older version keeps answering `name@version` until the catalog drops it.
+        self.versions: list[tuple[TextEmbedder, Manifest]] = []
+        self.load_error: str | None = None
+        self._last_attempt = 0.0
+        self.created = int(time.time())
+        self._load()
+
+    def _load(self) -> None:
+        self._last_attempt = time.monotonic()
+        try:
+            loaded = []
+            for source in [x.strip() for x in self.settings.model_source.split(",") if x.strip()]:
+                folder, manifest = resolve_package(source, self.settings.model_cache_dir, self.s3_client)
+                embedder = TextEmbedder(
+                    folder,
+                    manifest,
+                    threads=self.settings.threads,
+                    max_batch=self.settings.batch_size,
+                    max_batch_tokens=self.settings.batch_tokens,
+                    providers=self.providers,
+                )
+                loaded.append((self.wrap(embedder) if self.wrap is not None else embedder, manifest))
+            self.versions = _latest_first(loaded)
+            self.load_error = None
+            for _, manifest in self.versions:
+                self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
+        except Exception as exc:  # any failure here must become a 503 with a logged reason, not a crash loop
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            self.logger.error(
+                "model failed to load", extra={"source": self.settings.model_source, "reason": self.load_error}
+            )
+
+    @property
+    def embedder(self) -> TextEmbedder | None:
+        """The default version's embedder (what a bare model name means); None until loaded."""
+        return self.versions[0][0] if self.versions else None
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.versions[0][1] if self.versions else None
+
+    def ready(self) -> TextEmbedder:
+        if self.embedder is None and time.monotonic() - self._last_attempt >= RETRY_LOAD_AFTER_S:
+            self._load()
+        if self.embedder is None:
+            raise ServiceUnavailable(
+                "The embedding model is unavailable: it failed to load (the reason is logged). Retry later."
+            )
+        return self.embedder
+
+    def models(self) -> list[ModelCard]:
+        """One card per served version: the default as its bare name, the others as `name@version`."""
+        self.ready()
+        return [
+            ModelCard(
+                id=m.name if i == 0 else f"{m.name}@{m.version}",
+                created=self.created,
+                owned_by="maas",
+                task=m.task,
+                version=m.version,
+                dimensions=m.dimensions,
+                max_input_tokens=m.max_sequence_length,
+            )
+            for i, (_, m) in enumerate(self.versions)
+        ]
+
+    def model(self, model_id: str) -> ModelCard:
+        self.ready()
+        manifest = resolve_among(model_id, [m for _, m in self.versions], param=None)
+        return self.models()[next(i for i, (_, m) in enumerate(self.versions) if m is manifest)]
+
+    def pick(self, model_id: str | None) -> tuple[TextEmbedder, Manifest]:
+        """The (embedder, manifest) a request's model id names; 404 if it is not served here."""
+        if len(self.versions) == 1 or model_id is None or model_id == self.manifest.name:
+            resolve_served(model_id, self.manifest)  # the default: the catalog's latest of its name
+            return self.embedder, self.manifest
+        manifest = resolve_among(model_id, [m for _, m in self.versions])
+        return next(pair for pair in self.versions if pair[1] is manifest)
+
+    def embed(self, request: EmbeddingsRequest) -> dict:
+        """Validate limits, embed, and return the OpenAI response body as a plain dict."""
+        return self.embed_billed(request)[0]
+
+    def embed_billed(self, request: EmbeddingsRequest) -> tuple[dict, Manifest]:
+        """``embed``, and the manifest of the version that answered (what the usage event records)."""
+        self.ready()
+        embedder, manifest = self.pick(request.model)  # name, name@version, name@latest, catalog aliases
+        if request.dimensions is not None and request.dimensions != manifest.dimensions:
+            raise InvalidRequest(
+                f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
+                "dimensional embeddings only.",
+                code="unsupported_parameter",
+                param="dimensions",
+            )
+        texts = text_list(request.input, "input", self.settings.max_inputs)
+        encodings = tokenize_checked(embedder, texts, request.truncate, "input")
+        if self.tracer is not None and not self.tracer.disabled:  # a disabled tracer still builds entities
+            with self.tracer.provider.in_subsegment("model run") as segment:
+                segment.put_annotation("model", manifest.name)
+                result = embedder.embed(texts, encodings)
+        else:
+            result = embedder.embed(texts, encodings)
+        tokens = int(sum(result.token_counts))
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v}
+                for i, v in enumerate(encode_vectors(result.vectors, request.encoding_format))
+            ],
+            # an older version answers under its pinned id, as GET /v1/models lists it
+            "model": manifest.name if manifest is self.manifest else f"{manifest.name}@{manifest.version}",
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }, manifest
+
+
+def _latest_first(loaded: list[tuple[TextEmbedder, Manifest]]) -> list[tuple[TextEmbedder, Manifest]]:
+    """The catalog's latest version first (what a bare name means), then the others in the order given."""
+    catalog = default_catalog()
+
+    def is_latest(manifest: Manifest) -> bool:
+        entry = catalog.resolve(manifest.name)
+        return entry is not None and entry.version == manifest.version
+
+    return sorted(loaded, key=lambda pair: not is_latest(pair[1]))

@@ -1,0 +1,131 @@
+"""Image classification (POST /v1/images/classify, the Hugging Face image-classification shape).
+
+The package's manifest says everything the runtime needs: its labels, its input and output tensors, and its
+preprocessing (`image`, read by maas.inference.images). Scores are the graph's own softmax probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from maas.errors import InvalidRequest
+from maas.inference.catalog import resolve_served
+from maas.inference.classifiers import ranked
+from maas.inference.embedder import make_session
+from maas.inference.package import MODEL_FILE, Manifest
+from maas.inference.slot import ModelSlot
+from maas.schemas.classify import ClassifyOptions
+from maas.settings import names as c
+from maas.settings.functions import ImageClassifySettings
+
+TASK = "image-classify"
+
+
+class ImageClassifyParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int | None = Field(
+        None, description=f"Return the k best labels per image (default {c.DEFAULT_IMAGE_TOP_K}, as Hugging Face)."
+    )
+
+
+class ImageClassifyRequest(BaseModel):
+    """The JSON form. Raw image bytes (Content-Type image/png or image/jpeg) are the other; their `top_k` and
+    `model` come from the query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: str | list[str] = Field(
+        description="A base64-encoded PNG or JPEG (a `data:image/...;base64,` prefix is accepted), or a list of "
+        "them: one image gets one list of labels, a list of images one list per image, in order."
+    )
+    parameters: ImageClassifyParameters | None = None
+    model: str | None = Field(None, description="Model id, e.g. `digits-cnn@1`; defaults to the served model.")
+    options: ClassifyOptions | None = None
+
+
+class ImageClassifier:
+    """A classification graph on ONNX Runtime: preprocessed images [n, ...] in, probabilities [n, labels] out."""
+
+    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None, model_file: str = MODEL_FILE):
+        if manifest.task != TASK or not manifest.labels or manifest.image is None:
+            raise ValueError(f"{manifest.name} is not an image classifier (task, labels and image preprocessing)")
+        self.session = make_session(Path(folder) / model_file, manifest, threads)
+        self.input, self.output = manifest.inputs[0].name, manifest.outputs[0].name
+        self.labels = list(manifest.labels)
+        self.preprocessing = manifest.image
+
+    def classify(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output], {self.input: batch})[0]
+
+
+@dataclass
+class ImageClassification:
+    body: list  # one image: [{label, score}]; a list of images: one such list per image
+    units: int  # billable: images
+
+
+class ImageClassifyService:
+    """The container's image classifier (loaded and verified once; 503 until it loads) and the request rules."""
+
+    def __init__(self, settings: ImageClassifySettings, logger: logging.Logger | None = None, s3_client=None):
+        from maas.inference.images import ImageDecoder
+
+        self.settings = settings
+        self.logger = logger or logging.getLogger(__name__)
+        self.decoder = ImageDecoder(settings.max_image_pixels)
+
+        def build(folder: Path, manifest: Manifest) -> ImageClassifier:
+            return ImageClassifier(folder, manifest, threads=settings.threads)
+
+        self.slot = ModelSlot(settings.model_source, build, settings.model_cache_dir, self.logger, s3_client)
+
+    @property
+    def manifest(self) -> Manifest | None:
+        """The served package, as billing records it (task image-classify, unit images)."""
+        return self.slot.manifest
+
+    def from_json(self, request: ImageClassifyRequest) -> ImageClassification:
+        from maas.inference.images import decode_base64
+
+        texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
+        top_k = request.parameters.top_k if request.parameters else None
+        self._check(len(texts), top_k, request.model, "parameters.top_k")
+        where = ["inputs"] if isinstance(request.inputs, str) else [f"inputs[{i}]" for i in range(len(texts))]
+        blobs = [decode_base64(text, w) for text, w in zip(texts, where, strict=True)]
+        return self._classify(blobs, where, top_k, single=isinstance(request.inputs, str))
+
+    def from_bytes(self, data: bytes, top_k: int | None, model: str | None) -> ImageClassification:
+        """A raw image body (its top_k and model from the query string)."""
+        self._check(1, top_k, model, "top_k")
+        return self._classify([data], ["body"], top_k, single=True)
+
+    def _check(self, count: int, top_k: int | None, model: str | None, top_k_param: str) -> None:
+        """Refuse before any decoding: the model id, the number of images, top_k."""
+        self.slot.ready()
+        resolve_served(model, self.slot.manifest)
+        if count == 0:
+            raise InvalidRequest("'inputs' is an empty list; send at least one image.", param="inputs")
+        if count > self.settings.max_inputs:
+            raise InvalidRequest(
+                f"'inputs' has {count} images; the maximum per request is {self.settings.max_inputs}.",
+                code="too_many_inputs",
+                param="inputs",
+            )
+        if top_k is not None and top_k < 1:
+            raise InvalidRequest(f"'{top_k_param}' must be at least 1, got {top_k}.", param=top_k_param)
+
+    def _classify(self, blobs: list[bytes], where: list[str], top_k: int | None, single: bool) -> ImageClassification:
+        from maas.inference.images import preprocess
+
+        runtime: ImageClassifier = self.slot.ready()
+        spec = runtime.preprocessing
+        batch = np.stack([preprocess(self.decoder.decode(data, w), spec) for data, w in zip(blobs, where, strict=True)])
+        probabilities = runtime.classify(batch)
+        body = ranked(runtime.labels, probabilities, top_k or c.DEFAULT_IMAGE_TOP_K)
+        return ImageClassification(body[0] if single else body, len(blobs))

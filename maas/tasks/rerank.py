@@ -1,0 +1,115 @@
+"""Rerank (POST /v1/rerank, the Cohere/Jina shape) with the embedding model.
+
+Score = cosine similarity of the query's and each document's embedding. all-MiniLM-L6-v2 was trained for
+exactly this (semantic search by cosine), its package normalises inside the graph, so the score is a dot
+product of unit vectors: in [-1, 1], higher is more relevant, comparable across requests for the same model,
+but not a calibrated probability (a cross-encoder's would be; none is served yet).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from maas.inference.package import BilledUnder, Manifest
+from maas.inference.validation import text_list
+from maas.tasks.embeddings import EmbeddingsService
+
+TASK = "rerank"
+
+
+class RerankDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class RerankRequest(BaseModel):
+    """Cohere's / Jina's `POST /rerank` body. Unknown fields are refused by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="The search query. Truncated at the model's maximum tokens.")
+    documents: list[str | RerankDocument] = Field(
+        description='Texts to score against the query: strings or {"text": ...} objects. Each is truncated '
+        "at the model's maximum tokens (256 for all-minilm-l6-v2)."
+    )
+    model: str | None = Field(None, description="Model id, e.g. `all-minilm-l6-v2`; defaults to the served model.")
+    top_n: int | None = Field(None, ge=1, description="Return only the best `top_n` results (default: all).")
+    return_documents: bool = Field(False, description="Include each document's text in its result (Cohere v2).")
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _document_items(cls, value):
+        # Name the offending item plainly instead of pydantic's per-branch union errors.
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, str | dict) or (
+                    isinstance(item, dict) and not isinstance(item.get("text"), str)
+                ):
+                    raise ValueError(f'documents[{i}] must be a string or an object {{"text": string}}')
+        return value
+
+
+class RerankDocumentOut(BaseModel):
+    text: str
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="Position of the document in the request's `documents`.")
+    relevance_score: float = Field(description="Cosine similarity of query and document embeddings, in [-1, 1].")
+    document: RerankDocumentOut | None = None
+
+
+class RerankUsage(BaseModel):
+    prompt_tokens: int = Field(description="Tokens of the query plus every document, as the model processed them.")
+    total_tokens: int
+
+
+class RerankResponse(BaseModel):
+    object: str = "list"
+    results: list[RerankResult] = Field(description="Sorted by relevance_score, highest first.")
+    model: str
+    usage: RerankUsage
+
+
+class RerankService:
+    """Rerank on the container's embedding model (the same EmbeddingsService: one session, 503 on a failed
+    load, retried)."""
+
+    def __init__(self, embeddings: EmbeddingsService, max_documents: int):
+        self.embeddings = embeddings
+        self.settings = embeddings.settings
+        self.max_documents = max_documents
+        self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
+
+    def rerank(self, request: RerankRequest) -> tuple[dict, Manifest]:
+        """Validate limits, embed the query and the documents in one batch, score, sort: the response body, and
+        what the usage event records (the version that answered, `name@version` pins one, under the rerank
+        task)."""
+        self.embeddings.ready()
+        embedder, manifest = self.embeddings.pick(request.model)
+        text_list(request.query, "query", 1)
+        documents = [d if isinstance(d, str) else d.text for d in request.documents]
+        texts = text_list(documents, "documents", self.max_documents, code="too_many_documents")
+        result = embedder.embed([request.query, *texts])
+        vectors = result.vectors
+        if not manifest.normalized:  # the shipped package normalises in its graph; others may not
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        scores = vectors[1:] @ vectors[0]
+        order = np.argsort(-scores, kind="stable")[: request.top_n]
+        tokens = int(sum(result.token_counts))
+        results = []
+        for i in order.tolist():
+            item = {"index": i, "relevance_score": round(float(scores[i]), 6)}
+            if request.return_documents:
+                item["document"] = {"text": texts[i]}
+            results.append(item)
+        model = manifest.name if manifest is self.embeddings.manifest else f"{manifest.name}@{manifest.version}"
+        body = {
+            "object": "list",
+            "results": results,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return body, self.billed(manifest)

@@ -1,0 +1,266 @@
+"""Open Inference Protocol (KServe v2) REST for the served model package: health, model metadata, tensor infer.
+
+Tensors travel as KServe's JSON: `{"name", "datatype", "shape", "data"}` with `data` flat in row-major order
+(a nested, rectangular list is accepted too). The model's inputs and outputs, their datatypes and shapes come
+from the package's manifest; dynamic dimensions are -1, as KServe writes them. Errors keep the API's one shape
+(`{"error": {"message", "type", "code"}}`), not KServe's `{"error": "..."}`: every route of the API answers
+alike, and a KServe client that reads `error` still finds it (as an object, with `message` inside).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from maas.errors import InvalidRequest, NotFound
+from maas.inference.package import BilledUnder, Manifest
+from maas.tasks.embeddings import EmbeddingsService
+
+# Billed per batch row (KServe infer has no text to count); recorded under this task, priced by the plans'
+# family of the same name.
+TASK = "v2-infer"
+PLATFORM = "onnxruntime_onnx"
+DTYPES = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP64": np.float64, "BOOL": np.bool_}
+
+
+class InferTensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """KServe v2 inference request (JSON tensors; the binary-data extension is not supported)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=256)
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferTensor]
+    outputs: list[RequestedOutput] | None = None
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Liveness(BaseModel):
+    live: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+
+
+class ModelReadiness(BaseModel):
+    name: str
+    ready: bool
+
+
+class InferOutput(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[float]
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[InferOutput]
+
+
+def _dims(shape: list[int | str]) -> list[int]:
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
+class V2Service:
+    """KServe v2 on the container's embedding model (the same EmbeddingsService: one session, 503 on a failed
+    load, retried). Limits: at most ``max_rows`` rows and the model's maximum sequence length."""
+
+    def __init__(self, embeddings: EmbeddingsService, max_rows: int):
+        self.embeddings = embeddings
+        self.settings = embeddings.settings
+        self.max_rows = max_rows
+        self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
+
+    def ready(self) -> bool:
+        try:
+            self.embeddings.ready()
+        except Exception:
+            return False
+        return True
+
+    def _model(self, name: str, version: str | None) -> tuple[object, Manifest]:
+        """(embedder, manifest) of the served version the path names (`/versions/{v}` or `name@v` pins one)."""
+        self.embeddings.ready()
+        model_id = f"{name}@{version}" if version else name
+        if "@" in name and version:
+            raise NotFound(f"The model '{model_id}' does not exist or is not served here.", code="model_not_found")
+        return self.embeddings.pick(model_id)
+
+    def metadata(self, name: str, version: str | None = None) -> dict:
+        """KServe model metadata: tensor names, datatypes and shapes from the manifest."""
+        _, m = self._model(name, version)
+        return {
+            "name": m.name,
+            "versions": [m.version],
+            "platform": PLATFORM,
+            "inputs": [{"name": t.name, "datatype": t.datatype, "shape": _dims(t.shape)} for t in m.inputs],
+            "outputs": [{"name": t.name, "datatype": t.datatype, "shape": _dims(t.shape)} for t in m.outputs],
+        }
+
+    def _feed(self, request: InferRequest, manifest: Manifest, embedder) -> dict[str, np.ndarray]:
+        specs = {t.name: t for t in manifest.inputs}
+        given: dict[str, InferTensor] = {}
+        for i, tensor in enumerate(request.inputs):
+            if tensor.name not in specs:
+                raise InvalidRequest(
+                    f"inputs[{i}]: unknown input '{tensor.name}'; the model's inputs are {', '.join(specs)}.",
+                    code="invalid_tensor",
+                    param="inputs",
+                )
+            if tensor.name in given:
+                raise InvalidRequest(f"inputs[{i}]: input '{tensor.name}' is given twice.", code="invalid_tensor")
+            given[tensor.name] = tensor
+        optional = {"token_type_ids"}  # all zeros for single-segment text when a client leaves it out
+        missing = [n for n in specs if n not in given and n not in optional]
+        if missing:
+            raise InvalidRequest(f"Missing input tensor(s): {', '.join(missing)}.", code="invalid_tensor")
+        feed, shape = {}, None
+        for name, tensor in given.items():
+            spec = specs[name]
+            where = f"input '{name}'"
+            if tensor.datatype != spec.datatype:
+                raise InvalidRequest(
+                    f"{where} has datatype {tensor.datatype}; the model expects {spec.datatype}.", code="invalid_tensor"
+                )
+            if len(tensor.shape) != len(spec.shape):
+                raise InvalidRequest(
+                    f"{where} has shape {tensor.shape}; the model expects {len(spec.shape)} dimensions "
+                    f"{_dims(spec.shape)}.",
+                    code="invalid_tensor",
+                )
+            for got, want in zip(tensor.shape, spec.shape, strict=True):
+                if got < 1 or (isinstance(want, int) and got != want):
+                    raise InvalidRequest(
+                        f"{where} has shape {tensor.shape}; the model expects {_dims(spec.shape)}.",
+                        code="invalid_tensor",
+                    )
+            if shape is not None and tensor.shape != shape:
+                raise InvalidRequest(
+                    f"{where} has shape {tensor.shape}, other inputs {shape}; all must match.", code="invalid_tensor"
+                )
+            shape = tensor.shape
+            rows, width = shape[0], shape[-1]
+            if rows > self.max_rows:
+                raise InvalidRequest(
+                    f"{where} has {rows} rows; the maximum per request is {self.max_rows}.", code="too_many_inputs"
+                )
+            limit = manifest.max_sequence_length
+            if len(shape) == 2 and limit and width > limit:
+                raise InvalidRequest(
+                    f"{where} has sequence length {width}; the model's maximum is {limit}.",
+                    code="context_length_exceeded",
+                )
+            dtype = np.dtype(DTYPES.get(spec.datatype, np.float32))
+            try:
+                array = np.asarray(tensor.data)
+                # integers for integer tensors (no silent truncation of 1.5 or "7"), numbers for float tensors
+                kinds = "iu" if dtype.kind in "iu" else "iuf"
+                if array.size and array.dtype.kind not in kinds:
+                    raise ValueError(array.dtype)
+                array = array.astype(dtype)
+            except (ValueError, TypeError, OverflowError):
+                raise InvalidRequest(
+                    f"{where}: 'data' must be {spec.datatype} numbers, flat in row-major order.", code="invalid_tensor"
+                ) from None
+            expected = int(np.prod(shape))
+            if array.size != expected:
+                raise InvalidRequest(
+                    f"{where}: shape {shape} needs {expected} values, 'data' has {array.size}.", code="invalid_tensor"
+                )
+            feed[name] = array.reshape(shape)
+        self._check_values(feed, embedder)
+        for name in optional & specs.keys() - feed.keys():
+            feed[name] = np.zeros(shape, dtype=np.int64)
+        return feed
+
+    def _check_values(self, feed: dict[str, np.ndarray], embedder) -> None:
+        """Values the graph would fail on (an out-of-range token id is a Gather error, a 500) are a 400 here."""
+        vocab = embedder.tokenizer.get_vocab_size()
+        ids = feed.get("input_ids")
+        if ids is not None and (ids.min() < 0 or ids.max() >= vocab):
+            raise InvalidRequest(
+                f"input 'input_ids' holds token ids outside the vocabulary [0, {vocab}).", code="invalid_tensor"
+            )
+        for name in ("attention_mask", "token_type_ids"):
+            values = feed.get(name)
+            if values is not None and not np.isin(values, (0, 1)).all():
+                raise InvalidRequest(f"input '{name}' must hold only 0 and 1.", code="invalid_tensor")
+
+    def infer(self, name: str, request: InferRequest, version: str | None = None) -> tuple[dict, int, Manifest]:
+        """Run the named tensors through the session as given (no re-tokenisation, no re-batching);
+        return (KServe response body, rows, what the usage event records: the version that answered)."""
+        embedder, manifest = self._model(name, version)
+        if (request.parameters or {}).get("binary_data_output"):
+            raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
+        out_names = [t.name for t in manifest.outputs]
+        wanted = [o.name for o in request.outputs] if request.outputs else out_names
+        for o in request.outputs or []:
+            if o.name not in out_names:
+                raise InvalidRequest(
+                    f"unknown output '{o.name}'; the model's outputs are {', '.join(out_names)}.",
+                    code="invalid_tensor",
+                    param="outputs",
+                )
+            if (o.parameters or {}).get("binary_data"):
+                raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
+        feed = self._feed(request, manifest, embedder)
+        session = embedder.session
+        results = session.run(wanted, {i.name: feed[i.name] for i in session.get_inputs()})
+        specs = {t.name: t for t in manifest.outputs}
+        outputs = [
+            {
+                "name": n,
+                "datatype": specs[n].datatype,
+                "shape": list(value.shape),
+                # 9 decimals keep every float32 digit that matters, as in /v1/embeddings
+                "data": np.round(value.astype(np.float64), 9).reshape(-1).tolist(),
+            }
+            for n, value in zip(wanted, results, strict=True)
+        ]
+        body = {"model_name": manifest.name, "model_version": manifest.version, "outputs": outputs}
+        if request.id is not None:
+            body["id"] = request.id
+        return body, int(next(iter(feed.values())).shape[0]), self.billed(manifest)

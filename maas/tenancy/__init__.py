@@ -1,0 +1,1 @@
+"""Tenants, API keys (stored hashed), the authorizer's logic, plans."""
