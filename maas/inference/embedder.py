@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from maas.inference.package import TOKENIZER_FILE, Manifest
-
-
-def available_cpus() -> int:
-    """CPUs this process may really use: affinity mask, then a cgroup v2 quota if one is set."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cpus)
-
-
-def make_session(model_path: Path, manifest: Manifest, threads: int | None = None, providers: list[str] | None = None):
-    """An InferenceSession with full graph optimisation and the manifest's session config."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or available_cpus()
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    for key, value in manifest.session_config.items():
-        options.add_session_config_entry(key, value)
-    return ort.InferenceSession(str(model_path), options, providers=providers or ["CPUExecutionProvider"])
+from maas.inference.sessions import make_session
 
 
 def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list:
@@ -51,6 +22,12 @@ def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list:
         le = vectors.astype("<f4", copy=False)
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in le]
     return np.round(vectors.astype(np.float64), 9).tolist()
+
+
+def sized(settings) -> dict:
+    """A TextEmbedder's threads and batch limits from a function's settings (MAAS_THREADS, MAAS_BATCH_SIZE,
+    MAAS_BATCH_TOKENS): ``TextEmbedder(folder, manifest, **sized(settings))``."""
+    return {"threads": settings.threads, "max_batch": settings.batch_size, "max_batch_tokens": settings.batch_tokens}
 
 
 @dataclass

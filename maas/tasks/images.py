@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from maas.errors import InvalidRequest
 from maas.inference.catalog import resolve_served
 from maas.inference.classifiers import ranked
-from maas.inference.embedder import make_session
 from maas.inference.package import MODEL_FILE, Manifest
+from maas.inference.sessions import make_session
 from maas.inference.slot import ModelSlot
 from maas.schemas.classify import ClassifyOptions
 from maas.settings import names as c

@@ -26,8 +26,8 @@ from itertools import islice
 
 import numpy as np
 
-from maas.inference.embedder import available_cpus, make_session
 from maas.inference.package import TOKENIZER_FILE, read_manifest
+from maas.inference.sessions import available_cpus, make_session
 from maas.settings.names import ENV_CHUNK_LINES, ENV_MODEL_SOURCE, ENV_THREADS
 from maas.tools import paths
 

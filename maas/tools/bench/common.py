@@ -450,7 +450,7 @@ def write_results(results: dict, path: str | Path) -> Path:
 def run_settings(args, quick_caps: dict[str, int]) -> dict:
     """The repetition counts named in ``quick_caps`` (read from ``args``; capped by it under --quick, each at
     least 1), the thread count for every contender (as requested, or the CPUs this process may use) and quick."""
-    from maas.inference.embedder import available_cpus
+    from maas.inference.sessions import available_cpus
 
     counts = {key: getattr(args, key) for key in quick_caps}
     if args.quick:
