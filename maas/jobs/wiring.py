@@ -14,7 +14,7 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
     import boto3
 
     from maas.heavy.client import remote_models
-    from maas.inference.embedder import TextEmbedder
+    from maas.inference.embedder import TextEmbedder, sized
     from maas.inference.loader import resolve_package
     from maas.jobs.store import JobStore
     from maas.tenancy.store import TenantStore
@@ -22,13 +22,7 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
     s3 = boto3.client("s3")
     ddb = boto3.client("dynamodb")
     folder, manifest = resolve_package(settings.model_source, settings.model_cache_dir, s3)
-    embedder = TextEmbedder(
-        folder,
-        manifest,
-        threads=settings.threads,
-        max_batch=settings.batch_size,
-        max_batch_tokens=settings.batch_tokens,
-    )
+    embedder = TextEmbedder(folder, manifest, **sized(settings))
     needs_sqs = settings.continuation_queue_url or settings.dlq_url
     return BatchWorker(
         embedder=embedder,

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
-from maas.errors import InvalidRequest, ServiceUnavailable
+from maas.errors import InvalidRequest
 from maas.inference.catalog import default_catalog, resolve_among, resolve_served
-from maas.inference.embedder import TextEmbedder, encode_vectors
-from maas.inference.loader import resolve_package
+from maas.inference.embedder import TextEmbedder, encode_vectors, sized
 from maas.inference.package import Manifest
+from maas.inference.slot import ModelSlot
 from maas.inference.validation import text_list, tokenize_checked
 from maas.schemas.embeddings import EmbeddingsRequest, ModelCard
 from maas.settings.functions import EmbeddingsSettings
 
-RETRY_LOAD_AFTER_S = 30.0
-
 
 class EmbeddingsService:
-    """Holds the container's one session. A model that fails to load is reported as 503, and loading
-    is retried at most every RETRY_LOAD_AFTER_S seconds, so a transient failure heals without a restart."""
+    """Holds the container's one session, in a model slot (maas.inference.slot): a model that fails to load is
+    reported as 503, and loading is retried without a restart."""
 
     def __init__(
         self,
@@ -34,61 +33,42 @@ class EmbeddingsService:
         """``providers``: onnxruntime execution providers (default CPU); ``wrap(embedder)`` may put something
         in front of the loaded embedder (the heavy-model endpoint's dynamic batcher)."""
         self.settings = settings
-        self.providers = providers
-        self.wrap = wrap
         self.tracer = tracer
         self.logger = logger or logging.getLogger(__name__)
-        self.s3_client = s3_client
+        self.created = int(time.time())
+
+        def build(folder: Path, manifest: Manifest):
+            embedder = TextEmbedder(folder, manifest, providers=providers, **sized(settings))
+            return wrap(embedder) if wrap is not None else embedder
+
         # Every version this container serves, the default first: MAAS_MODEL_SOURCE may list several packages
         # (comma-separated), so an older version keeps answering `name@version` until the catalog drops it.
-        self.versions: list[tuple[TextEmbedder, Manifest]] = []
-        self.load_error: str | None = None
-        self._last_attempt = 0.0
-        self.created = int(time.time())
-        self._load()
+        self.slot = ModelSlot(
+            settings.model_source, build, settings.model_cache_dir, self.logger, s3_client, order=_latest_first
+        )
 
-    def _load(self) -> None:
-        self._last_attempt = time.monotonic()
-        try:
-            loaded = []
-            for source in [x.strip() for x in self.settings.model_source.split(",") if x.strip()]:
-                folder, manifest = resolve_package(source, self.settings.model_cache_dir, self.s3_client)
-                embedder = TextEmbedder(
-                    folder,
-                    manifest,
-                    threads=self.settings.threads,
-                    max_batch=self.settings.batch_size,
-                    max_batch_tokens=self.settings.batch_tokens,
-                    providers=self.providers,
-                )
-                loaded.append((self.wrap(embedder) if self.wrap is not None else embedder, manifest))
-            self.versions = _latest_first(loaded)
-            self.load_error = None
-            for _, manifest in self.versions:
-                self.logger.info("model loaded", extra={"model": manifest.name, "version": manifest.version})
-        except Exception as exc:  # any failure here must become a 503 with a logged reason, not a crash loop
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            self.logger.error(
-                "model failed to load", extra={"source": self.settings.model_source, "reason": self.load_error}
-            )
+    @property
+    def versions(self) -> list[tuple[TextEmbedder, Manifest]]:
+        """(embedder, manifest) of every served version, the default first; empty until loaded."""
+        return self.slot.versions
+
+    @property
+    def load_error(self) -> str | None:
+        """Why the model is not loaded (also logged); None once it is."""
+        return self.slot.load_error
 
     @property
     def embedder(self) -> TextEmbedder | None:
         """The default version's embedder (what a bare model name means); None until loaded."""
-        return self.versions[0][0] if self.versions else None
+        return self.slot.runtime
 
     @property
     def manifest(self) -> Manifest | None:
-        return self.versions[0][1] if self.versions else None
+        return self.slot.manifest
 
     def ready(self) -> TextEmbedder:
-        if self.embedder is None and time.monotonic() - self._last_attempt >= RETRY_LOAD_AFTER_S:
-            self._load()
-        if self.embedder is None:
-            raise ServiceUnavailable(
-                "The embedding model is unavailable: it failed to load (the reason is logged). Retry later."
-            )
-        return self.embedder
+        """The default embedder; a 503 while the model is not loaded."""
+        return self.slot.ready()
 
     def models(self) -> list[ModelCard]:
         """One card per served version: the default as its bare name, the others as `name@version`."""
