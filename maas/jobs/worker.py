@@ -15,129 +15,29 @@ continuation queue (the requests queue); the SQS worker picks the job up at its 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maas.errors import NotFound
 from maas.inference.catalog import resolve_served
-from maas.inference.embedder import TextEmbedder, encode_vectors
+from maas.inference.embedder import TextEmbedder, encode_vectors, sized
 from maas.inference.package import Manifest
 from maas.jobs import store as j
+from maas.jobs.records import Record, iter_lines, parse_csv, parse_csv_header, parse_jsonl, record_of, strip_eol
+from maas.jobs.sources import PoisonMessage, continuation, parse_message, uploads
 from maas.jobs.store import Job, JobStore, ObjectRef, RejectedKey
 from maas.metering.charge import Billing
+from maas.observability import billing_from_settings
+from maas.settings.functions import BatchSettings
 from maas.tenancy.store import ACTIVE, Caller, TenantStore
 
-CONTINUE = "job.continue"
 RESERVE_MS = 10_000  # time left for writing, billing and sending the continuation after the last part
-MAX_LINE_CHARS = 100_000
-READ_CHUNK_BYTES = 1 << 20
-
-
-class PoisonMessage(Exception):
-    """An SQS message that cannot be processed (malformed, unknown tenant, ...): fails every receive."""
-
-
-# ---------------------------------------------------------------------------------------------- input lines
-
-
-@dataclass
-class Record:
-    line: int  # 1-based physical line of the file
-    text: str | None
-    custom_id: str | None = None
-    error: str | None = None
-
-
-def _text_of(value, line: int) -> Record:
-    custom_id = None
-    if isinstance(value, dict):
-        custom_id = value.get("custom_id")
-        if custom_id is not None and not isinstance(custom_id, str):
-            return Record(line, None, None, "'custom_id' must be a string")
-        value = value.get("input", value.get("text"))
-    if not isinstance(value, str):
-        return Record(line, None, custom_id, "expected a JSON string or an object with an 'input' string")
-    if not value.strip():
-        return Record(line, None, custom_id, "the input is empty or only whitespace")
-    if len(value) > MAX_LINE_CHARS:
-        return Record(line, None, custom_id, f"the input is longer than {MAX_LINE_CHARS} characters")
-    return Record(line, value, custom_id)
-
-
-def parse_jsonl(raw: bytes, line: int) -> Record:
-    """One JSONL line: a JSON string, or an object with "input" (or "text") and an optional "custom_id"."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return Record(line, None, None, "the line is not valid UTF-8")
-    if not text.strip():
-        return Record(line, None, None, "empty line")
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return Record(line, None, None, f"not valid JSON: {exc}")
-    return _text_of(value, line)
-
-
-def parse_csv_header(raw: bytes) -> list[str]:
-    header = next(csv.reader([raw.decode("utf-8-sig")]), [])
-    columns = [h.strip().lower() for h in header]
-    if "input" not in columns and "text" not in columns:
-        raise ValueError("the CSV header has no 'input' (or 'text') column")
-    return columns
-
-
-def parse_csv(raw: bytes, line: int, header: list[str]) -> Record:
-    """One CSV record per physical line (quoted newlines are not supported: such a line is reported bad)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return Record(line, None, None, "the line is not valid UTF-8")
-    try:
-        row = next(csv.reader([text], strict=True), [])
-    except csv.Error as exc:
-        return Record(line, None, None, f"not a valid CSV record: {exc}")
-    if len(row) != len(header):
-        return Record(line, None, None, f"the record has {len(row)} fields; the header has {len(header)}")
-    values = dict(zip(header, row, strict=True))
-    return _text_of({"input": values.get("input", values.get("text")), "custom_id": values.get("custom_id")}, line)
-
-
-def iter_lines(body, limit: int | None = None) -> Iterator[bytes]:
-    """Lines of a byte stream with their line endings kept (so their lengths are byte offsets)."""
-    buffer = b""
-    count = 0
-    for block in iter(lambda: body.read(READ_CHUNK_BYTES), b""):
-        buffer += block
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end == -1:
-                break
-            yield buffer[start : end + 1]
-            count += 1
-            start = end + 1
-            if limit is not None and count >= limit:
-                return
-        buffer = buffer[start:]
-    if buffer:
-        yield buffer
-
-
-def strip_eol(raw: bytes) -> bytes:
-    return raw.rstrip(b"\r\n")
-
-
-# ---------------------------------------------------------------------------------------------- embedding
 
 
 @dataclass
@@ -189,19 +89,6 @@ class JobOutcome:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-class EmbeddingRequest(BaseModel):
-    """One SQS message: one inference request."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tenant_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
-    model: str | None = None
-    input: str | list[str] = Field(min_length=1)
-    request_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
-    result_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    encoding_format: str = Field("float", pattern=r"^(float|base64)$")
 
 
 @dataclass
@@ -262,19 +149,12 @@ class BatchWorker:
     def handle_s3_event(self, event: dict, context) -> dict:
         """An S3 ObjectCreated notification: each record's job file, in parts, within this invocation's time."""
         outcomes, rejected = [], 0
-        for record in event.get("Records") or []:
-            s3 = record.get("s3") or {}
-            bucket = (s3.get("bucket") or {}).get("name", "")
-            obj = s3.get("object") or {}
-            version = obj.get("versionId") or f"etag:{obj.get('eTag', '')}"
-            key_hash = hashlib.sha256(str(obj.get("key", "")).encode()).hexdigest()[:16]
+        for upload in uploads(event):
             try:
-                ref = j.parse_key(bucket, str(obj.get("key", "")), version)
-                outcomes.append(self.run_job(ref, context).as_dict())
+                outcomes.append(self.run_job(upload.ref(), context).as_dict())
             except RejectedKey as exc:
                 rejected += 1
-                # The key may hold anything a client chose: log its hash, not the key.
-                self.logger.warning("job file rejected", extra={"reason": str(exc), "key_sha256": key_hash})
+                self.logger.warning("job file rejected", extra={"reason": str(exc), "key_sha256": upload.key_sha256})
         return {"statusCode": 200, "jobs": outcomes, "rejected": rejected}
 
     def run_job(self, ref: ObjectRef, context=None) -> JobOutcome:
@@ -329,9 +209,7 @@ class BatchWorker:
 
     def _continue(self, ref: ObjectRef) -> None:
         if self.sqs is not None and self.continuation_queue_url:
-            self.sqs.send_message(
-                QueueUrl=self.continuation_queue_url, MessageBody=json.dumps({"maas": CONTINUE, **ref.to_message()})
-            )
+            self.sqs.send_message(QueueUrl=self.continuation_queue_url, MessageBody=continuation(ref))
         elif self.continue_locally is not None:
             self.continue_locally(ref)
         else:
@@ -439,20 +317,12 @@ class BatchWorker:
 
     def handle_message(self, body: str, message_id: str) -> dict:
         """One SQS message: a job continuation or one inference request. Raises on failure."""
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise PoisonMessage("the message body is not JSON") from None
-        if isinstance(payload, dict) and payload.get("maas") == CONTINUE:
+        request = parse_message(body)
+        if isinstance(request, ObjectRef):
             try:
-                ref = j.parse_key(payload["bucket"], payload["key"], payload["version"], url_encoded=False)
-                return self.run_job(ref, self._context).as_dict()
-            except (KeyError, TypeError, RejectedKey) as exc:
+                return self.run_job(request, self._context).as_dict()
+            except RejectedKey as exc:
                 raise PoisonMessage(f"invalid continuation: {exc}") from None
-        try:
-            request = EmbeddingRequest.model_validate(payload)
-        except ValidationError as exc:
-            raise PoisonMessage(f"invalid request: {exc.errors()[0]['msg']}") from None
         engine = self.engine(request.model)
         if engine is None:
             raise PoisonMessage(f"unknown model '{request.model}'")
@@ -464,7 +334,7 @@ class BatchWorker:
         except RejectedKey:
             raise PoisonMessage("no active tenant for the request") from None
         texts = [request.input] if isinstance(request.input, str) else request.input
-        records = [_text_of(t, i) for i, t in enumerate(texts)]
+        records = [record_of(t, i) for i, t in enumerate(texts)]
         bad = next((r for r in records if r.error), None)
         if bad is not None:
             raise PoisonMessage(f"input[{bad.line}]: {bad.error}")
@@ -539,8 +409,33 @@ class JobFailed(Exception):
     """The job cannot go on (bad file, quota exceeded, file gone)."""
 
 
-def csv_bytes(rows: list[list[str]]) -> bytes:
-    """CSV text for tests and samples."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    return out.getvalue().encode()
+def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metrics=None) -> BatchWorker:
+    """Load and verify the model once, and connect the worker to its tables, bucket and queues."""
+    import boto3
+
+    from maas.heavy.client import remote_models
+    from maas.inference.loader import resolve_package
+
+    s3 = boto3.client("s3")
+    ddb = boto3.client("dynamodb")
+    folder, manifest = resolve_package(settings.model_source, settings.model_cache_dir, s3)
+    embedder = TextEmbedder(folder, manifest, **sized(settings))
+    needs_sqs = settings.continuation_queue_url or settings.dlq_url
+    return BatchWorker(
+        embedder=embedder,
+        manifest=manifest,
+        billing=billing_from_settings(settings, logger, metrics),
+        jobs=JobStore(ddb, settings.jobs_table),
+        tenants=TenantStore(ddb, settings.tenants_table, keys_table="-"),
+        s3=s3,
+        results_prefix=settings.results_prefix,
+        chunk_lines=settings.chunk_lines,
+        max_chunks=settings.max_chunks,
+        sqs=boto3.client("sqs") if needs_sqs else None,
+        continuation_queue_url=settings.continuation_queue_url,
+        dlq_url=settings.dlq_url,
+        max_receive_count=settings.max_receive_count,
+        job_bucket=settings.job_bucket,
+        logger=logger,
+        remote=remote_models(logger=logger),  # MAAS_HEAVY_MODELS: jobs for heavy models go to their endpoints
+    )

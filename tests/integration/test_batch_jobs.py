@@ -12,8 +12,9 @@ import pytest
 from maas.inference.embedder import TextEmbedder
 from maas.inference.package import read_manifest
 from maas.jobs import store as j
+from maas.jobs.records import csv_bytes
 from maas.jobs.store import JobStore
-from maas.jobs.worker import BatchWorker, csv_bytes
+from maas.jobs.worker import BatchWorker
 from maas.metering.charge import Billing
 from maas.metering.store import Meter
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE, create_table_kwargs
