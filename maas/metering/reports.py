@@ -1,35 +1,23 @@
-"""Usage as tenants and operators see it: the caller's own usage (GET /v1/usage), invoice lines priced by
-plan and model family, and CloudEvents for billing tools.
+"""Usage as tenants and operators see it: the caller's own usage (GET /v1/usage), usage date ranges, and the
+check of the monthly aggregates against the events.
 
-Pricing works from the usage events, not from the monthly aggregates: an aggregate row names the model
-(``name@version``) but not its task, and the task decides the price family (maas.tenancy.plans.TASK_FAMILY). Each
-event carries its task, so grouping a month's events by (model, task) prices every unit by the family it
-was served under, with no guessing. The aggregates are the cross-check: they are written in the same
-transaction as the events, so the two must agree (``aggregate_mismatches``).
-
-Money is Decimal throughout: a line's amount is units x price per million / 10^6, computed exactly from
-the integer units and the plan's price (taken through its shortest decimal repr, so 0.02 is 0.02), then
-rounded once to cents, half-up. A tenant's total is the sum of its rounded lines, as on an invoice.
+The aggregates are written in the same transaction as the events, so the two must agree
+(``aggregate_mismatches``, over the invoice lines of maas.metering.export).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
 
 from maas.errors import InvalidRequest, Unauthorized
-from maas.metering.store import Meter, UsageEvent
-from maas.tenancy.plans import TASK_FAMILY, Plan
+from maas.metering.export import InvoiceLine
+from maas.metering.store import Meter
+from maas.tenancy.plans import Plan
 from maas.tenancy.store import Caller
 
 MAX_RANGE_DAYS = 366
-CENTS = Decimal("0.01")
-MILLION = Decimal(1_000_000)
-CLOUDEVENT_TYPE = "com.maas.usage.recorded"
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -78,6 +66,7 @@ def parse_month(value: str) -> tuple[float, float]:
 
 
 def rfc3339(moment: datetime) -> str:
+    """A moment in UTC as RFC 3339 with a trailing Z (what the usage API and the exports write)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -135,64 +124,7 @@ class UsageService:
         }
 
 
-# --- pricing ------------------------------------------------------------------------------------------------
-
-
-def family_of(task: str) -> str:
-    """The price family of a task; a task with no family is priced under its own name (a plan prices it 0)."""
-    return TASK_FAMILY.get(task, task)
-
-
-def price_per_million(plan: Plan, family: str) -> Decimal:
-    return Decimal(str(plan.price(family)))
-
-
-def amount_usd(units: int, price_per_million_usd: Decimal) -> Decimal:
-    """Exact units x price / 10^6, rounded once to cents, half-up."""
-    return (Decimal(units) * price_per_million_usd / MILLION).quantize(CENTS, rounding=ROUND_HALF_UP)
-
-
-@dataclass(frozen=True)
-class InvoiceLine:
-    """One tenant's usage of one model (served under one task) in one month, priced by the tenant's plan."""
-
-    tenant_id: str
-    model: str  # name@version
-    task: str
-    family: str
-    units: int
-    requests: int
-    compute_ms: float
-    unit_price_per_million_usd: Decimal
-    amount_usd: Decimal
-    priced: bool  # False: the plan has no price for this family (billed at 0)
-
-
-def invoice_lines(tenant_id: str, plan: Plan, events: Iterable[UsageEvent]) -> list[InvoiceLine]:
-    """Group a tenant's events by (model, task) and price each group; sorted by model."""
-    groups: dict[tuple[str, str], list[UsageEvent]] = {}
-    for event in events:
-        groups.setdefault((event.model_id, event.task), []).append(event)
-    lines = []
-    for (model, task), group in sorted(groups.items()):
-        family = family_of(task)
-        price = price_per_million(plan, family)
-        units = sum(e.units for e in group)
-        lines.append(
-            InvoiceLine(
-                tenant_id=tenant_id,
-                model=model,
-                task=task,
-                family=family,
-                units=units,
-                requests=len(group),
-                compute_ms=round(sum(e.compute_ms for e in group), 3),
-                unit_price_per_million_usd=price,
-                amount_usd=amount_usd(units, price),
-                priced=family in plan.price_per_million_units_usd,
-            )
-        )
-    return lines
+# --- aggregate checks -------------------------------------------------------------------------------------
 
 
 def aggregate_mismatches(lines: list[InvoiceLine], aggregates: list[dict]) -> list[str]:
@@ -208,29 +140,3 @@ def aggregate_mismatches(lines: list[InvoiceLine], aggregates: list[dict]) -> li
         for model in sorted(set(from_events) | set(from_aggs))
         if from_events.get(model, (0, 0)) != from_aggs.get(model, (0, 0))
     ]
-
-
-# --- CloudEvents ----------------------------------------------------------------------------------------------
-
-
-def cloud_event(event: UsageEvent) -> dict:
-    """One usage event as a CloudEvents 1.0 structured-mode JSON object. Only the key's prefix, never a key."""
-    return {
-        "specversion": "1.0",
-        "type": CLOUDEVENT_TYPE,
-        "source": f"/maas/{event.tenant_id}",
-        "id": event.request_id,
-        "time": event.iso_time(),
-        "subject": event.tenant_id,
-        "datacontenttype": "application/json",
-        "data": {
-            "tenant_id": event.tenant_id,
-            "key_prefix": event.key_prefix,
-            "model": event.model,
-            "version": event.version,
-            "task": event.task,
-            "units": event.units,
-            "compute_ms": event.compute_ms,
-            "request_id": event.request_id,
-        },
-    }

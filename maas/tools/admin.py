@@ -6,8 +6,9 @@ credentials, region and endpoint from the environment; or, with `--local URL` (M
 AWS emulator of `maas serve` at URL, under the local table names.
 
 A key is printed once, when it is made; listings and exports show only its non-secret prefix. Usage is
-priced from the month's usage events (see maas.metering.reports for why, and how the money is rounded), with each
-tenant's current plan: the tables keep no plan history, so a plan changed mid-month prices the whole month.
+priced from the month's usage events (see maas.metering.export for why, and maas.metering.pricing for how the
+money is rounded), with each tenant's current plan: the tables keep no plan history, so a plan changed mid-month
+prices the whole month.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
-from maas.metering.reports import InvoiceLine, aggregate_mismatches, cloud_event, invoice_lines, parse_month, rfc3339
+from maas.metering.export import InvoiceLine, cloud_event, invoice_lines
+from maas.metering.reports import aggregate_mismatches, parse_month, rfc3339
 from maas.metering.store import Meter, UsageEvent, month_of
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S, ENV_PLANS_FILE
 from maas.tables import API_KEYS, TENANTS, USAGE
