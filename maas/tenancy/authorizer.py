@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from maas.errors import Forbidden, Unauthorized
-from maas.tenancy.store import TenantStore, key_from_headers
+from maas.tenancy.keys import key_from_headers
+from maas.tenancy.store import TenantStore
 
 
 class AuthorizerUnauthorized(Exception):

@@ -1,50 +1,22 @@
-"""Tenants and API keys in DynamoDB. Keys are stored only as sha256 hashes; a key is shown once.
-
-A key looks like ``maas_<8-char id>_<32-char secret>``; ``maas_<id>`` is its non-secret prefix, the
-only part that ever appears in listings, logs and usage records.
-"""
+"""Tenants and API keys in DynamoDB. Keys are stored only as sha256 hashes (maas.tenancy.keys); a key is shown once."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
-import string
 import time
 import uuid
 from dataclasses import dataclass
 
 from maas.errors import Forbidden, Unauthorized
-from maas.settings.names import API_KEY_PREFIX
+from maas.tenancy.keys import KEY_RE, hash_key, new_key
 
-_ALPHABET = string.ascii_letters + string.digits
-KEY_RE = re.compile(rf"^{API_KEY_PREFIX}([A-Za-z0-9]{{8}})_([A-Za-z0-9]{{32}})$")
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
 
 
 class TenancyError(Exception):
     """A tenant or key operation that cannot be done (unknown tenant, bad plan, ...)."""
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def new_key() -> tuple[str, str]:
-    """(key, prefix): a new random key and its non-secret prefix."""
-    key_id = "".join(secrets.choice(_ALPHABET) for _ in range(8))
-    secret = "".join(secrets.choice(_ALPHABET) for _ in range(32))
-    return f"{API_KEY_PREFIX}{key_id}_{secret}", f"{API_KEY_PREFIX}{key_id}"
-
-
-def key_from_headers(headers: dict[str, str] | None) -> str | None:
-    """The API key from `Authorization: Bearer <key>` (preferred) or `x-api-key: <key>`; names case-insensitive."""
-    lower = {name.lower(): value for name, value in (headers or {}).items()}
-    scheme, _, token = (lower.get("authorization") or "").strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return (lower.get("x-api-key") or "").strip() or None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import pytest
 import requests
 
 from maas.tables import API_KEYS, TENANTS
+from maas.tenancy.keys import hash_key
 from maas.tenancy.plans import default_plans
-from maas.tenancy.store import TenantStore, hash_key
+from maas.tenancy.store import TenantStore
 from maas.tools.local.emulator import aws_env, table_env
 from maas.tools.local.functions import LambdaContext, load_handler
 from tests.conftest import load_event
