@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from maas.errors import ApiError, ServiceUnavailable
 from maas.heavy.endpoint.attributes import format_attributes, parse_attributes
 from maas.settings import names as c
-from maas.settings.functions import HeavyProxySettings, SettingsError
+from maas.settings.base import SettingsError
+from maas.settings.functions import HeavyProxySettings
 
 CONNECT_TIMEOUT_S = 2.0
 COLD_RETRY_AFTER_S = 60
