@@ -24,7 +24,7 @@ from maas.errors import ApiError, ServiceUnavailable
 from maas.heavy.endpoint.attributes import format_attributes, parse_attributes
 from maas.settings import names as c
 from maas.settings.base import SettingsError
-from maas.settings.functions import HeavyProxySettings
+from maas.settings.mixins import HeavyEndpointEnv
 
 CONNECT_TIMEOUT_S = 2.0
 COLD_RETRY_AFTER_S = 60
@@ -41,7 +41,7 @@ class EndpointAnswer:
     units: int
 
 
-def make_client(settings: HeavyProxySettings):
+def make_client(settings: HeavyEndpointEnv):
     import boto3  # only the proxy imports boto3 (Lambda's runtime has it)
     from botocore.config import Config
 
@@ -69,7 +69,7 @@ def _passed_on(status: int, original: str | None) -> ApiError | None:
 class HeavyEndpoint:
     """One SageMaker endpoint (and inference component) serving one catalog model."""
 
-    def __init__(self, settings: HeavyProxySettings, client=None, logger: logging.Logger | None = None):
+    def __init__(self, settings: HeavyEndpointEnv, client=None, logger: logging.Logger | None = None):
         self.settings = settings
         # made at init, with the function's environment (region, credentials); every function that forwards
         # also meters, so boto3 is imported there anyway
@@ -149,7 +149,8 @@ class BilledModel:
 
 def remote_models(environ: Mapping[str, str] | None = None, logger: logging.Logger | None = None) -> dict:
     """The SageMaker-served models another function forwards to, from MAAS_HEAVY_MODELS (JSON: catalog name ->
-    {"endpoint": NAME, "component": NAME?}) and the proxy's time-bound variables: name -> HeavyEndpoint."""
+    {"endpoint": NAME, "component": NAME?}) and the proxy's time-bound variables: name -> HeavyEndpoint. Only the
+    endpoint's variables are read here; the forwarding function's own settings validate its metering and limits."""
     environ = os.environ if environ is None else environ
     raw = environ.get(c.ENV_HEAVY_MODELS)
     if not raw:
@@ -165,7 +166,7 @@ def remote_models(environ: Mapping[str, str] | None = None, logger: logging.Logg
         values = {**environ, c.ENV_MODEL_NAME: name, c.ENV_SAGEMAKER_ENDPOINT: spec.get("endpoint", "")}
         if spec.get("component"):
             values[c.ENV_INFERENCE_COMPONENT] = spec["component"]
-        endpoints[name] = HeavyEndpoint(HeavyProxySettings.from_env(values), logger=logger)
+        endpoints[name] = HeavyEndpoint(HeavyEndpointEnv.from_env(values), logger=logger)
     return endpoints
 
 
