@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, Json, field_validator, model_validator
 
 from maas.settings import names as c
 from maas.settings.base import EnvSettings
@@ -77,3 +77,21 @@ class HeavyEndpointEnv(EnvSettings):
     runtime_url: str | None = Field(None, alias=c.ENV_SAGEMAKER_RUNTIME_URL, pattern=r"^https?://")
     timeout_s: float = Field(c.DEFAULT_ENDPOINT_TIMEOUT_S, alias=c.ENV_ENDPOINT_TIMEOUT_S, gt=0, le=60)
     attempts: int = Field(c.DEFAULT_ENDPOINT_ATTEMPTS, alias=c.ENV_ENDPOINT_ATTEMPTS, ge=1, le=5)
+
+
+class HeavyModelSpec(BaseModel):
+    """Where one SageMaker-served catalog model answers."""
+
+    endpoint: str
+    component: str | None = None
+
+
+class HeavyModelsEnv(EnvSettings):
+    """The SageMaker-served models a function forwards to (JSON: catalog name -> {"endpoint", "component"?})."""
+
+    heavy_models: Json[dict[str, HeavyModelSpec]] | None = Field(None, alias=c.ENV_HEAVY_MODELS)
+
+    @field_validator("heavy_models", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return value or None

@@ -17,7 +17,7 @@ from maas.settings.functions import (
     RerankSettings,
     UsageSettings,
 )
-from maas.settings.mixins import LimitsEnv, MeteringEnv, ModelEnv
+from maas.settings.mixins import HeavyModelsEnv, LimitsEnv, MeteringEnv, ModelEnv
 from maas.tables import ALL_TABLES, JOBS, TENANTS, USAGE
 
 METERED = {USAGE.env_var: "maas-usage"}
@@ -185,3 +185,25 @@ def test_every_variable_name_is_defined_once():
     assert used <= known
     constants = [v for k, v in vars(c).items() if k.startswith("ENV_")]
     assert len(constants) == len(set(constants))
+
+
+def test_forwarded_heavy_models_are_parsed_from_json():
+    # GIVEN MAAS_HEAVY_MODELS as the stack writes it
+    environ = {c.ENV_HEAVY_MODELS: '{"bge-m3": {"endpoint": "maas-heavy", "component": "bge"}}'}
+
+    # WHEN it is read, and when it is unset or empty
+    models = HeavyModelsEnv.from_env(environ).heavy_models
+
+    # THEN each model names its endpoint (and component); no variable means no forwarding
+    assert (models["bge-m3"].endpoint, models["bge-m3"].component) == ("maas-heavy", "bge")
+    assert HeavyModelsEnv.from_env({}).heavy_models is None
+    assert HeavyModelsEnv.from_env({c.ENV_HEAVY_MODELS: ""}).heavy_models is None
+
+
+@pytest.mark.parametrize("raw", ['["not", "a", "map"]', '{"m": 3}', '{"m": {}}', "{not json"])
+def test_a_malformed_heavy_models_variable_is_named(raw):
+    # GIVEN a value that is not a map of model -> {"endpoint": ...}
+    # WHEN it is read
+    # THEN the error names the variable
+    with pytest.raises(SettingsError, match=c.ENV_HEAVY_MODELS):
+        HeavyModelsEnv.from_env({c.ENV_HEAVY_MODELS: raw})
