@@ -1,34 +1,30 @@
-"""Build a function's collaborators from its settings (called once, at init, by functions/*/app.py)."""
+"""Logger, metrics and tracer, created once per container, and ``lambda_entry``: the one Lambda handler shell.
+
+Every functions/<name>/app.py ends with ``lambda_handler = lambda_entry(api)``, whatever ``api`` is: an HTTP
+API, an API Gateway authorizer or a batch worker's event handler.
+"""
 
 from __future__ import annotations
 
-import logging
+import functools
+import os
+from collections.abc import Callable, Mapping
 
-from maas.metering.charge import Billing
-from maas.tenancy.plans import default_plans, load_plans
+from aws_lambda_powertools import Logger, Metrics
 
+from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
 
-def billing_from_settings(settings, logger: logging.Logger, metrics=None) -> Billing:
-    """Metering against the usage table the settings name; a plans file override if given."""
-    plans = load_plans(settings.plans_file) if settings.plans_file else default_plans()
-    if settings.metering == "off":
-        logger.warning("metering is OFF: requests are neither authenticated against quotas nor billed")
-        return Billing(None, plans, logger, metrics)
-    import boto3  # only functions that meter import boto3
-
-    from maas.metering.store import Meter
-
-    return Billing(Meter(boto3.client("dynamodb"), settings.usage_table), plans, logger, metrics)
+logger = Logger(service=SERVICE_NAME)
+# Powertools keeps one metric set per process, so this object is the functions' one EMF buffer.
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
-def make_tracer(service: str, environ=None):
+def make_tracer(service: str, environ: Mapping[str, str] | None = None):
     """Powertools' Tracer where it traces (in Lambda, unless POWERTOOLS_TRACE_DISABLED), else None.
 
     Outside Lambda the Tracer disables itself anyway, but importing the X-Ray SDK costs ~0.2 s of cold
     start; in Lambda with active tracing (the stack's default) that cost is paid, by choice.
     """
-    import os
-
     environ = os.environ if environ is None else environ
     if not environ.get("AWS_LAMBDA_FUNCTION_NAME") or environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() == "true":
         return None
@@ -37,13 +33,21 @@ def make_tracer(service: str, environ=None):
     return Tracer(service=service)  # patches botocore: DynamoDB calls become subsegments
 
 
-def lambda_entry(api, logger, metrics=None):
-    """The Lambda handler around an API callable: the request and correlation ids on every log line, and
-    the EMF metrics flushed after each invocation that recorded some.
+@functools.cache
+def get_tracer():
+    """The container's one tracer (or None), made on first use: only functions that trace import the X-Ray SDK."""
+    return make_tracer(SERVICE_NAME)
+
+
+def lambda_entry(api: Callable[[dict, object], object]) -> Callable[[dict, object], object]:
+    """The Lambda handler around ``api(event, context)``: the request and correlation ids on every log line,
+    and the EMF metrics flushed after each invocation that recorded some.
 
     Powertools' inject_lambda_context and log_metrics decorators do the same with more per-call work
     (~0.1-0.2 ms together: a JMESPath query, context capture, an empty-metrics warning when metering is off),
     which is several percent of a 2.5 ms inference; the static keys they add are set once here instead.
+    The correlation id is API Gateway's request id (HTTP and authorizer events); events without one (S3,
+    SQS) log without it.
     """
     cold = {"start": True}
 
@@ -63,7 +67,15 @@ def lambda_entry(api, logger, metrics=None):
         try:
             return api(event, context)
         finally:
-            if metrics is not None and metrics.metric_set:
+            if metrics.metric_set:
                 metrics.flush_metrics()
 
     return lambda_handler
+
+
+def billing_from_settings(settings, logger, metrics=None):
+    """The old name of ``maas.metering.charge.Billing.from_settings``, kept only while maas/jobs/wiring.py
+    calls it (imported on call, so functions that do not bill never import metering)."""
+    from maas.metering.charge import Billing
+
+    return Billing.from_settings(settings, logger, metrics)

@@ -1,17 +1,9 @@
 """Lambda entry point for the requests queue (inference requests, job continuations): plumbing only."""
 
-from aws_lambda_powertools import Logger, Metrics
-
 from maas.jobs.wiring import worker_from_settings
+from maas.observability import lambda_entry, logger, metrics
 from maas.settings.functions import BatchSettings
-from maas.settings.names import METRICS_NAMESPACE, SERVICE_NAME
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-worker = worker_from_settings(BatchSettings.from_env(), logger, metrics)  # loads and verifies the model once
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event, context):
-    return worker.handle_sqs_event(event, context)
+settings = BatchSettings.from_env()
+worker = worker_from_settings(settings, logger, metrics)  # loads and verifies the model once
+lambda_handler = lambda_entry(worker.handle_sqs_event)

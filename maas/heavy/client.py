@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from maas.errors import ApiError, ServiceUnavailable
 from maas.heavy.endpoint.attributes import format_attributes, parse_attributes
 from maas.settings import names as c
-from maas.settings.functions import HeavyProxySettings, SettingsError
+from maas.settings.mixins import HeavyEndpointEnv, HeavyModelsEnv
 
 CONNECT_TIMEOUT_S = 2.0
 COLD_RETRY_AFTER_S = 60
@@ -40,7 +40,7 @@ class EndpointAnswer:
     units: int
 
 
-def make_client(settings: HeavyProxySettings):
+def make_client(settings: HeavyEndpointEnv):
     import boto3  # only the proxy imports boto3 (Lambda's runtime has it)
     from botocore.config import Config
 
@@ -68,7 +68,7 @@ def _passed_on(status: int, original: str | None) -> ApiError | None:
 class HeavyEndpoint:
     """One SageMaker endpoint (and inference component) serving one catalog model."""
 
-    def __init__(self, settings: HeavyProxySettings, client=None, logger: logging.Logger | None = None):
+    def __init__(self, settings: HeavyEndpointEnv, client=None, logger: logging.Logger | None = None):
         self.settings = settings
         # made at init, with the function's environment (region, credentials); every function that forwards
         # also meters, so boto3 is imported there anyway
@@ -148,23 +148,16 @@ class BilledModel:
 
 def remote_models(environ: Mapping[str, str] | None = None, logger: logging.Logger | None = None) -> dict:
     """The SageMaker-served models another function forwards to, from MAAS_HEAVY_MODELS (JSON: catalog name ->
-    {"endpoint": NAME, "component": NAME?}) and the proxy's time-bound variables: name -> HeavyEndpoint."""
+    {"endpoint": NAME, "component": NAME?}) and the proxy's time-bound variables: name -> HeavyEndpoint. Only the
+    endpoint's variables are read here; the forwarding function's own settings validate its metering and limits."""
     environ = os.environ if environ is None else environ
-    raw = environ.get(c.ENV_HEAVY_MODELS)
-    if not raw:
-        return {}
-    try:
-        specs = json.loads(raw)
-        if not isinstance(specs, dict) or not all(isinstance(v, dict) for v in specs.values()):
-            raise ValueError('expected {"model name": {"endpoint": "...", "component": "..."}}')
-    except ValueError as exc:
-        raise SettingsError(f"invalid function settings: {c.ENV_HEAVY_MODELS}: {exc}") from None
+    specs = HeavyModelsEnv.from_env(environ).heavy_models or {}
     endpoints = {}
     for name, spec in specs.items():
-        values = {**environ, c.ENV_MODEL_NAME: name, c.ENV_SAGEMAKER_ENDPOINT: spec.get("endpoint", "")}
-        if spec.get("component"):
-            values[c.ENV_INFERENCE_COMPONENT] = spec["component"]
-        endpoints[name] = HeavyEndpoint(HeavyProxySettings.from_env(values), logger=logger)
+        values = {**environ, c.ENV_MODEL_NAME: name, c.ENV_SAGEMAKER_ENDPOINT: spec.endpoint}
+        if spec.component:
+            values[c.ENV_INFERENCE_COMPONENT] = spec.component
+        endpoints[name] = HeavyEndpoint(HeavyEndpointEnv.from_env(values), logger=logger)
     return endpoints
 
 

@@ -13,7 +13,7 @@ import time
 from maas.errors import ApiError, Unauthorized
 from maas.inference.package import Manifest
 from maas.metering.store import Meter, QuotaExceeded, QuotaStatus, UsageEvent
-from maas.tenancy.plans import Plan
+from maas.tenancy.plans import Plan, default_plans, load_plans
 from maas.tenancy.store import Caller
 
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -39,6 +39,11 @@ def request_id_of(event: dict, caller: Caller | None) -> str:
     return (event.get("requestContext") or {}).get("requestId") or f"local-{time.time_ns()}"
 
 
+def plans_from_settings(settings) -> dict[str, Plan]:
+    """The plans a function prices and limits by: the settings' plans file if it names one, else the packaged ones."""
+    return load_plans(settings.plans_file) if settings.plans_file else default_plans()
+
+
 class Billing:
     """Metering for one function. With ``meter`` None, metering is off (benchmarks of the bare handler only)."""
 
@@ -47,6 +52,17 @@ class Billing:
         self.plans = plans
         self.logger = logger or logging.getLogger(__name__)
         self.metrics = metrics  # Powertools Metrics (EMF), optional
+
+    @classmethod
+    def from_settings(cls, settings, logger: logging.Logger, metrics=None) -> Billing:
+        """Metering against the usage table a function's settings (maas.settings.mixins.MeteringEnv) name."""
+        plans = plans_from_settings(settings)
+        if settings.metering == "off":
+            logger.warning("metering is OFF: requests are neither authenticated against quotas nor billed")
+            return cls(None, plans, logger, metrics)
+        import boto3  # only functions that meter import boto3
+
+        return cls(Meter(boto3.client("dynamodb"), settings.usage_table), plans, logger, metrics)
 
     def _metric(self, name: str, value: float, unit: str = "Count") -> None:
         if self.metrics is not None:

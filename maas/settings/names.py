@@ -1,6 +1,6 @@
 """Names defined once: environment variables, limits and defaults shared by runtime, infra and tests."""
 
-# Environment variables read by the per-function settings objects (maas.settings.functions).
+# Environment variables read by the per-function settings objects (maas.settings.mixins and maas.settings.functions).
 ENV_MODEL_SOURCE = "MAAS_MODEL_SOURCE"  # folder (layer path /opt/models/<name>, local path) or s3://bucket/prefix
 ENV_MODEL_CACHE_DIR = "MAAS_MODEL_CACHE_DIR"  # where S3 packages are downloaded once per container
 ENV_THREADS = "MAAS_THREADS"  # ONNX Runtime intra-op threads; default: the CPUs the function really has

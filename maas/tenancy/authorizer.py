@@ -48,7 +48,8 @@ class Authorizer:
         self.store = store
         self.logger = logger or logging.getLogger(__name__)
 
-    def __call__(self, event: dict) -> dict:
+    def __call__(self, event: dict, context=None) -> dict:
+        """The IAM policy for a REQUEST authorizer event (``context``, the Lambda context, is not needed)."""
         resource = wildcard_resource(event.get("methodArn", "*"))
         key = key_from_headers(event.get("headers"))
         try:

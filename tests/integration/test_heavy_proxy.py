@@ -279,7 +279,7 @@ def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, mo
 
 
 def test_a_malformed_forwarding_setting_is_refused_at_init(aws, model_dir):
-    from maas.settings.functions import SettingsError
+    from maas.settings.base import SettingsError
 
     with pytest.raises(SettingsError, match="MAAS_HEAVY_MODELS"):
         load_handler("embeddings", {**function_env(aws, model_dir), c.ENV_HEAVY_MODELS: '["not", "a", "map"]'})

@@ -9,7 +9,7 @@ import sys
 from maas.heavy.endpoint.server import serve
 from maas.heavy.endpoint.service import EndpointSettings
 from maas.settings import names as c
-from maas.settings.functions import SettingsError
+from maas.settings.base import SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ from maas.heavy.endpoint.batcher import BatchingEmbedder
 from maas.inference.validation import text_list, tokenize_checked
 from maas.schemas.embeddings import EmbeddingsRequest
 from maas.settings import names as c
-from maas.settings.functions import EmbeddingsSettings, SettingsError
+from maas.settings.base import EnvSettings, SettingsError
+from maas.settings.functions import EmbeddingsSettings
 from maas.tasks.embeddings import EmbeddingsService
 from maas.tasks.v2 import InferRequest, V2Service
 
@@ -53,10 +54,9 @@ class EmbedBatchRequest(BaseModel):
     input: list[str]
 
 
-class EndpointSettings(BaseModel):
-    """The container's settings (environment variables; SageMaker sets them from the model's Environment)."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+class EndpointSettings(EnvSettings):
+    """The container's settings (environment variables; SageMaker sets them from the model's Environment). Its
+    own bounds, not the Lambda mixins': a GPU container takes more threads, inputs and batch tokens."""
 
     model_source: str = Field(c.SAGEMAKER_MODEL_DIR, alias=c.ENV_MODEL_SOURCE, min_length=1)
     device: Literal["auto", "cuda", "cpu"] = Field("auto", alias=c.ENV_DEVICE)
@@ -72,8 +72,6 @@ class EndpointSettings(BaseModel):
     batch_wait_ms: float = Field(0.0, alias=c.ENV_BATCH_WAIT_MS, ge=0, le=100)
     # off: each request runs its own session.run, concurrently (the baseline the batcher is measured against)
     batching: bool = Field(True, alias=c.ENV_BATCHING)
-
-    from_env = classmethod(EmbeddingsSettings.from_env.__func__)
 
 
 def choose_providers(device: str) -> list:
