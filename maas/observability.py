@@ -71,11 +71,3 @@ def lambda_entry(api: Callable[[dict, object], object]) -> Callable[[dict, objec
                 metrics.flush_metrics()
 
     return lambda_handler
-
-
-def billing_from_settings(settings, logger, metrics=None):
-    """The old name of ``maas.metering.charge.Billing.from_settings``, kept only while maas/jobs/wiring.py
-    calls it (imported on call, so functions that do not bill never import metering)."""
-    from maas.metering.charge import Billing
-
-    return Billing.from_settings(settings, logger, metrics)

@@ -1,6 +1,6 @@
 """Lambda entry point for the requests queue (inference requests, job continuations): plumbing only."""
 
-from maas.jobs.wiring import worker_from_settings
+from maas.jobs.worker import worker_from_settings
 from maas.observability import lambda_entry, logger, metrics
 from maas.settings.functions import BatchSettings
 

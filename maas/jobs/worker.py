@@ -33,7 +33,6 @@ from maas.jobs.records import Record, iter_lines, parse_csv, parse_csv_header, p
 from maas.jobs.sources import PoisonMessage, continuation, parse_message, uploads
 from maas.jobs.store import Job, JobStore, ObjectRef, RejectedKey
 from maas.metering.charge import Billing
-from maas.observability import billing_from_settings
 from maas.settings.functions import BatchSettings
 from maas.tenancy.store import ACTIVE, Caller, TenantStore
 
@@ -424,7 +423,7 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
     return BatchWorker(
         embedder=embedder,
         manifest=manifest,
-        billing=billing_from_settings(settings, logger, metrics),
+        billing=Billing.from_settings(settings, logger, metrics),
         jobs=JobStore(ddb, settings.jobs_table),
         tenants=TenantStore(ddb, settings.tenants_table, keys_table="-"),
         s3=s3,
