@@ -1,4 +1,9 @@
-"""The API's access log line (a light module: the cost report reads it without loading the CDK)."""
+"""The API's access log line (a light module: the cost report reads it without loading the CDK).
+
+One line per call, paid at ingestion ($0.50/GB): only what is needed to answer "who called what, how did it end
+and how long did it take" and what the metric filters read (apiId, errorType). The function's own latency and the
+response size are in Lambda's and API Gateway's metrics already, so they are not repeated per call here.
+"""
 
 import json
 
@@ -12,8 +17,6 @@ ACCESS_LOG_FIELDS = {
     "resource": "$context.resourcePath",
     "status": "$context.status",
     "latencyMs": "$context.responseLatency",
-    "integrationMs": "$context.integrationLatency",
-    "responseBytes": "$context.responseLength",
     "tenant": "$context.authorizer.principalId",
     "errorType": "$context.error.responseType",
 }

@@ -144,9 +144,13 @@ class Config(_Strict):
     heavy_proxy: FunctionConfig = FunctionConfig(memory_mb=256)
     batch_s3: FunctionConfig = FunctionConfig(timeout_s=900)
     batch_sqs: FunctionConfig = FunctionConfig(timeout_s=120)
-    # True: API Gateway caches the authorizer's answer for constants.AUTHORIZER_CACHE_TTL_S keyed on the
-    # Authorization header, and then refuses requests without that header (x-api-key alone stops working).
-    authorizer_cache: bool = False
+    # True: API Gateway caches the authorizer's verdict for constants.AUTHORIZER_CACHE_TTL_S keyed on the
+    # Authorization header (the one header the authorizer then decides from); a request with only x-api-key is
+    # answered 401 by the gateway. False: the authorizer runs on every call and x-api-key alone works too.
+    authorizer_cache: bool = True
+    # The REST API alone, or beside it a Lambda function URL (auth NONE) per API-facing function with the key
+    # checked in the function (maas.tenancy.frontdoor); infra/README.md says what that door gives up.
+    front_door: Literal["rest", "function_url"] = "rest"
     max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = constants.DEFAULT_MAX_BODY_BYTES
     max_inputs: Annotated[int, Field(ge=1, le=2048)] = constants.DEFAULT_MAX_INPUTS
     stage_rate_limit: Annotated[float, Field(gt=0)] = 1000
@@ -154,8 +158,11 @@ class Config(_Strict):
     public_docs_rate_limit: Annotated[float, Field(gt=0)] = 5
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30
     log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
-    # X-Ray active tracing for the functions (Powertools Tracer) and the API stage.
+    # X-Ray active tracing for the functions (Powertools Tracer) and the API stage, sampled at the API by an X-Ray
+    # rule: `tracing_reservoir_per_s` calls each second, then `tracing_rate` of the rest ($5 per million traces).
     tracing: bool = True
+    tracing_reservoir_per_s: Annotated[int, Field(ge=0)] = 0
+    tracing_rate: Annotated[float, Field(ge=0, le=1)] = 0.001
     sqs_batch_size: Annotated[int, Field(ge=1, le=10)] = 10
     sqs_max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 3
     job_retention_days: Annotated[int, Field(ge=1)] = 30

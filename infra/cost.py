@@ -1,16 +1,18 @@
 """What the deployment costs at idle and per million calls, from the configuration and the benchmark.
 
-    python -m infra.cost [--bench bench-results/embeddings.json] [--config infra/config.json]
+    python -m infra.cost [--json] [--bench bench-results/embeddings.json] [--config infra/config.json]
 
 Prices are us-east-1 list prices (on-demand, no free tier) as recorded below; check the pricing pages before
 relying on them. Durations come from the benchmark's JSON (handler p50) when it exists, otherwise a clearly
 labelled placeholder. The benchmark ran on a developer machine, not in Lambda: Lambda gives a function a CPU
 share proportional to memory (1,769 MB = one vCPU), so the table also shows the duration scaled by that share.
+Every per-call charge is one line, for each front door (`FRONT_DOORS`); `--json` prints the same lines as data.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from infra.access_log import ACCESS_LOG_FIELDS
 from infra.config import Config, load_config
+from maas.settings.names import AUTHORIZER_CACHE_TTL_S
 from maas.tools.paths import REPO_ROOT
 
 BENCH_FILE = REPO_ROOT / "bench-results" / "embeddings.json"
@@ -27,6 +30,7 @@ PLACEHOLDER_DURATION_MS = 5.0
 # us-east-1 list prices (USD).
 PRICE = {
     "apigw_rest_per_million": 3.50,  # REST API requests, first 333 M per month
+    "apigw_http_per_million": 1.00,  # HTTP API requests (512 KB units), first 300 M per month: not offered, see README
     "lambda_request_per_million": 0.20,
     "lambda_gb_s": {"x86_64": 0.0000166667, "arm64": 0.0000133334},
     "ddb_wru_per_million": 0.625,  # on-demand write request units (since the Nov 2024 price cut)
@@ -43,23 +47,49 @@ LAMBDA_MB_PER_VCPU = 1769
 GB = 1024**3
 LOG_EVENT_OVERHEAD = 26  # bytes CloudWatch Logs adds to each event for billing
 HOURS_PER_MONTH = 730
-
-# Metering, per billable call (maas.metering.store): one TransactWriteItems of three items (the usage event, the
-# month item holding the quota counter and monthly aggregates, the day item); transactional writes cost 2 WRU
-# per item of up to 1 KB, and the event's copy into the gsi1 index is one more standard write.
-METERING_TRANSACTION_ITEMS = 3
-METERING_GSI_WRITES = 1
-# Before any compute, the task function reads the month item's quota counter (strongly consistent: 1 RRU).
-QUOTA_PRECHECK_RRU = 1.0
-# The authorizer reads the key record and the tenant record (eventually consistent, up to 4 KB each).
-AUTHORIZER_READS_RRU = 2 * 0.5
-AUTHORIZER_DURATION_MS = 10.0  # assumed: two GetItem calls in-region, warm container
-# X-Ray's default sampling rule: the first request each second, then 5% of the rest.
-XRAY_RESERVOIR_PER_S = 1.0
-XRAY_FIXED_RATE = 0.05
 DEFAULT_MONTHLY_CALLS = 10_000_000
 # Idle polling of the SQS event source mapping: a handful of long-polling ReceiveMessage calls (20 s each).
 SQS_IDLE_POLLERS = 5
+
+FRONT_DOORS = ("rest", "function_url")
+FRONT_DOOR_TITLES = {
+    "rest": "REST API (API Gateway)",
+    "function_url": "Lambda function URL, key checked in the function",
+}
+
+# Metering, the design of issue 12 (maas.metering): per billed call ONE PutItem of the usage event (<= 1 KB, no
+# GSI: 1 WRU) and no quota read; quota leases: one UpdateItem (1 WRU) of the tenant's quota item per grant, a
+# lease covering CALLS_PER_LEASE calls on average at scale; aggregation from DynamoDB Streams by an aggregator
+# function, AGGREGATION_BATCH records per invocation, each batch one TransactWriteItems of the month aggregate,
+# the day aggregate and the shard checkpoint (2 WRU per item). Stream reads by a Lambda trigger are free.
+USAGE_EVENT_WRU = 1
+CALLS_PER_LEASE = 50
+LEASE_GRANT_WRU = 1
+AGGREGATION_BATCH = 500
+AGGREGATION_ITEMS = 3
+TRANSACTION_WRU_PER_ITEM = 2
+AGGREGATOR_MEMORY_MB = 256
+AGGREGATOR_DURATION_MS = 50.0
+AGGREGATOR_LOG_BYTES = 300 + LOG_EVENT_OVERHEAD  # one line per batch (assumed)
+
+# Authentication: the key record and the tenant record (eventually consistent, up to 4 KB each).
+AUTHORIZER_READS_RRU = 2 * 0.5
+AUTHORIZER_DURATION_MS = 10.0  # assumed: two GetItem calls in-region, warm container
+# A verdict is cached AUTHORIZER_CACHE_TTL_S per credential: by API Gateway (one cache) behind REST, by each warm
+# container behind a function URL. Assumed traffic shape: ACTIVE_KEYS keys calling, URL_CONTAINERS warm containers.
+ACTIVE_KEYS = 10
+URL_CONTAINERS = 4
+FRONT_DOOR_CHECK_MS = 0.05  # in-function cache hit and v2 -> v1 event conversion (assumed; sub-millisecond)
+
+# Per call, the task function writes one EMF line (BilledRequests, BilledUnits, ComputeMilliseconds with the model,
+# task and service dimensions: 403 bytes as Powertools prints it); its per-call INFO line is DEBUG, the authorizer's
+# allowed verdict too, and Lambda's START/END/REPORT lines are filtered out (system log level WARN).
+EMF_LOG_BYTES = 403 + LOG_EVENT_OVERHEAD
+
+# The response of one input with the OpenAI SDK's default encoding (base64 of 384 float32) and the headers each
+# door adds (request id, trace id, quota headers; estimated).
+EMBEDDING_DIMENSIONS = 384
+RESPONSE_HEADER_BYTES = {"rest": 450, "function_url": 350}
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,7 @@ class Line:
     item: str
     usd: float
     basis: str
+    metering: bool = False
 
 
 def bench_duration_ms(path: Path = BENCH_FILE) -> tuple[float, str, int | None]:
@@ -88,6 +119,7 @@ def lambda_compute(memory_mb: int, duration_ms: float, arch: str) -> float:
 
 
 def representative_access_log_bytes() -> int:
+    """One access log line as CloudWatch Logs bills it (infra.access_log's fields, typical values)."""
     sample = {
         "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
         "apiId": "a1b2c3d4e5",
@@ -97,31 +129,90 @@ def representative_access_log_bytes() -> int:
         "resource": "/v1/embeddings",
         "status": "200",
         "latencyMs": "14",
-        "integrationMs": "12",
-        "responseBytes": "8215",
         "tenant": "tenant-0001",
         "errorType": "-",
     }
     if set(sample) != set(ACCESS_LOG_FIELDS):
-        raise ValueError("the sample access log line is out of date with infra.api.ACCESS_LOG_FIELDS")
+        raise ValueError("the sample access log line is out of date with infra.access_log.ACCESS_LOG_FIELDS")
     return len(json.dumps(sample, separators=(",", ":"))) + LOG_EVENT_OVERHEAD
 
 
-# Per call, the task function writes one structured line ("embeddings": inputs, tokens, request and tenant ids)
-# and one EMF line (BilledRequests, BilledUnits, ComputeMilliseconds); the authorizer one line. Lambda's
-# START/END/REPORT lines are filtered out (system log level WARN).
-TASK_LOG_BYTES = 520 + LOG_EVENT_OVERHEAD + 430 + LOG_EVENT_OVERHEAD
-AUTHORIZER_LOG_BYTES = 380 + LOG_EVENT_OVERHEAD
-# One 384-dimension float embedding as OpenAI-style JSON (encoding_format=base64 is about a quarter).
-RESPONSE_BYTES = 8_200
+def response_bytes(front_door: str, dimensions: int = EMBEDDING_DIMENSIONS) -> int:
+    """Bytes out for one single-input embeddings call answered in base64 (the OpenAI SDK's default)."""
+    body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": base64.b64encode(bytes(4 * dimensions)).decode()}],
+        "model": "all-minilm-l6-v2",
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+    return len(json.dumps(body, separators=(",", ":"))) + RESPONSE_HEADER_BYTES[front_door]
 
 
-def traced_fraction(monthly_calls: float) -> float:
-    """Share of calls X-Ray's default rule records when ``monthly_calls`` arrive at a steady rate."""
-    rate = monthly_calls / (HOURS_PER_MONTH * 3600)
-    if rate <= XRAY_RESERVOIR_PER_S:
+def calls_per_second(monthly_calls: float) -> float:
+    return monthly_calls / (HOURS_PER_MONTH * 3600)
+
+
+def traced_fraction(monthly_calls: float, reservoir_per_s: float = 1.0, rate: float = 0.05) -> float:
+    """Share of calls an X-Ray rule (``reservoir_per_s`` each second, then ``rate`` of the rest) records when
+    ``monthly_calls`` arrive at a steady rate. The defaults are X-Ray's default rule."""
+    per_s = calls_per_second(monthly_calls)
+    if per_s <= reservoir_per_s:
         return 1.0
-    return (XRAY_RESERVOIR_PER_S + XRAY_FIXED_RATE * (rate - XRAY_RESERVOIR_PER_S)) / rate
+    return (reservoir_per_s + rate * (per_s - reservoir_per_s)) / per_s
+
+
+def cache_miss_fraction(monthly_calls: float, caches: int) -> float:
+    """Share of calls whose verdict is not cached: each of ACTIVE_KEYS keys misses once per TTL in each cache."""
+    return min(1.0, ACTIVE_KEYS * caches / (AUTHORIZER_CACHE_TTL_S * calls_per_second(monthly_calls)))
+
+
+def metering_lines(config: Config) -> list[Line]:
+    """The billing path per call: the event write, quota leases, and the asynchronous aggregation."""
+    wru = PRICE["ddb_wru_per_million"]
+    batch_wru = AGGREGATION_ITEMS * TRANSACTION_WRU_PER_ITEM
+    invocations = 1 / AGGREGATION_BATCH
+    return [
+        Line(
+            "Metering: usage event PutItem",
+            USAGE_EVENT_WRU * wru,
+            f"{USAGE_EVENT_WRU} WRU per call (one item <= 1 KB, no GSI)",
+            True,
+        ),
+        Line(
+            "Metering: quota lease UpdateItem",
+            LEASE_GRANT_WRU * wru / CALLS_PER_LEASE,
+            f"{LEASE_GRANT_WRU} WRU per lease, a lease per {CALLS_PER_LEASE} calls",
+            True,
+        ),
+        Line(
+            "Metering: aggregation transaction",
+            batch_wru * wru / AGGREGATION_BATCH,
+            f"{AGGREGATION_ITEMS} items x {TRANSACTION_WRU_PER_ITEM} WRU per batch of {AGGREGATION_BATCH} records",
+            True,
+        ),
+        Line(
+            "Metering: aggregator Lambda requests",
+            PRICE["lambda_request_per_million"] * invocations,
+            f"one invocation per {AGGREGATION_BATCH} calls (stream reads by Lambda are free)",
+            True,
+        ),
+        Line(
+            "Metering: aggregator Lambda compute",
+            lambda_compute(AGGREGATOR_MEMORY_MB, AGGREGATOR_DURATION_MS, "x86_64") * invocations,
+            f"{AGGREGATOR_MEMORY_MB} MB x {AGGREGATOR_DURATION_MS:g} ms (assumed) per batch",
+            True,
+        ),
+        Line(
+            "Metering: aggregator log line",
+            AGGREGATOR_LOG_BYTES / AGGREGATION_BATCH * 1e6 / GB * PRICE["logs_ingest_per_gb"],
+            f"{AGGREGATOR_LOG_BYTES} bytes per batch (assumed)",
+            True,
+        ),
+    ]
+
+
+def logs_usd(nbytes: float) -> float:
+    return nbytes * 1e6 / GB * PRICE["logs_ingest_per_gb"]
 
 
 def per_million(
@@ -130,61 +221,104 @@ def per_million(
     duration_basis: str,
     task: str = "embeddings",
     monthly_calls: float = DEFAULT_MONTHLY_CALLS,
+    front_door: str = "rest",
 ) -> list[Line]:
+    """Every per-call AWS charge of one single-input ``task`` call behind ``front_door``, USD per million calls."""
+    if front_door not in FRONT_DOORS:
+        raise ValueError(f"unknown front door {front_door!r}; one of {FRONT_DOORS}")
     fn = config.task_function(task)
     auth = config.authorizer
-    log_bytes = representative_access_log_bytes() + TASK_LOG_BYTES + AUTHORIZER_LOG_BYTES
-    wru = 2 * METERING_TRANSACTION_ITEMS + METERING_GSI_WRITES
-    lines = [
-        Line("API Gateway REST requests", PRICE["apigw_rest_per_million"], "$3.50 per million"),
-        Line("Authorizer Lambda requests", PRICE["lambda_request_per_million"], "$0.20 per million (no gateway cache)"),
-        Line(
-            "Authorizer Lambda compute",
-            lambda_compute(auth.memory_mb, AUTHORIZER_DURATION_MS, auth.architecture),
-            f"{auth.memory_mb} MB x {AUTHORIZER_DURATION_MS:g} ms (assumed), {auth.architecture}",
-        ),
-        Line(
-            "Authorizer DynamoDB reads",
-            AUTHORIZER_READS_RRU * PRICE["ddb_rru_per_million"],
-            f"{AUTHORIZER_READS_RRU:g} RRU (key + tenant, eventually consistent)",
-        ),
+    rest = front_door == "rest"
+    lines: list[Line] = []
+    if rest:
+        lines.append(Line("API Gateway REST requests", PRICE["apigw_rest_per_million"], "$3.50 per million"))
+        if config.authorizer_cache:
+            miss = cache_miss_fraction(monthly_calls, 1)
+            cached = f"{miss:.1%} of calls: {ACTIVE_KEYS} keys x 1 per {AUTHORIZER_CACHE_TTL_S} s gateway cache"
+        else:
+            miss, cached = 1.0, "every call (authorizer_cache false)"
+        lines += [
+            Line("Authorizer Lambda requests", miss * PRICE["lambda_request_per_million"], cached),
+            Line(
+                "Authorizer Lambda compute",
+                miss * lambda_compute(auth.memory_mb, AUTHORIZER_DURATION_MS, auth.architecture),
+                f"{auth.memory_mb} MB x {AUTHORIZER_DURATION_MS:g} ms (assumed), {auth.architecture}, on a miss",
+            ),
+            Line(
+                "Authorizer DynamoDB reads",
+                miss * AUTHORIZER_READS_RRU * PRICE["ddb_rru_per_million"],
+                f"{AUTHORIZER_READS_RRU:g} RRU (key + tenant, eventually consistent) on a miss",
+            ),
+        ]
+        duration = duration_ms
+    else:
+        miss = cache_miss_fraction(monthly_calls, URL_CONTAINERS)
+        lines += [
+            Line("Function URL requests", 0.0, "no charge beyond the Lambda invocation"),
+            Line(
+                "Key check DynamoDB reads",
+                miss * AUTHORIZER_READS_RRU * PRICE["ddb_rru_per_million"],
+                f"{AUTHORIZER_READS_RRU:g} RRU on {miss:.1%} of calls ({ACTIVE_KEYS} keys x {URL_CONTAINERS} containers"
+                f" x 1 per {AUTHORIZER_CACHE_TTL_S} s)",
+            ),
+            Line(
+                "Key check Lambda compute",
+                miss * lambda_compute(fn.memory_mb, AUTHORIZER_DURATION_MS, fn.architecture),
+                f"{AUTHORIZER_DURATION_MS:g} ms more of the task function on a miss",
+            ),
+        ]
+        duration = duration_ms + FRONT_DOOR_CHECK_MS
+        duration_basis += f" + {FRONT_DOOR_CHECK_MS:g} ms key check (cached)"
+    lines += [
         Line(f"{task} Lambda requests", PRICE["lambda_request_per_million"], "$0.20 per million"),
         Line(
             f"{task} Lambda compute",
-            lambda_compute(fn.memory_mb, duration_ms, fn.architecture),
-            f"{fn.memory_mb} MB x {math.ceil(duration_ms)} ms billed; {duration_basis}",
+            lambda_compute(fn.memory_mb, duration, fn.architecture),
+            f"{fn.memory_mb} MB x {math.ceil(duration)} ms billed; {duration_basis}",
         ),
-        Line(
-            "Quota precheck DynamoDB read",
-            QUOTA_PRECHECK_RRU * PRICE["ddb_rru_per_million"],
-            f"{QUOTA_PRECHECK_RRU:g} RRU (month item, strongly consistent)",
-        ),
-        Line(
-            "Metering DynamoDB writes",
-            wru * PRICE["ddb_wru_per_million"],
-            f"{wru} WRU: {METERING_TRANSACTION_ITEMS} items x 2 (transaction) + {METERING_GSI_WRITES} GSI write",
-        ),
-        Line(
-            "CloudWatch Logs ingestion",
-            log_bytes * 1e6 / GB * PRICE["logs_ingest_per_gb"],
-            f"{log_bytes} bytes per call (access log + function + authorizer lines)",
-        ),
-        Line(
-            "Data transfer out",
-            RESPONSE_BYTES * 1e6 / GB * PRICE["data_out_per_gb"],
-            f"{RESPONSE_BYTES} bytes per response (one float embedding)",
-        ),
+        *metering_lines(config),
     ]
-    if config.tracing:
-        fraction = traced_fraction(monthly_calls)
+    if rest:
+        access = representative_access_log_bytes()
+        lines.append(
+            Line("Logs: access log line", logs_usd(access), f"{access} bytes ({len(ACCESS_LOG_FIELDS)} fields)")
+        )
+    lines.append(Line("Logs: function EMF metrics line", logs_usd(EMF_LOG_BYTES), f"{EMF_LOG_BYTES} bytes"))
+    if config.tracing and rest:
+        fraction = traced_fraction(monthly_calls, config.tracing_reservoir_per_s, config.tracing_rate)
         lines.append(
             Line(
                 "X-Ray traces",
                 fraction * PRICE["xray_traces_per_million"],
-                f"{fraction:.0%} of calls sampled at {monthly_calls / 1e6:g} M calls/month (100% below 1 call/s)",
+                f"{fraction:.2%} of calls: rule {config.tracing_reservoir_per_s}/s + {config.tracing_rate:.2%} "
+                f"at {monthly_calls / 1e6:g} M calls/month",
             )
         )
+    elif config.tracing:
+        lines.append(Line("X-Ray traces", 0.0, "PassThrough: only calls an upstream sampled (none from a URL client)"))
+    out = response_bytes(front_door)
+    lines.append(
+        Line(
+            "Data transfer out",
+            out * 1e6 / GB * PRICE["data_out_per_gb"],
+            f"{out} bytes per response (base64, {EMBEDDING_DIMENSIONS} dims, with headers)",
+        )
+    )
     return lines
+
+
+def summary(lines: list[Line]) -> dict:
+    """The JSON form of one front door's lines: total, metering and every item, USD per million calls."""
+    return {
+        "total": round(sum(ln.usd for ln in lines), 4),
+        "metering": round(sum(ln.usd for ln in lines if ln.metering), 4),
+        "items": {ln.item: round(ln.usd, 4) for ln in lines},
+    }
+
+
+def per_million_calls(config: Config, duration_ms: float, basis: str) -> dict[str, list[Line]]:
+    """Front door -> its per-call lines, at one duration: the one source of the table and of `--json`."""
+    return {door: per_million(config, duration_ms, basis, front_door=door) for door in FRONT_DOORS}
 
 
 def alarm_count(config: Config) -> int:
@@ -245,36 +379,55 @@ def table(lines: list[Line], unit: str) -> str:
 
 
 def report(config: Config, bench: Path = BENCH_FILE) -> str:
+    """The human report: idle cost, then one per-million table per front door, from `per_million_calls`."""
     duration, basis, threads = bench_duration_ms(bench)
     fn = config.task_function("embeddings")
-    parts = [
-        "Idle, per month (us-east-1):",
-        "",
-        table(idle_monthly(config), "USD / month"),
-        "",
-        f"Per million POST /v1/embeddings calls (one input, {DEFAULT_MONTHLY_CALLS / 1e6:g} M calls/month):",
-        "",
-        table(per_million(config, duration, basis), "USD / million"),
-    ]
+    parts = ["Idle, per month (us-east-1):", "", table(idle_monthly(config), "USD / month")]
+    doors = per_million_calls(config, duration, basis)
+    for door, lines in doors.items():
+        parts += [
+            "",
+            f"Per million POST /v1/embeddings calls behind the {FRONT_DOOR_TITLES[door]} (`{door}`; one input, "
+            f"base64, {DEFAULT_MONTHLY_CALLS / 1e6:g} M calls/month; metering "
+            f"${sum(ln.usd for ln in lines if ln.metering):.3f}):",
+            "",
+            table(lines, "USD / million"),
+        ]
     share = fn.memory_mb / LAMBDA_MB_PER_VCPU
     if threads and share < threads:
         scaled = duration * threads / share
-        scaled_lines = per_million(config, scaled, f"{duration:.2f} ms x {threads} CPUs / {share:.2f} vCPU")
+        totals = {
+            door: sum(ln.usd for ln in lines)
+            for door, lines in per_million_calls(config, scaled, f"{duration:.2f} ms x {threads} / {share:.2f}").items()
+        }
         parts += [
             "",
             f"Upper bound if the handler scales with CPU share ({fn.memory_mb} MB = {share:.2f} vCPU in Lambda, "
-            f"benchmark used {threads}): {scaled:.1f} ms, total ${sum(ln.usd for ln in scaled_lines):.2f} per million.",
+            f"benchmark used {threads}): {scaled:.1f} ms, totals "
+            + ", ".join(f"{door} ${usd:.2f}" for door, usd in totals.items())
+            + " per million.",
         ]
     return "\n".join(parts)
+
+
+def as_json(config: Config, bench: Path = BENCH_FILE) -> dict:
+    """`--json`: {"per_million_calls": {front door: {"total", "metering", "items"}}, "basis": {...}}."""
+    duration, basis, _ = bench_duration_ms(bench)
+    doors = per_million_calls(config, duration, basis)
+    return {
+        "per_million_calls": {door: summary(lines) for door, lines in doors.items()},
+        "basis": {"duration_ms": duration, "duration": basis, "monthly_calls": DEFAULT_MONTHLY_CALLS},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", type=Path, default=BENCH_FILE)
     parser.add_argument("--config", help="configuration file (default infra/config.json)")
+    parser.add_argument("--json", action="store_true", help="print the per-million figures as JSON")
     args = parser.parse_args(argv)
     config = load_config({"maas:config": args.config} if args.config else None)
-    print(report(config, args.bench))
+    print(json.dumps(as_json(config, args.bench), indent=2) if args.json else report(config, args.bench))
     return 0
 
 

@@ -12,6 +12,7 @@ from infra.api import InferenceApi
 from infra.assets import AssetBuilder, Placeholder
 from infra.batch import JOBS_PREFIX, RESULTS_PREFIX, BatchJobs
 from infra.config import Config, ModelConfig, Plan
+from infra.front_door import FunctionUrlFrontDoor
 from infra.functions import ServiceFunction
 from infra.gpu import GpuEndpoint
 from infra.metering import UsageMetering
@@ -378,6 +379,17 @@ class ServiceStack(Stack):
             s3_worker=workers["BatchS3"],
             sqs_worker=workers["BatchSqs"],
         )
+
+        if config.front_door == "function_url":
+            self.front_door = FunctionUrlFrontDoor(
+                self,
+                "FrontDoor",
+                api=self.api,
+                functions=self.functions,
+                tenants=tables[TENANTS.logical_name],
+                api_keys=tables[API_KEYS.logical_name],
+                tracing=config.tracing,
+            )
 
         self.monitoring = Monitoring(
             self,

@@ -2,6 +2,9 @@
 
 API Gateway turns an exception whose message is exactly "Unauthorized" into a 401 and a Deny policy
 into a 403; both are rendered in the API's error shape by the gateway responses (maas.api.gateway).
+
+The gateway caches a verdict keyed on the `Authorization` header (its identity source), so the verdict is a
+function of that header alone whenever it is present: see `credential`.
 """
 
 from __future__ import annotations
@@ -9,8 +12,13 @@ from __future__ import annotations
 import logging
 
 from maas.errors import Forbidden, Unauthorized
-from maas.tenancy.keys import key_from_headers
-from maas.tenancy.store import TenantStore
+from maas.tenancy.keys import credential
+from maas.tenancy.store import KeyRecord, Tenant, TenantStore
+
+
+def caller_context(tenant: Tenant, record: KeyRecord) -> dict[str, str]:
+    """What handlers read from requestContext.authorizer (maas.metering.charge.caller_from_event)."""
+    return {"tenant_id": tenant.tenant_id, "plan": tenant.plan, "key_prefix": record.prefix}
 
 
 class AuthorizerUnauthorized(Exception):
@@ -30,6 +38,7 @@ def wildcard_resource(method_arn: str) -> str:
 
 
 def policy(principal: str, effect: str, resource: str, context: dict, usage_key: str | None = None) -> dict:
+    """An authorizer result: an IAM policy for `resource`, the context handlers read, the usage-plan key."""
     result = {
         "principalId": principal,
         "policyDocument": {
@@ -44,6 +53,9 @@ def policy(principal: str, effect: str, resource: str, context: dict, usage_key:
 
 
 class Authorizer:
+    """Resolves the request's credential (see `credential`) to an Allow policy with the caller's context,
+    a Deny for a suspended tenant, or AuthorizerUnauthorized (401)."""
+
     def __init__(self, store: TenantStore, logger: logging.Logger | None = None):
         self.store = store
         self.logger = logger or logging.getLogger(__name__)
@@ -51,9 +63,8 @@ class Authorizer:
     def __call__(self, event: dict, context=None) -> dict:
         """The IAM policy for a REQUEST authorizer event (``context``, the Lambda context, is not needed)."""
         resource = wildcard_resource(event.get("methodArn", "*"))
-        key = key_from_headers(event.get("headers"))
         try:
-            tenant, record = self.store.authenticate(key)
+            tenant, record = self.store.authenticate(credential(event.get("headers")))
         except Unauthorized as err:
             # Only the non-secret prefix is ever logged, and only when it parses as ours.
             self.logger.info("authorizer refused", extra={"code": err.code})
@@ -61,6 +72,6 @@ class Authorizer:
         except Forbidden as err:
             self.logger.info("authorizer denied", extra={"code": err.code})
             return policy("denied", "Deny", resource, {"reason": err.message, "code": err.code})
-        self.logger.info("authorized", extra={"tenant_id": tenant.tenant_id, "key_prefix": record.prefix})
-        context = {"tenant_id": tenant.tenant_id, "plan": tenant.plan, "key_prefix": record.prefix}
-        return policy(tenant.tenant_id, "Allow", resource, context, tenant.usage_key)
+        # DEBUG: an allowed call is already in the access log with its tenant; an INFO line here is paid per verdict.
+        self.logger.debug("authorized", extra={"tenant_id": tenant.tenant_id, "key_prefix": record.prefix})
+        return policy(tenant.tenant_id, "Allow", resource, caller_context(tenant, record), tenant.usage_key)

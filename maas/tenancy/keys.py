@@ -11,6 +11,7 @@ import re
 import secrets
 import string
 
+from maas.errors import Unauthorized
 from maas.settings.names import API_KEY_PREFIX
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -29,10 +30,24 @@ def new_key() -> tuple[str, str]:
     return f"{API_KEY_PREFIX}{key_id}_{secret}", f"{API_KEY_PREFIX}{key_id}"
 
 
-def key_from_headers(headers: dict[str, str] | None) -> str | None:
-    """The API key from `Authorization: Bearer <key>` (preferred) or `x-api-key: <key>`; names case-insensitive."""
+BEARER = "bearer"
+
+
+def credential(headers: dict[str, str] | None) -> str | None:
+    """The one credential a request is judged by (names case-insensitive).
+
+    `Authorization` whenever it is sent: it must be `Bearer <key>`, and anything else is refused, never resolved
+    through `x-api-key` (a verdict cached on `Authorization` must not depend on another header). Only a request
+    without `Authorization` is judged by `x-api-key`. None when neither is sent.
+    """
     lower = {name.lower(): value for name, value in (headers or {}).items()}
-    scheme, _, token = (lower.get("authorization") or "").strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
+    authorization = (lower.get("authorization") or "").strip()
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != BEARER or not token.strip():
+            raise Unauthorized(
+                "The Authorization header must be 'Bearer <key>' (or send the key in x-api-key without it).",
+                code="invalid_authorization_header",
+            )
         return token.strip()
     return (lower.get("x-api-key") or "").strip() or None

@@ -4,7 +4,7 @@ Three apps, each synthesized once with cdk-nag's AwsSolutions pack applied:
 - built:   the default configuration with every asset present (small fakes of the right shape);
 - fresh:   the default configuration on a fresh clone: no layer or model built, functions as in the repo;
 - variant: the other branches: classic GPU endpoint (min 1), an S3-served model, arm64, SnapStart,
-           provisioned concurrency, the gateway's authorizer cache, a subset of plans.
+           provisioned concurrency, no gateway authorizer cache, the function URL front door, a subset of plans.
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ VARIANT_CONFIG = {
     ],
     "tasks": {"embeddings": {"memory_mb": 2048, "snap_start": True}},
     "authorizer": {"memory_mb": 256, "reserved_concurrency": 5, "provisioned_concurrency": 2},
-    "authorizer_cache": True,
+    "authorizer_cache": False,
+    "front_door": "function_url",
     "tracing": False,
     "alarms": {"email": "ops@example.com"},
 }

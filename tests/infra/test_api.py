@@ -122,20 +122,20 @@ def test_heavy_model_static_segment_sits_beside_the_v2_model_name_parameter(buil
     assert "RequestParameters" not in found[("POST", "/v2/models/all-minilm-l6-v2-fp32/infer")]
 
 
-def test_authorizer_runs_on_every_call_so_both_key_headers_work(built):
-    """No gateway cache and no identity source: requests with only x-api-key still reach the authorizer."""
+def test_authorizer_verdicts_are_cached_on_the_authorization_header_by_default(built):
+    """The cache key (Authorization) is the one header the authorizer decides from (maas.tenancy.authorizer)."""
     _, authorizer = only(built.service_template, "AWS::ApiGateway::Authorizer")
     props = authorizer["Properties"]
     assert props["Type"] == "REQUEST"
-    assert props["AuthorizerResultTtlInSeconds"] == 0
-    assert "IdentitySource" not in props
+    assert props["AuthorizerResultTtlInSeconds"] == constants.AUTHORIZER_CACHE_TTL_S
+    assert props["IdentitySource"] == "method.request.header.Authorization"
     assert "AuthorizerAlias" in text(props["AuthorizerUri"])
 
 
-def test_authorizer_cache_uses_the_constant_ttl_and_the_authorization_header(variant):
+def test_without_the_cache_the_authorizer_runs_on_every_call_so_x_api_key_alone_works(variant):
     _, authorizer = only(variant.service_template, "AWS::ApiGateway::Authorizer")
-    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == constants.AUTHORIZER_CACHE_TTL_S
-    assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 0
+    assert "IdentitySource" not in authorizer["Properties"]
 
 
 def test_usage_plans_match_plans_toml_and_take_the_key_from_the_authorizer(built):

@@ -2,7 +2,10 @@
 
 import hashlib
 
-from maas.tenancy.keys import KEY_RE, hash_key, key_from_headers, new_key
+import pytest
+
+from maas.errors import Unauthorized
+from maas.tenancy.keys import KEY_RE, credential, hash_key, new_key
 
 
 def test_a_new_key_has_the_documented_format_and_its_prefix_is_its_public_part():
@@ -53,14 +56,15 @@ def test_the_bearer_header_wins_over_x_api_key_and_names_are_case_insensitive():
 
     # WHEN the key is taken from the request
     # THEN the bearer token is used, trimmed; without it, x-api-key is
-    assert key_from_headers(headers) == "maas_bearer"
-    assert key_from_headers({"x-api-key": " maas_header "}) == "maas_header"
+    assert credential(headers) == "maas_bearer"
+    assert credential({"x-api-key": " maas_header "}) == "maas_header"
 
 
-def test_no_usable_credential_is_none():
-    # GIVEN no headers, another auth scheme, an empty bearer token
-    # WHEN the key is taken from the request
-    # THEN there is none
-    assert key_from_headers(None) is None
-    assert key_from_headers({"Authorization": "Basic dXNlcjpwYXNz"}) is None
-    assert key_from_headers({"Authorization": "Bearer   "}) is None
+def test_no_credential_is_none_and_another_authorization_is_refused_not_resolved_through_x_api_key():
+    # GIVEN no headers; then another auth scheme or an empty bearer token, with a valid-looking x-api-key beside
+    # WHEN the credential is taken from the request
+    # THEN without headers there is none; a bad Authorization is a 401, never a fall back to x-api-key
+    assert credential(None) is None
+    for authorization in ("Basic dXNlcjpwYXNz", "Bearer   "):
+        with pytest.raises(Unauthorized):
+            credential({"Authorization": authorization, "x-api-key": "maas_header"})
