@@ -21,9 +21,9 @@ from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
 from maas.schemas.classify import ClassifyRequest
 from maas.schemas.embeddings import EmbeddingsRequest
+from maas.schemas.rerank import RerankRequest
 from maas.settings import names as constants
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
-from maas.tasks.rerank import RerankRequest
 
 # Public routes of each task function (the catalog's tasks decide which exist) and their body models.
 # rerank runs the embeddings model (catalog.toml `tasks_also`): it is deployed whenever that model is.

@@ -34,7 +34,7 @@ from maas.api.resolver import JSON, create_resolver, dumps, error_response
 from maas.errors import ApiError
 from maas.metering.charge import Billing, caller_from_event, request_id_of
 from maas.schemas.classify import ClassifyRequest, ClassifyResponse
-from maas.schemas.embeddings import ErrorResponse
+from maas.schemas.errors import ErrorResponse
 from maas.tasks.classify import ClassifyService
 
 CLASSIFY_PATH = "/v1/classify"

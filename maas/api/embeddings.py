@@ -22,7 +22,8 @@ from maas.api.resolver import JSON, create_resolver, documented, dumps
 from maas.bodies import json_body
 from maas.errors import ApiError, internal_error_body
 from maas.metering.charge import Billing, caller_from_event, request_id_of
-from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
+from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
+from maas.schemas.errors import ErrorResponse
 from maas.tasks.embeddings import EmbeddingsService
 from maas.tenancy.store import Caller
 

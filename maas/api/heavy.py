@@ -26,8 +26,8 @@ from maas.heavy.client import BilledModel, HeavyEndpoint
 from maas.inference.catalog import default_catalog
 from maas.metering.charge import Billing
 from maas.schemas.embeddings import EmbeddingsRequest
+from maas.schemas.v2 import InferRequest
 from maas.tasks.v2 import TASK as V2_TASK
-from maas.tasks.v2 import InferRequest
 
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
 EMBEDDINGS_PATH = "/v1/embeddings"

@@ -23,7 +23,6 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import RootModel
 
 from maas.api.openapi import DOCS_ONLY
 from maas.api.rerank import MeteredPost, json_body, resolver_response
@@ -31,9 +30,9 @@ from maas.api.resolver import JSON, create_resolver
 from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from maas.inference.images import MEDIA_TYPES
 from maas.metering.charge import Billing
-from maas.schemas.classify import LabelScore
-from maas.schemas.embeddings import ErrorResponse
-from maas.tasks.images import ImageClassifyRequest, ImageClassifyService
+from maas.schemas.errors import ErrorResponse
+from maas.schemas.images import ImageClassifyRequest, ImageClassifyResponse
+from maas.tasks.images import ImageClassifyService
 
 IMAGES_PATH = "/v1/images/classify"
 ERRORS = {
@@ -48,10 +47,6 @@ ERRORS = {
         (503, "Model unavailable"),
     )
 }
-
-
-class ImageClassifyResponse(RootModel[list[LabelScore] | list[list[LabelScore]]]):
-    """One image: its labels sorted by score (highest first); a list of images: one such list per image."""
 
 
 @dataclass(frozen=True)

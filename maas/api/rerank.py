@@ -22,7 +22,8 @@ from maas.api.resolver import JSON, create_resolver, dumps
 from maas.bodies import json_body
 from maas.errors import ApiError, internal_error_body
 from maas.metering.charge import Billing, request_id_of
-from maas.tasks.rerank import RerankRequest, RerankResponse, RerankService
+from maas.schemas.rerank import RerankRequest, RerankResponse
+from maas.tasks.rerank import RerankService
 
 RERANK_PATH = "/v1/rerank"
 

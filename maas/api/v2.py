@@ -27,7 +27,7 @@ from maas.api.rerank import MeteredPost, resolver_response
 from maas.api.resolver import JSON, create_resolver, documented
 from maas.errors import ServiceUnavailable
 from maas.metering.charge import Billing
-from maas.tasks.v2 import (
+from maas.schemas.v2 import (
     InferRequest,
     InferResponse,
     Liveness,
@@ -35,8 +35,8 @@ from maas.tasks.v2 import (
     ModelReadiness,
     Readiness,
     ServerMetadata,
-    V2Service,
 )
+from maas.tasks.v2 import V2Service
 
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 

@@ -23,8 +23,8 @@ from maas.api import openapi
 from maas.api.gateway import GATEWAY_RESPONSES
 from maas.schemas.classify import ClassifyRequest
 from maas.schemas.embeddings import EmbeddingsRequest
+from maas.schemas.rerank import RerankRequest
 from maas.settings import names as constants
-from maas.tasks.rerank import RerankRequest
 from tests.conftest import load_event
 from tests.infra.templates import _resource_path, only, resources, routes, text
 from tests.openapi_checks import assert_documented
