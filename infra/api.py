@@ -29,9 +29,11 @@ from infra.config import Config, Plan
 from infra.functions import RETENTION
 from infra.nag import suppress
 from maas.api.gateway import GATEWAY_RESPONSES
+from maas.errors import error_body
 from maas.settings import names as constants
 
 JSON = "application/json"
+_SLOT = "\u0000message"  # stands for the message in error_template; never a real message
 
 
 # Responses API Gateway can produce beyond maas.api.gateway's (which `maas serve` plays locally too):
@@ -71,7 +73,8 @@ def error_template(kind: str, code: str, message: str) -> str:
         text = f'"{message}"'  # an authorizer context value we set ourselves (no quotes in it)
     else:
         text = json.dumps(message)
-    return f'{{"error":{{"message":{text},"type":"{kind}","code":"{code}"}}}}'
+    # The body from maas.errors, its message slot filled with the template expression.
+    return json.dumps(error_body(_SLOT, kind, code), separators=(",", ":")).replace(json.dumps(_SLOT), text)
 
 
 def request_schema(model: type[BaseModel], max_items: int) -> apigw.JsonSchema:

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from maas.api.gateway import gateway_error
+from maas.errors import error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
 from maas.tables import API_KEYS, TENANTS
@@ -164,10 +165,6 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
     }
 
 
-def error_body(message: str, type_: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": type_, "code": code}}, separators=(",", ":")).encode()
-
-
 @dataclass
 class _Function:
     name: str
@@ -285,7 +282,7 @@ class LocalApi:
             return (
                 502,
                 {"Content-Type": JSON, **gateway_headers},
-                error_body("The function failed; see the server log.", "server_error", "bad_gateway"),
+                error_json("The function failed; see the server log.", "server_error", "bad_gateway"),
             )
         return status, {**out_headers, **gateway_headers}, out_body
 
@@ -376,7 +373,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # http.server's own refusals (malformed request line, unknown method...) in the API's error shape.
         self.close_connection = True
         text = message or (self.responses.get(code, ("Bad request",))[0])
-        self._write(code, {"Content-Type": JSON}, error_body(f"{text}.", "invalid_request_error", "bad_request"))
+        self._write(code, {"Content-Type": JSON}, error_json(f"{text}.", "invalid_request_error", "bad_request"))
 
     def handle_expect_100(self) -> bool:
         # Refuse an oversized body before the client sends it.
@@ -386,7 +383,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, message: str, code: str) -> None:
         self.close_connection = True  # the unread body would otherwise be parsed as the next request
-        self._write(status, {"Content-Type": JSON}, error_body(message, "invalid_request_error", code))
+        self._write(status, {"Content-Type": JSON}, error_json(message, "invalid_request_error", code))
 
     def _body_length(self) -> int | None:
         """The declared body length, or None after answering the request with an error."""
