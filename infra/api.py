@@ -15,7 +15,6 @@ Decisions (infra/README.md explains them):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -29,6 +28,7 @@ from infra.config import Config, Plan
 from infra.functions import RETENTION
 from infra.nag import suppress
 from maas.api.gateway import GATEWAY_RESPONSES
+from maas.api.routes import Route
 from maas.errors import error_body
 from maas.settings import names as constants
 
@@ -114,13 +114,6 @@ def request_schema(model: type[BaseModel], max_items: int) -> apigw.JsonSchema:
         properties=properties,
         additional_properties=not extra_forbidden,
     )
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    public: bool = False
 
 
 class InferenceApi(Construct):
@@ -218,19 +211,11 @@ class InferenceApi(Construct):
                 api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
             )
 
-    def add_route(
-        self,
-        method: str,
-        path: str,
-        target: lambda_.IFunction,
-        *,
-        public: bool = False,
-        body: type[BaseModel] | None = None,
-        max_items: int | None = None,
-    ) -> apigw.Method:
-        """Route METHOD PATH to a function; authorized and metered by a usage plan unless public. ``body``: the
-        runtime's request model, checked shallowly by the gateway (arrays at most ``max_items``, default the
-        configured max_inputs)."""
+    def add_route(self, route: Route, target: lambda_.IFunction) -> apigw.Method:
+        """Put a route of the table (maas.api.routes) in front of ``target``: authorized and metered by a usage plan
+        unless public; its ``body`` model checked shallowly by the gateway (arrays at most ``max_items``, default
+        the configured max_inputs)."""
+        method, path, public, body = route.method, route.path, not route.auth, route.body
         resource = self.api.root.resource_for_path(path)
         parameters = {
             f"method.request.path.{segment[1:-1]}": True
@@ -242,7 +227,7 @@ class InferenceApi(Construct):
             model = self.api.add_model(
                 f"Model{body.__name__}",
                 content_type=JSON,
-                schema=request_schema(body, max_items or self.config.max_inputs),
+                schema=request_schema(body, route.max_items or self.config.max_inputs),
             )
             models = {JSON: model}
         method_ = resource.add_method(
@@ -267,7 +252,7 @@ class InferenceApi(Construct):
                 "Public documentation or health-probe route (Swagger UI, OpenAPI document, KServe v2 health): no "
                 "tenant data, needed before a key exists or by probes; a method throttle bounds its cost.",
             )
-        self.routes.append(Route(method, path, public))
+        self.routes.append(route)
         return method_
 
     @property

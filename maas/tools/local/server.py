@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 import signal
 import socket
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from maas.api.gateway import gateway_error
+from maas.api.routes import HEAVY_FUNCTION, Route, RouteMatcher, api_routes
 from maas.errors import error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
@@ -53,65 +53,13 @@ JSON = "application/json"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-@dataclass(frozen=True)
-class Route:
-    """One API Gateway resource + method and the function behind it; `{name}` segments are path parameters."""
-
-    method: str
-    path: str
-    function: str
-    auth: bool = True  # behind the REQUEST authorizer, as in the deployed API
-
-
-# The API's routes. A request that matches none goes to DEFAULT_FUNCTION as a `/{proxy+}` resource, so its
-# resolver answers 404 in the API's error shape.
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/embeddings", "embeddings"),
-    Route("GET", "/v1/models", "embeddings"),
-    Route("GET", "/v1/models/{id}", "embeddings"),
-    Route("GET", "/v1/usage", "usage"),
-    Route("POST", "/v1/jobs", "jobs"),
-    Route("GET", "/v1/jobs", "jobs"),
-    Route("GET", "/v1/jobs/{id}", "jobs"),
-    Route("GET", "/docs", "embeddings", auth=False),
-    Route("GET", "/openapi.json", "embeddings", auth=False),
-    Route("POST", "/v1/rerank", "rerank"),
-    Route("POST", "/v1/classify", "classify"),
-    Route("POST", "/v1/images/classify", "image_classify"),
-    # Open Inference Protocol (KServe v2) on the embedding package; health is public, as KServe probes are.
-    Route("GET", "/v2/health/live", "v2", auth=False),
-    Route("GET", "/v2/health/ready", "v2", auth=False),
-    Route("GET", "/v2", "v2"),
-    Route("GET", "/v2/models/{model_name}", "v2"),
-    Route("GET", "/v2/models/{model_name}/ready", "v2"),
-    Route("GET", "/v2/models/{model_name}/versions/{model_version}", "v2"),
-    Route("GET", "/v2/models/{model_name}/versions/{model_version}/ready", "v2"),
-    Route("POST", "/v2/models/{model_name}/infer", "v2"),
-    Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", "v2"),
-)
-HEAVY_FUNCTION = "heavy_proxy"
+# The API's routes (maas.api.routes), with the catalog's heavy models. A request that matches none goes to
+# DEFAULT_FUNCTION as a `/{proxy+}` resource, so its resolver answers 404 in the API's error shape.
+ROUTES: tuple[Route, ...] = api_routes(heavy_models())
 # The variables that let a function send a heavy model's requests to its endpoint (embeddings, batch workers).
 FORWARDING_VARIABLES = (c.ENV_HEAVY_MODELS, c.ENV_SAGEMAKER_RUNTIME_URL, c.ENV_ENDPOINT_ATTEMPTS)
 
 
-def heavy_routes(model: str) -> tuple[Route, ...]:
-    """A SageMaker-served model's /v2 routes, to the proxy; static, so they win over `{model_name}` (listed first),
-    as API Gateway matches a static segment before a variable one."""
-    base = f"/v2/models/{model}"
-    return tuple(
-        Route(method, base + suffix, HEAVY_FUNCTION)
-        for method, suffix in (
-            ("POST", "/infer"),
-            ("POST", "/versions/{model_version}/infer"),
-            ("GET", ""),
-            ("GET", "/ready"),
-            ("GET", "/versions/{model_version}"),
-            ("GET", "/versions/{model_version}/ready"),
-        )
-    )
-
-
-ROUTES = tuple(r for model in heavy_models() for r in heavy_routes(model)) + ROUTES
 AUTHORIZER_FUNCTION = "authorizer"
 DEFAULT_FUNCTION = "embeddings"
 PROXY_RESOURCE = "/{proxy+}"
@@ -172,14 +120,6 @@ class _Function:
     lock: threading.Lock
 
 
-def _compile(template: str) -> re.Pattern:
-    parts = []
-    for segment in template.strip("/").split("/"):
-        m = re.fullmatch(r"\{(\w+)\}", segment)
-        parts.append(f"(?P<{m.group(1)}>[^/]+)" if m else re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "$")
-
-
 class LocalApi:
     """The route table and the loaded handlers: HTTP request in, API Gateway event to the handler, response out."""
 
@@ -193,7 +133,7 @@ class LocalApi:
         stage: str = "local",
         gateway: LocalGateway | None = None,
     ):
-        self.routes = [(route, _compile(route.path)) for route in routes]
+        self.matcher = RouteMatcher(routes)
         self.functions_dir = Path(functions_dir)
         self.env = {name: dict(values) for name, values in (env or {}).items()}
         self.default_function = default_function
@@ -202,7 +142,7 @@ class LocalApi:
         self.gateway = gateway
 
     def function_names(self) -> list[str]:
-        names = [route.function for route, _ in self.routes] + [self.default_function]
+        names = [route.function for route, _ in self.matcher.routes] + [self.default_function]
         if self.gateway is not None:
             names.append(self.gateway.function)
         return list(dict.fromkeys(names))
@@ -220,18 +160,10 @@ class LocalApi:
     def route(self, method: str, path: str) -> tuple[str, str, dict[str, str] | None, bool]:
         """(function, resource, path parameters, behind the authorizer) for a request; path parameters are
         URL-decoded, as API Gateway's."""
-        by_path = None
-        for route, pattern in self.routes:
-            m = pattern.match(path)
-            if m is None:
-                continue
-            params = {k: unquote(v) for k, v in m.groupdict().items()} or None
-            found = (route.function, route.path, params, route.auth)
-            if route.method == method:
-                return found
-            by_path = by_path or found  # same resource, other method: its function answers (405/404 shape)
-        if by_path:
-            return by_path
+        found = self.matcher.match(method, path)
+        if found is not None:
+            route, params = found
+            return route.function, route.path, params, route.auth
         return self.default_function, PROXY_RESOURCE, {"proxy": unquote(path.lstrip("/"))}, False
 
     def handle(
