@@ -19,7 +19,7 @@ from infra.model_layers import ModelLayers
 from infra.monitoring import Alarmed, Monitoring
 from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
-from maas.api.routes import ROUTES, Route, heavy_routes
+from maas.api.routes import FUNCTION_ENV, ROUTES, FunctionEnv, Route, heavy_routes
 from maas.settings import names as constants
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
 
@@ -122,17 +122,17 @@ class ServiceStack(Stack):
             self.functions[id] = fn
             return fn
 
-        def task_env(model: ModelConfig | None, all_versions: bool = False) -> dict[str, str]:
-            """A task function's variables; ``all_versions``: MAAS_MODEL_SOURCE lists every configured version of
-            the model, latest first (the embeddings function serves them all: an older one keeps answering
-            `name@version` until it leaves the configuration)."""
-            env = {
-                constants.ENV_MAX_BODY_BYTES: str(config.max_body_bytes),
-                constants.ENV_MAX_INPUTS: str(config.max_inputs),
-                **table_env(USAGE, TENANTS),
-            }
+        def task_env(model: ModelConfig | None, function: str | None = None) -> dict[str, str]:
+            """A function's variables, as maas.api.routes.FUNCTION_ENV says it needs them: with `all_versions`,
+            MAAS_MODEL_SOURCE lists every configured version of the model, latest first (an older one keeps
+            answering `name@version` until it leaves the configuration)."""
+            needs = FUNCTION_ENV.get(function, FunctionEnv())
+            env = {constants.ENV_MAX_BODY_BYTES: str(config.max_body_bytes)}
+            if not needs.own_max_inputs:
+                env[constants.ENV_MAX_INPUTS] = str(config.max_inputs)
+            env.update(table_env(USAGE, TENANTS))
             if model is not None:
-                served = config.versions(model) if all_versions else (model,)
+                served = config.versions(model) if needs.all_versions else (model,)
                 env[constants.ENV_MODEL_SOURCE] = ",".join(self.layers.model_source(m) for m in served)
             return env
 
@@ -225,19 +225,16 @@ class ServiceStack(Stack):
             if task == "classify":
                 continue  # below: it needs the embeddings model as well
             model = next(m for m in config.lambda_models if m.task == task)
-            env = task_env(model, all_versions=task in ("embeddings", "rerank"))
-            if task == "image-classify":
-                env.pop(constants.ENV_MAX_INPUTS)  # images, not texts: ImageClassifySettings has its own limit
-            served = config.versions(model) if task in ("embeddings", "rerank") else (model,)
-            task_function(task, *served, env=env)
+            folder = function_folder(task)
+            served = config.versions(model) if FUNCTION_ENV.get(folder, FunctionEnv()).all_versions else (model,)
+            task_function(task, *served, env=task_env(model, folder))
         if embedding_model is not None and "rerank" not in task_functions:
             # Same package as embeddings (catalog.toml `tasks_also`); metered like embeddings.
             versions = config.versions(embedding_model)
-            task_function("rerank", *versions, env=task_env(embedding_model, all_versions=True))
+            task_function("rerank", *versions, env=task_env(embedding_model, "rerank"))
         if config.classifier_models:
             # Zero-shot on the embeddings model; the trained classifiers from their own layers (or bucket).
-            env = task_env(embedding_model)
-            env.pop(constants.ENV_MAX_INPUTS)  # ClassifySettings has its own, lower default
+            env = task_env(embedding_model, "classify")
             env[constants.ENV_CLASSIFIER_SOURCES] = ",".join(
                 self.layers.model_source(m) for m in config.classifier_models
             )
@@ -254,7 +251,7 @@ class ServiceStack(Stack):
                 f"maas: Open Inference Protocol /v2 ({embedding_model.name}, {embedding_model.runtime})",
                 config.task_function("v2"),
                 embedding_model,
-                task_env(embedding_model, all_versions=True),
+                task_env(embedding_model, "v2"),
                 versions[1:],
             )
             grant_metering(v2)
@@ -307,10 +304,11 @@ class ServiceStack(Stack):
             for endpoint in heavy_embeddings.values():
                 endpoint.grant_invoke(fn.role)
 
-        if "embeddings" in task_functions and heavy_embeddings:
-            # POST /v1/embeddings naming a heavy model goes to its endpoint from the embeddings function itself
-            # (API Gateway cannot route on the body); it bills like the proxy, with the endpoint's token count.
-            forward_heavy_models(task_functions["embeddings"])
+        for task, fn in task_functions.items():
+            if heavy_embeddings and FUNCTION_ENV.get(function_folder(task), FunctionEnv()).forwards_heavy:
+                # POST /v1/embeddings naming a heavy model goes to its endpoint from the embeddings function itself
+                # (API Gateway cannot route on the body); it bills like the proxy, with the endpoint's token count.
+                forward_heavy_models(fn)
 
         batch_model = config.lambda_models[0] if config.lambda_models else None
         workers = {}

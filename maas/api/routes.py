@@ -36,6 +36,28 @@ class Route:
 
 
 HEAVY_FUNCTION = "heavy_proxy"
+
+
+@dataclass(frozen=True)
+class FunctionEnv:
+    """What a routed function's environment needs beyond its tables, the same in the stack and in `maas serve`."""
+
+    all_versions: bool = False  # MAAS_MODEL_SOURCE lists every served version of its model (`name@version`)
+    forwards_heavy: bool = False  # MAAS_HEAVY_MODELS: requests naming a SageMaker-served model go to its endpoint
+    own_max_inputs: bool = False  # no MAAS_MAX_INPUTS from the stack: its settings' own, lower default applies
+
+
+# Per task function; the others (jobs, usage, the heavy proxy) take only tables and their own variables.
+FUNCTION_ENV = {
+    "embeddings": FunctionEnv(all_versions=True, forwards_heavy=True),
+    # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
+    "rerank": FunctionEnv(all_versions=True),
+    "v2": FunctionEnv(all_versions=True),
+    # Zero-shot on the embedding package beside the trained classifiers; texts limited by ClassifySettings.
+    "classify": FunctionEnv(own_max_inputs=True),
+    # Images, not texts: ImageClassifySettings has its own limit.
+    "image_classify": FunctionEnv(own_max_inputs=True),
+}
 # function -> the API module whose `openapi_app()` documents its routes (the heavy proxy takes the same bodies as
 # the /v1/embeddings and /v2 routes, documented there).
 API_MODULES = {

@@ -10,12 +10,13 @@ import pytest
 
 from infra.config import load_config
 from maas.api import openapi
-from maas.api.routes import HEAVY_FUNCTION, ROUTES, api_routes
+from maas.api.routes import FUNCTION_ENV, HEAVY_FUNCTION, ROUTES, api_routes
+from maas.settings.names import ENV_HEAVY_MODELS, ENV_MAX_INPUTS, ENV_MODEL_SOURCE
 from maas.tools import paths
 from maas.tools.local.endpoint import heavy_models
 from maas.tools.local.invoke import routed_function
 from maas.tools.local.server import LocalApi, function_env
-from tests.infra.templates import routes, text
+from tests.infra.templates import resources, routes, text
 from tests.openapi_checks import assert_documented
 
 # function -> the alias (logical id prefix) of its Lambda in the synthesized template.
@@ -103,3 +104,33 @@ def test_maas_invoke_routes_each_sample_event_to_the_function_its_file_names(nam
             assert routed == function, name
     else:
         assert routed is None, name
+
+
+# task function -> how its Lambda's description starts in the stack (infra/stacks.py)
+DESCRIPTIONS = {
+    "embeddings": "maas: embeddings (",
+    "rerank": "maas: rerank (",
+    "classify": "maas: classify (",
+    "image_classify": "maas: image-classify (",
+    "v2": "maas: Open Inference Protocol /v2",
+}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_ENV))
+def test_stack_and_maas_serve_give_each_function_the_environment_the_table_says(built, function):
+    # GIVEN what the table says the function's environment needs
+    needs = FUNCTION_ENV[function]
+    # WHEN the stack and maas serve set its variables
+    [deployed] = [
+        props["Environment"]["Variables"]
+        for props in (r["Properties"] for r in resources(built.service_template, "AWS::Lambda::Function").values())
+        if str(props.get("Description", "")).startswith(DESCRIPTIONS[function])
+    ]
+    local = function_env(paths.model_dir())[function]
+    # THEN both follow it: every served version, forwarding to heavy models, the function's own input limit
+    if needs.all_versions:
+        config = load_config()
+        assert len(text(deployed[ENV_MODEL_SOURCE]).split(",")) == len(config.versions(config.embedding_model))
+    assert (ENV_HEAVY_MODELS in deployed) == needs.forwards_heavy
+    assert (ENV_HEAVY_MODELS in local) == (needs.forwards_heavy and bool(heavy_models()))
+    assert (ENV_MAX_INPUTS in deployed) == (not needs.own_max_inputs)

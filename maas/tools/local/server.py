@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from maas.api.gateway import gateway_error
-from maas.api.routes import HEAVY_FUNCTION, Route, RouteMatcher, api_routes
+from maas.api.routes import FUNCTION_ENV, HEAVY_FUNCTION, Route, RouteMatcher, api_routes
 from maas.errors import error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
@@ -42,7 +42,7 @@ from maas.tools.local.endpoint import (
     proxy_env,
     start_if_built,
 )
-from maas.tools.local.functions import REGION, LambdaContext, load_handler, patched_environ
+from maas.tools.local.functions import FUNCTION_MODELS, REGION, LambdaContext, load_handler, patched_environ
 
 # API Gateway's payload limit; the function's own, smaller limit (MAAS_MAX_BODY_BYTES) applies after it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -96,17 +96,15 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
     for model in heavy_models()[:1]:  # one proxy function per model in the stack; `maas serve` runs the first
         heavy[HEAVY_FUNCTION] = {**tables, **proxy_env(model, (endpoints or {}).get(model))}
         forwarded = forwarding_env(heavy[HEAVY_FUNCTION])
+    tasks = {}
+    for function, needs in FUNCTION_ENV.items():
+        # The image package beside the embedding package (models/digits-cnn); 503 until it is built.
+        folder = Path(model_dir).parent / FUNCTION_MODELS[function] if function in FUNCTION_MODELS else model_dir
+        source = served_versions(folder) if needs.all_versions else str(folder)
+        tasks[function] = {**tables, c.ENV_MODEL_SOURCE: source, **(forwarded if needs.forwards_heavy else {})}
     return {
         **heavy,
-        # POST /v1/embeddings naming a heavy model is forwarded to its endpoint, as in the stack
-        "embeddings": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir), **forwarded},
-        # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
-        "rerank": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir)},
-        "v2": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir)},
-        # Zero-shot on the embedding package; the trained classifiers default to ticket-intents beside it.
-        "classify": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
-        # The image package beside the embedding package (models/digits-cnn); 503 until it is built.
-        "image_classify": {**tables, c.ENV_MODEL_SOURCE: str(Path(model_dir).parent / c.DEFAULT_IMAGE_MODEL)},
+        **tasks,
         "usage": tables,
         "jobs": {**tables, c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET},
         AUTHORIZER_FUNCTION: tables,
