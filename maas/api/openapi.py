@@ -1,7 +1,7 @@
 """One OpenAPI document for the whole public API, built from every function's own resolver.
 
 Each task is a separate Lambda with its own Powertools resolver, and API Gateway sends `GET /openapi.json` and
-`GET /docs` to one of them (infra/stacks.py, maas/tools/local/server.py). So that whichever function answers
+`GET /docs` to one of them (the route table, maas.api.routes). So that whichever function answers
 describes every route, each API module contributes its resolver as the function registers it (the same
 route decorators and pydantic models, built around DOCS_ONLY stand-ins that are never called), and this
 module merges their schemas. Nothing is generated at build time, so nothing can go stale; the document is

@@ -61,13 +61,21 @@ def _inputs(ids, mask, with_types=True):
     return inputs
 
 
-def _call(client: Client, method, path, body=None, raw=None, **kwargs):
-    """METHOD PATH with ``body`` as JSON or ``raw`` bytes, declared JSON (as a KServe client sends every request)."""
-    return client.request(method, path, json=body, body=raw, headers=JSON_HEADERS, **kwargs)
+def _call(client, method, path, body=None, raw=None, headers=JSON_HEADERS, **kwargs):
+    """METHOD PATH with ``body`` as JSON or ``raw`` bytes, declared JSON (as a KServe client sends every request).
+    ``client``: a Client, or a handler called as AUTH's tenant."""
+    client = client if isinstance(client, Client) else Client(client, authorizer=AUTH)
+    return client.request(method, path, json=body, body=raw, headers=headers, **kwargs)
 
 
 def _pair(resp):
+    """(status, JSON body) of a response."""
     return resp.status, resp.json
+
+
+def _parts(resp):
+    """(status, JSON body, proxy result) of a response."""
+    return resp.status, resp.json, resp.result
 
 
 def test_health_and_server_metadata(v2):
