@@ -86,6 +86,7 @@ class EmbeddingsApi:
             caller = caller_from_event(app.current_event.raw_event)
             return resolver_response(refused(self.billing, caller, err, self.logger))
 
+        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
         @app.post(
             EMBEDDINGS_PATH,
             summary="Create embeddings (OpenAI-compatible)",
