@@ -17,7 +17,6 @@ Decisions (infra/README.md explains them):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from aws_cdk import Duration, Names, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -32,9 +31,12 @@ from infra.config import Config, Plan
 from infra.functions import RETENTION
 from infra.nag import suppress
 from maas.api.gateway import GATEWAY_RESPONSES
+from maas.api.routes import Route
+from maas.errors import error_body
 from maas.settings import names as constants
 
 JSON = "application/json"
+_SLOT = "\u0000message"  # stands for the message in error_template; never a real message
 
 
 # Responses API Gateway can produce beyond maas.api.gateway's (which `maas serve` plays locally too):
@@ -74,7 +76,8 @@ def error_template(kind: str, code: str, message: str) -> str:
         text = f'"{message}"'  # an authorizer context value we set ourselves (no quotes in it)
     else:
         text = json.dumps(message)
-    return f'{{"error":{{"message":{text},"type":"{kind}","code":"{code}"}}}}'
+    # The body from maas.errors, its message slot filled with the template expression.
+    return json.dumps(error_body(_SLOT, kind, code), separators=(",", ":")).replace(json.dumps(_SLOT), text)
 
 
 def request_schema(model: type[BaseModel], max_items: int) -> apigw.JsonSchema:
@@ -119,14 +122,6 @@ def request_schema(model: type[BaseModel], max_items: int) -> apigw.JsonSchema:
 SAMPLING_RULE_PRIORITY = 9000  # before X-Ray's default rule (10000), after rules an account sets by hand
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    public: bool = False
-    target: lambda_.IFunction | None = field(default=None, compare=False)
-
-
 class InferenceApi(Construct):
     def __init__(
         self,
@@ -141,7 +136,7 @@ class InferenceApi(Construct):
         """`public_paths`: the GET routes that will be public, each given the low public method throttle."""
         super().__init__(scope, id)
         self.config = config
-        self.routes: list[Route] = []
+        self.mounted: list[tuple[Route, lambda_.IFunction]] = []  # the table's routes, each with its function
         self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",
@@ -224,19 +219,15 @@ class InferenceApi(Construct):
                 api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
             )
 
-    def add_route(
-        self,
-        method: str,
-        path: str,
-        target: lambda_.IFunction,
-        *,
-        public: bool = False,
-        body: type[BaseModel] | None = None,
-        max_items: int | None = None,
-    ) -> apigw.Method:
-        """Route METHOD PATH to a function; authorized and metered by a usage plan unless public. ``body``: the
-        runtime's request model, checked shallowly by the gateway (arrays at most ``max_items``, default the
-        configured max_inputs)."""
+    @property
+    def routes(self) -> list[Route]:
+        return [route for route, _ in self.mounted]
+
+    def add_route(self, route: Route, target: lambda_.IFunction) -> apigw.Method:
+        """Put a route of the table (maas.api.routes) in front of ``target``: authorized and metered by a usage plan
+        unless public; its ``body`` model checked shallowly by the gateway (arrays at most ``max_items``, default
+        the configured max_inputs)."""
+        method, path, public, body = route.method, route.path, not route.auth, route.body
         resource = self.api.root.resource_for_path(path)
         parameters = {
             f"method.request.path.{segment[1:-1]}": True
@@ -248,7 +239,7 @@ class InferenceApi(Construct):
             model = self.api.add_model(
                 f"Model{body.__name__}",
                 content_type=JSON,
-                schema=request_schema(body, max_items or self.config.max_inputs),
+                schema=request_schema(body, route.max_items or self.config.max_inputs),
             )
             models = {JSON: model}
         method_ = resource.add_method(
@@ -273,7 +264,7 @@ class InferenceApi(Construct):
                 "Public documentation or health-probe route (Swagger UI, OpenAPI document, KServe v2 health): no "
                 "tenant data, needed before a key exists or by probes; a method throttle bounds its cost.",
             )
-        self.routes.append(Route(method, path, public, target))
+        self.mounted.append((route, target))
         return method_
 
     def _sampling_rule(self, config: Config) -> xray.CfnSamplingRule:

@@ -59,5 +59,5 @@ class FunctionUrlFrontDoor(Construct):
 
     @staticmethod
     def _served(api: InferenceApi, functions: dict[str, ServiceFunction]) -> Iterable[tuple[str, ServiceFunction]]:
-        targets = {id(route.target) for route in api.routes if not route.public}
+        targets = {id(target) for route, target in api.mounted if route.auth}
         return [(name, fn) for name, fn in functions.items() if id(fn.alias) in targets]

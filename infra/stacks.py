@@ -20,60 +20,21 @@ from infra.model_layers import ModelLayers
 from infra.monitoring import Alarmed, Monitoring
 from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
-from maas.schemas.classify import ClassifyRequest
-from maas.schemas.embeddings import EmbeddingsRequest
+from maas.api.routes import FUNCTION_ENV, ROUTES, FunctionEnv, Route, heavy_routes
 from maas.settings import names as constants
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
-from maas.tasks.rerank import RerankRequest
 
-# Public routes of each task function (the catalog's tasks decide which exist) and their body models.
-# rerank runs the embeddings model (catalog.toml `tasks_also`): it is deployed whenever that model is.
-TASK_ROUTES: dict[str, list[tuple[str, str, type | None]]] = {
-    "embeddings": [("POST", "/v1/embeddings", EmbeddingsRequest)],
-    "classify": [("POST", "/v1/classify", ClassifyRequest)],
-    "image-classify": [("POST", "/v1/images/classify", None)],
-    "rerank": [("POST", "/v1/rerank", RerankRequest)],
-}
-# Array bounds of a body model at the gateway where the function's limit is not MAAS_MAX_INPUTS: rerank's is
-# MAAS_MAX_DOCUMENTS, which the stack leaves at its default (maas.settings.functions.RerankSettings).
-BODY_MAX_ITEMS: dict[type, int] = {RerankRequest: constants.DEFAULT_MAX_DOCUMENTS}
-# Served by the first task function: the catalog and the documentation (public).
-COMMON_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/{model_id}")]
-# Served by the usage function (functions/usage): the caller's own usage, read-only.
-USAGE_ROUTES = [("GET", "/v1/usage")]
-# Served by the jobs function (functions/jobs): create a batch job, list and read the caller's own jobs.
-JOBS_ROUTES = [("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}")]
-PUBLIC_ROUTES = [("GET", "/docs"), ("GET", "/openapi.json")]
-# Open Inference Protocol (KServe v2) on the embeddings model (functions/v2, maas/api/v2.py), as `maas serve`
-# routes them (maas/tools/local/server.py). A heavy model's static `/v2/models/<name>/infer` is a sibling of
-# `{model_name}`: API Gateway matches the static segment first, so that model's calls still reach its proxy.
-V2_ROUTES = [
-    ("GET", "/v2"),
-    ("GET", "/v2/models/{model_name}"),
-    ("GET", "/v2/models/{model_name}/ready"),
-    ("GET", "/v2/models/{model_name}/versions/{model_version}"),
-    ("GET", "/v2/models/{model_name}/versions/{model_version}/ready"),
-    ("POST", "/v2/models/{model_name}/infer"),
-    ("POST", "/v2/models/{model_name}/versions/{model_version}/infer"),
-]
-# Health is public, as KServe probes are (no tenant data; throttled like the documentation).
-V2_PUBLIC_ROUTES = [("GET", "/v2/health/live"), ("GET", "/v2/health/ready")]
+
+def function_routes(function: str) -> list[Route]:
+    """The routes the table (maas.api.routes) gives ``function`` alone (the shared ones go to the first task)."""
+    return [route for route in ROUTES if route.function == function and not route.any_task]
+
+
+# Answered by every task function's resolver (the catalog, the documentation): sent to the first one deployed.
+SHARED_ROUTES = [route for route in ROUTES if route.any_task]
 PLACEHOLDER_RULE = "MaasAssetsBuilt"
 # A metered function's rights on the usage table (maas.metering.store: precheck, charge, count_failure).
 METERING_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-
-
-def heavy_routes(model: ModelConfig) -> list[tuple[str, str]]:
-    """Open Inference Protocol routes of a SageMaker-served model (its proxy answers them; maas.api.heavy)."""
-    base = f"/v2/models/{model.name}"
-    return [
-        ("POST", f"{base}/infer"),
-        ("POST", f"{base}/versions/{{model_version}}/infer"),
-        ("GET", base),
-        ("GET", f"{base}/ready"),
-        ("GET", f"{base}/versions/{{model_version}}"),
-        ("GET", f"{base}/versions/{{model_version}}/ready"),
-    ]
 
 
 def function_folder(task: str) -> str:
@@ -162,17 +123,17 @@ class ServiceStack(Stack):
             self.functions[id] = fn
             return fn
 
-        def task_env(model: ModelConfig | None, all_versions: bool = False) -> dict[str, str]:
-            """A task function's variables; ``all_versions``: MAAS_MODEL_SOURCE lists every configured version of
-            the model, latest first (the embeddings function serves them all: an older one keeps answering
-            `name@version` until it leaves the configuration)."""
-            env = {
-                constants.ENV_MAX_BODY_BYTES: str(config.max_body_bytes),
-                constants.ENV_MAX_INPUTS: str(config.max_inputs),
-                **table_env(USAGE, TENANTS),
-            }
+        def task_env(model: ModelConfig | None, function: str | None = None) -> dict[str, str]:
+            """A function's variables, as maas.api.routes.FUNCTION_ENV says it needs them: with `all_versions`,
+            MAAS_MODEL_SOURCE lists every configured version of the model, latest first (an older one keeps
+            answering `name@version` until it leaves the configuration)."""
+            needs = FUNCTION_ENV.get(function, FunctionEnv())
+            env = {constants.ENV_MAX_BODY_BYTES: str(config.max_body_bytes)}
+            if not needs.own_max_inputs:
+                env[constants.ENV_MAX_INPUTS] = str(config.max_inputs)
+            env.update(table_env(USAGE, TENANTS))
             if model is not None:
-                served = config.versions(model) if all_versions else (model,)
+                served = config.versions(model) if needs.all_versions else (model,)
                 env[constants.ENV_MODEL_SOURCE] = ",".join(self.layers.model_source(m) for m in served)
             return env
 
@@ -194,22 +155,24 @@ class ServiceStack(Stack):
         tables[API_KEYS.logical_name].grant_read_data(authorizer.role)
 
         embedding_model = config.embedding_model
-        public_routes = PUBLIC_ROUTES + (V2_PUBLIC_ROUTES if embedding_model is not None else [])
+        public_routes = [
+            r for r in ROUTES if not r.auth and (r.any_task or (r.function == "v2" and embedding_model is not None))
+        ]
         self.api = InferenceApi(
             self,
             "Inference",
             config=config,
             plans=plans,
             authorizer=authorizer.alias,
-            public_paths=tuple(path for _, path in public_routes),
+            public_paths=tuple(r.path for r in public_routes),
         )
         # Small and read-only like the authorizer, so it takes the authorizer's sizing.
         usage = function(
             "Usage", "usage", "maas: the caller's own usage (GET /v1/usage)", config.authorizer, None, table_env(USAGE)
         )
         tables[USAGE.logical_name].grant_read_data(usage.role)
-        for method, path in USAGE_ROUTES:
-            self.api.add_route(method, path, usage.alias)
+        for route in function_routes("usage"):
+            self.api.add_route(route, usage.alias)
         jobs_table = data.metering.table(JOBS)  # job records: the jobs API and the batch workers
 
         # The jobs API: records in the jobs table; the upload URL it returns is signed by its role (put under
@@ -235,8 +198,8 @@ class ServiceStack(Stack):
         jobs.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[job_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")])
         )
-        for method, path in JOBS_ROUTES:
-            self.api.add_route(method, path, jobs.alias)
+        for route in function_routes("jobs"):
+            self.api.add_route(route, jobs.alias)
 
         task_functions: dict[str, ServiceFunction] = {}
 
@@ -255,37 +218,32 @@ class ServiceStack(Stack):
             for served_model in (model, *extra):
                 self.layers.bind(fn, served_model)
             task_functions[task] = fn
-            for method, path, body in TASK_ROUTES[task]:
-                self.api.add_route(method, path, fn.alias, body=body, max_items=BODY_MAX_ITEMS.get(body))
+            for route in function_routes(function_folder(task)):
+                self.api.add_route(route, fn.alias)
             return fn
 
         for task in config.lambda_tasks:
             if task == "classify":
                 continue  # below: it needs the embeddings model as well
             model = next(m for m in config.lambda_models if m.task == task)
-            env = task_env(model, all_versions=task in ("embeddings", "rerank"))
-            if task == "image-classify":
-                env.pop(constants.ENV_MAX_INPUTS)  # images, not texts: ImageClassifySettings has its own limit
-            served = config.versions(model) if task in ("embeddings", "rerank") else (model,)
-            task_function(task, *served, env=env)
+            folder = function_folder(task)
+            served = config.versions(model) if FUNCTION_ENV.get(folder, FunctionEnv()).all_versions else (model,)
+            task_function(task, *served, env=task_env(model, folder))
         if embedding_model is not None and "rerank" not in task_functions:
             # Same package as embeddings (catalog.toml `tasks_also`); metered like embeddings.
             versions = config.versions(embedding_model)
-            task_function("rerank", *versions, env=task_env(embedding_model, all_versions=True))
+            task_function("rerank", *versions, env=task_env(embedding_model, "rerank"))
         if config.classifier_models:
             # Zero-shot on the embeddings model; the trained classifiers from their own layers (or bucket).
-            env = task_env(embedding_model)
-            env.pop(constants.ENV_MAX_INPUTS)  # ClassifySettings has its own, lower default
+            env = task_env(embedding_model, "classify")
             env[constants.ENV_CLASSIFIER_SOURCES] = ",".join(
                 self.layers.model_source(m) for m in config.classifier_models
             )
             task_function("classify", embedding_model, *config.classifier_models, env=env)
         if task_functions:
             first = next(iter(task_functions.values()))
-            for method, path in COMMON_ROUTES:
-                self.api.add_route(method, path, first.alias)
-            for method, path in PUBLIC_ROUTES:
-                self.api.add_route(method, path, first.alias, public=True)
+            for route in SHARED_ROUTES:
+                self.api.add_route(route, first.alias)
         if embedding_model is not None:
             versions = config.versions(embedding_model)
             v2 = function(
@@ -294,16 +252,14 @@ class ServiceStack(Stack):
                 f"maas: Open Inference Protocol /v2 ({embedding_model.name}, {embedding_model.runtime})",
                 config.task_function("v2"),
                 embedding_model,
-                task_env(embedding_model, all_versions=True),
+                task_env(embedding_model, "v2"),
                 versions[1:],
             )
             grant_metering(v2)
             for version in versions:
                 self.layers.bind(v2, version)
-            for method, path in V2_ROUTES:
-                self.api.add_route(method, path, v2.alias)
-            for method, path in V2_PUBLIC_ROUTES:
-                self.api.add_route(method, path, v2.alias, public=True)
+            for route in function_routes("v2"):
+                self.api.add_route(route, v2.alias)
 
         self.gpu: dict[str, GpuEndpoint] = {}
         for model in config.sagemaker_models:
@@ -332,8 +288,8 @@ class ServiceStack(Stack):
             )
             grant_metering(proxy)
             endpoint.grant_invoke(proxy.role)
-            for method, path in heavy_routes(model):
-                self.api.add_route(method, path, proxy.alias)
+            for route in heavy_routes(model.name):
+                self.api.add_route(route, proxy.alias)
             self.gpu[model.name] = endpoint
 
         heavy_tasks = {m.name: m.task for m in config.sagemaker_models}
@@ -349,10 +305,11 @@ class ServiceStack(Stack):
             for endpoint in heavy_embeddings.values():
                 endpoint.grant_invoke(fn.role)
 
-        if "embeddings" in task_functions and heavy_embeddings:
-            # POST /v1/embeddings naming a heavy model goes to its endpoint from the embeddings function itself
-            # (API Gateway cannot route on the body); it bills like the proxy, with the endpoint's token count.
-            forward_heavy_models(task_functions["embeddings"])
+        for task, fn in task_functions.items():
+            if heavy_embeddings and FUNCTION_ENV.get(function_folder(task), FunctionEnv()).forwards_heavy:
+                # POST /v1/embeddings naming a heavy model goes to its endpoint from the embeddings function itself
+                # (API Gateway cannot route on the body); it bills like the proxy, with the endpoint's token count.
+                forward_heavy_models(fn)
 
         batch_model = config.lambda_models[0] if config.lambda_models else None
         workers = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class ApiError(Exception):
     """An error a client caused or must know about; carries its HTTP status and OpenAI-style type/code."""
@@ -19,10 +21,7 @@ class ApiError(Exception):
             self.code = code
 
     def body(self) -> dict:
-        error = {"message": self.message, "type": self.type, "code": self.code}
-        if self.param is not None:
-            error["param"] = self.param
-        return {"error": error}
+        return error_body(self.message, self.type, self.code, self.param)
 
 
 class InvalidRequest(ApiError):
@@ -61,7 +60,19 @@ class ServiceUnavailable(ApiError):
     status, type, code = 503, "service_unavailable_error", "model_unavailable"
 
 
+def error_body(message: str, type: str, code: str, param: str | None = None) -> dict:
+    """The body of every error answer: {"error": {"message", "type", "code"[, "param"]}}."""
+    error = {"message": message, "type": type, "code": code}
+    if param is not None:
+        error["param"] = param
+    return {"error": error}
+
+
+def error_json(message: str, type: str, code: str) -> bytes:
+    """``error_body`` as compact UTF-8 JSON, for servers that write bytes (maas serve, the heavy endpoint)."""
+    return json.dumps(error_body(message, type, code), separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def internal_error_body() -> dict:
-    return {
-        "error": {"message": "Internal error; it has been logged.", "type": "server_error", "code": "internal_error"}
-    }
+    """The 500 body: nothing about the failure itself (it is logged, never sent)."""
+    return error_body("Internal error; it has been logged.", "server_error", "internal_error")

@@ -23,32 +23,27 @@ of one list, as the HF Inference API answers and huggingface_hub's InferenceClie
 from __future__ import annotations
 
 import logging
-import time
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import JSON, create_resolver, dumps, error_response
-from maas.errors import ApiError
-from maas.metering.charge import Billing, caller_from_event, request_id_of
+from maas.api.resolver import JSON, create_resolver, error_docs, resolver_response
+from maas.metering.charge import Billing
 from maas.schemas.classify import ClassifyRequest, ClassifyResponse
-from maas.schemas.embeddings import ErrorResponse
 from maas.tasks.classify import ClassifyService
 
 CLASSIFY_PATH = "/v1/classify"
-ERRORS = {
-    status: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
-    for status, text in (
-        (400, "Invalid request"),
-        (401, "Missing API key"),
-        (404, "Unknown model"),
-        (413, "Body too large"),
-        (429, "Quota exceeded"),
-        (503, "Model unavailable"),
-    )
-}
+ERRORS = error_docs(
+    (400, "Invalid request"),
+    (401, "Missing API key"),
+    (404, "Unknown model"),
+    (413, "Body too large"),
+    (429, "Quota exceeded"),
+    (503, "Model unavailable"),
+)
 
 
 class ClassifyApi:
@@ -56,21 +51,25 @@ class ClassifyApi:
 
     def __init__(self, service: ClassifyService, billing: Billing, logger: logging.Logger):
         self.service, self.billing, self.logger = service, billing, logger
+        self.parse = json_parser(ClassifyRequest, service.settings.max_body_bytes)
         self.app = self._resolver()
 
     def __call__(self, event: dict, context) -> dict:
+        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == CLASSIFY_PATH:
+            return self.post_classify(event)
         return self.app.resolve(event, context)
+
+    def _run(self, request: ClassifyRequest) -> tuple[list, int, object]:
+        result = self.service.classify(request)
+        return result.body, result.units, result.manifest
+
+    def post_classify(self, event: dict) -> dict:
+        return metered(self.billing, event, self.parse, self._run, logger=self.logger, name="classify")
 
     def _resolver(self) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, self.logger)
 
-        @app.exception_handler(ApiError)
-        def _api_error(err: ApiError):
-            self.logger.info("request refused", extra={"status": err.status, "code": err.code})
-            response = error_response(err)
-            response.headers.update(self.billing.failed(caller_from_event(app.current_event.raw_event), err))
-            return response
-
+        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
         @app.post(
             CLASSIFY_PATH,
             summary="Classify texts (Hugging Face text-classification; zero-shot with candidate_labels)",
@@ -80,20 +79,7 @@ class ClassifyApi:
             },
         )
         def classify(request: Annotated[ClassifyRequest, Body()]):
-            event = app.current_event.raw_event
-            caller = self.billing.caller(event)
-            before = self.billing.precheck(caller)
-            started = time.perf_counter()
-            result = self.service.classify(request)
-            compute_ms = (time.perf_counter() - started) * 1000
-            headers = self.billing.charge(
-                caller, request_id_of(event, caller), result.manifest, result.units, compute_ms, before
-            )
-            self.logger.debug(
-                "classify",
-                extra={"model": result.manifest.name, "inputs": len(result.body), "tokens": result.units},
-            )
-            return Response(status_code=200, content_type=JSON, body=dumps(result.body), headers=headers)
+            return resolver_response(self.post_classify(app.current_event.raw_event))
 
         return app
 

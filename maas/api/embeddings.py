@@ -10,37 +10,21 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from typing import Annotated
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from maas.api.metered import json_parser, metered, refused
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import JSON, create_resolver, documented, dumps
-from maas.bodies import json_body
-from maas.errors import ApiError, internal_error_body
-from maas.metering.charge import Billing, caller_from_event, request_id_of
-from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ErrorResponse, ModelCard, ModelList
+from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
+from maas.errors import ApiError
+from maas.metering.charge import Billing, caller_from_event
+from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
 from maas.tasks.embeddings import EmbeddingsService
-from maas.tenancy.store import Caller
 
 EMBEDDINGS_PATH = "/v1/embeddings"
-ERRORS = {
-    400: {"description": "Invalid request", "content": {JSON: {"model": ErrorResponse}}},
-    404: {"description": "Unknown model", "content": {JSON: {"model": ErrorResponse}}},
-    413: {"description": "Body too large", "content": {JSON: {"model": ErrorResponse}}},
-    503: {"description": "Model unavailable", "content": {JSON: {"model": ErrorResponse}}},
-}
-
-
-def proxy_result(status: int, body: str, headers: dict[str, str] | None = None) -> dict:
-    """A REST proxy integration result in the shape the resolver produces."""
-    multi = {"Content-Type": [JSON]}
-    for key, value in (headers or {}).items():
-        multi[key] = [value]
-    return {"statusCode": status, "multiValueHeaders": multi, "body": body, "isBase64Encoded": False}
 
 
 class EmbeddingsApi:
@@ -52,6 +36,7 @@ class EmbeddingsApi:
         self.service, self.billing, self.logger = service, billing, logger
         self.remote = remote or {}
         self.max_body_bytes = service.settings.max_body_bytes
+        self.parse = json_parser(EmbeddingsRequest, self.max_body_bytes)
         self.app = self._resolver()
 
     def _remote_for(self, model_id: str | None):
@@ -64,61 +49,33 @@ class EmbeddingsApi:
         endpoint = self.remote.get(entry.name) if entry is not None and entry.runtime == "sagemaker" else None
         return (endpoint, entry) if endpoint is not None else None
 
-    def forwarded_body(self, remote, event: dict, caller: Caller | None) -> tuple[str, dict]:
-        """The request, unchanged, to the model's endpoint; billed once with the tokens the endpoint counted."""
+    def forwarded(self, remote, event: dict) -> tuple[str, int, object]:
+        """The request, unchanged, to the model's endpoint: (its body, the tokens it counted, the billed model)."""
         from maas.heavy.client import BilledModel
 
         endpoint, entry = remote
-        before = self.billing.precheck(caller)
         body = event.get("body") or ""
         raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
-        started = time.perf_counter()
         answer = endpoint.invoke(raw, {"route": "embeddings"})
-        compute_ms = (time.perf_counter() - started) * 1000
         billed = BilledModel(entry.name, entry.version, "embeddings")
-        headers = self.billing.charge(caller, request_id_of(event, caller), billed, answer.units, compute_ms, before)
-        return answer.body.decode("utf-8", errors="replace"), headers
+        return answer.body.decode("utf-8", errors="replace"), answer.units, billed
 
     def __call__(self, event: dict, context) -> dict:
         if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == EMBEDDINGS_PATH:
             return self.post_embeddings(event)
         return self.app.resolve(event, context)
 
-    def embeddings_body(self, request: EmbeddingsRequest, event: dict, caller: Caller | None) -> tuple[str, dict]:
-        """Quota pre-check, inference, exactly-once charge: (JSON body, quota headers)."""
-        remote = self._remote_for(request.model)
-        if remote is not None:
-            return self.forwarded_body(remote, event, caller)
-        before = self.billing.precheck(caller)
-        started = time.perf_counter()
-        result, manifest = self.service.embed_billed(request)
-        compute_ms = (time.perf_counter() - started) * 1000
-        tokens = result["usage"]["total_tokens"]
-        headers = self.billing.charge(caller, request_id_of(event, caller), manifest, tokens, compute_ms, before)
-        # DEBUG, not INFO: API Gateway's access log has a line per request and the EMF metrics carry the
-        # numbers; formatting this line cost ~0.15 ms, 5% of a single-sentence call.
-        self.logger.debug(
-            "embeddings", extra={"inputs": len(result["data"]), "tokens": tokens, "ms": round(compute_ms, 2)}
-        )
-        return dumps(result), headers
-
-    def refused(self, err: ApiError, caller: Caller | None) -> dict:
-        self.logger.info("request refused", extra={"status": err.status, "code": err.code})
-        return proxy_result(err.status, dumps(err.body()), self.billing.failed(caller, err))
-
     def post_embeddings(self, event: dict) -> dict:
         """POST /v1/embeddings without the resolver; same validation, limits and error shape."""
-        caller = None
-        try:
-            caller = self.billing.caller(event)
-            request = json_body(event, EmbeddingsRequest, self.max_body_bytes)
-            body, quota_headers = self.embeddings_body(request, event, caller)
-            return proxy_result(200, body, quota_headers)
-        except ApiError as err:
-            return self.refused(err, caller)
-        except Exception:
-            self.logger.exception("unhandled error")
-            return proxy_result(500, dumps(internal_error_body()))
+
+        def run(request: EmbeddingsRequest) -> tuple[dict | str, int, object]:
+            remote = self._remote_for(request.model)
+            if remote is not None:
+                return self.forwarded(remote, event)
+            result, manifest = self.service.embed_billed(request)
+            return result, result["usage"]["total_tokens"], manifest
+
+        return metered(self.billing, event, self.parse, run, logger=self.logger, name="embeddings")
 
     def _resolver(self) -> APIGatewayRestResolver:
         app = create_resolver(self.max_body_bytes, self.logger)
@@ -126,19 +83,17 @@ class EmbeddingsApi:
 
         @app.exception_handler(ApiError)
         def _api_error(err: ApiError):
-            result = self.refused(err, caller_from_event(app.current_event.raw_event))
-            headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
-            return Response(status_code=err.status, content_type=JSON, body=result["body"], headers=headers)
+            caller = caller_from_event(app.current_event.raw_event)
+            return resolver_response(refused(self.billing, caller, err, self.logger))
 
+        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
         @app.post(
             EMBEDDINGS_PATH,
             summary="Create embeddings (OpenAI-compatible)",
             responses={200: {"description": "Embeddings", "content": {JSON: {"model": EmbeddingsResponse}}}, **ERRORS},
         )
         def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]):
-            event = app.current_event.raw_event
-            body, headers = self.embeddings_body(request, event, self.billing.caller(event))
-            return Response(status_code=200, content_type=JSON, body=body, headers=headers)
+            return resolver_response(self.post_embeddings(app.current_event.raw_event))
 
         @app.get(
             "/v1/models",

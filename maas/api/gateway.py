@@ -5,6 +5,8 @@ Used by the CDK app (gateway responses) and by `maas serve`, which plays API Gat
 
 from __future__ import annotations
 
+from maas.errors import error_body
+
 # response type -> (status, error type, code, message). `$context.authorizer.reason` is filled by
 # API Gateway from the authorizer's Deny context (a suspended tenant's message).
 GATEWAY_RESPONSES = {
@@ -28,4 +30,4 @@ def gateway_error(response_type: str, message: str | None = None) -> tuple[int, 
     """(status, body) for a gateway response, with ``message`` standing in for a $context variable."""
     status, kind, code, template = GATEWAY_RESPONSES[response_type]
     text = message if template.startswith("$context") or message else template
-    return status, {"error": {"message": text or template, "type": kind, "code": code}}
+    return status, error_body(text or template, kind, code)

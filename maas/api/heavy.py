@@ -18,16 +18,16 @@ import logging
 import re
 from urllib.parse import unquote
 
-from maas.api.embeddings import proxy_result
-from maas.api.rerank import MeteredPost
-from maas.api.resolver import dumps
-from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable, internal_error_body
+from maas.api.metered import json_parser, metered
+from maas.api.resolver import error_result, internal_error_result, proxy_result
+from maas.bodies import dumps
+from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable
 from maas.heavy.client import BilledModel, HeavyEndpoint
 from maas.inference.catalog import default_catalog
 from maas.metering.charge import Billing
 from maas.schemas.embeddings import EmbeddingsRequest
+from maas.schemas.v2 import InferRequest
 from maas.tasks.v2 import TASK as V2_TASK
-from maas.tasks.v2 import InferRequest
 
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -45,7 +45,10 @@ class HeavyApi:
             "v2-infer": BilledModel(settings.model_name, version, V2_TASK),
             "embeddings": BilledModel(settings.model_name, version, entry.task if entry else "embeddings"),
         }
-        self.post = MeteredPost(billing, logger, settings.max_body_bytes)
+        self.parse = {
+            "v2-infer": json_parser(InferRequest, settings.max_body_bytes),
+            "embeddings": json_parser(EmbeddingsRequest, settings.max_body_bytes),
+        }
 
     def __call__(self, event: dict, context) -> dict:
         method, path = event.get("httpMethod"), event.get("path") or ""
@@ -53,7 +56,7 @@ class HeavyApi:
             if path == EMBEDDINGS_PATH:
                 if method != "POST":
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST.")
-                return self._metered(event, EmbeddingsRequest, "embeddings", {})
+                return self._metered(event, "embeddings", {})
             m = MODEL_PATH.match(path)
             if m is None:
                 raise NotFound(f"No route {method} {path} on this model's API.")
@@ -62,7 +65,7 @@ class HeavyApi:
             if m["action"] == "/infer":
                 if method != "POST":
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST.")
-                return self._metered(event, InferRequest, "v2-infer", attributes)
+                return self._metered(event, "v2-infer", attributes)
             if method != "GET":
                 raise MethodNotAllowed(f"{method} is not allowed on {path}; use GET.")
             answer = self.endpoint.invoke(b"", {"route": "v2-metadata", **attributes})
@@ -70,14 +73,16 @@ class HeavyApi:
                 return proxy_result(200, dumps({"name": name, "ready": True}))
             return proxy_result(200, answer.body.decode())
         except ApiError as err:
+            # Not billed routes (metadata, readiness, unknown paths): not counted as failed requests either.
             self.logger.info("request refused", extra={"status": err.status, "code": err.code})
-            return proxy_result(err.status, dumps(err.body()), dict(err.headers))
+            return error_result(err)
         except Exception:
             self.logger.exception("unhandled error")
-            return proxy_result(500, dumps(internal_error_body()))
+            return internal_error_result()
 
-    def _metered(self, event: dict, model, route: str, attributes: dict) -> dict:
-        return self.post(event, model, lambda _: (*self._forward(event, route, attributes), self.billed[route]))
+    def _metered(self, event: dict, route: str, attributes: dict) -> dict:
+        run = lambda _: (*self._forward(event, route, attributes), self.billed[route])  # noqa: E731
+        return metered(self.billing, event, self.parse[route], run, logger=self.logger)
 
     def _forward(self, event: dict, route: str, attributes: dict) -> tuple[str, int]:
         body = event.get("body") or ""

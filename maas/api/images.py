@@ -23,35 +23,27 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import RootModel
 
+from maas.api.metered import metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.rerank import MeteredPost, json_body, resolver_response
-from maas.api.resolver import JSON, create_resolver
+from maas.api.resolver import JSON, create_resolver, error_docs, resolver_response
+from maas.bodies import json_body
 from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from maas.inference.images import MEDIA_TYPES
 from maas.metering.charge import Billing
-from maas.schemas.classify import LabelScore
-from maas.schemas.embeddings import ErrorResponse
-from maas.tasks.images import ImageClassifyRequest, ImageClassifyService
+from maas.schemas.images import ImageClassifyRequest, ImageClassifyResponse
+from maas.tasks.images import ImageClassifyService
 
 IMAGES_PATH = "/v1/images/classify"
-ERRORS = {
-    status: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
-    for status, text in (
-        (400, "Invalid request, bad base64 or an image that cannot be decoded"),
-        (401, "Missing API key"),
-        (404, "Unknown model"),
-        (413, "Body too large, or an image with too many pixels"),
-        (415, "Not a PNG, JPEG or JSON body"),
-        (429, "Quota exceeded"),
-        (503, "Model unavailable"),
-    )
-}
-
-
-class ImageClassifyResponse(RootModel[list[LabelScore] | list[list[LabelScore]]]):
-    """One image: its labels sorted by score (highest first); a list of images: one such list per image."""
+ERRORS = error_docs(
+    (400, "Invalid request, bad base64 or an image that cannot be decoded"),
+    (401, "Missing API key"),
+    (404, "Unknown model"),
+    (413, "Body too large, or an image with too many pixels"),
+    (415, "Not a PNG, JPEG or JSON body"),
+    (429, "Quota exceeded"),
+    (503, "Model unavailable"),
+)
 
 
 @dataclass(frozen=True)
@@ -101,9 +93,8 @@ class ImageClassifyApi:
     """The function's API: call it with an API Gateway REST event and a Lambda context."""
 
     def __init__(self, service: ImageClassifyService, billing: Billing, logger: logging.Logger):
-        self.service = service
+        self.service, self.billing, self.logger = service, billing, logger
         self.max_body_bytes = service.settings.max_body_bytes
-        self.post = MeteredPost(billing, logger, self.max_body_bytes)
         self.app = self._resolver(logger)
 
     def __call__(self, event: dict, context) -> dict:
@@ -130,7 +121,7 @@ class ImageClassifyApi:
         return result.body, result.units, self.service.manifest
 
     def post_classify(self, event: dict) -> dict:
-        return self.post(event, self._parse, self._run)
+        return metered(self.billing, event, self._parse, self._run, logger=self.logger, name="image-classify")
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.max_body_bytes, logger)

@@ -1,7 +1,7 @@
 """One OpenAPI document for the whole public API, built from every function's own resolver.
 
 Each task is a separate Lambda with its own Powertools resolver, and API Gateway sends `GET /openapi.json` and
-`GET /docs` to one of them (infra/stacks.py, maas/tools/local/server.py). So that whichever function answers
+`GET /docs` to one of them (the route table, maas.api.routes). So that whichever function answers
 describes every route, each API module contributes its resolver as the function registers it (the same
 route decorators and pydantic models, built around DOCS_ONLY stand-ins that are never called), and this
 module merges their schemas. Nothing is generated at build time, so nothing can go stale; the document is
@@ -9,8 +9,8 @@ built on the first request for it (the contributors are imported then, not at th
 kept for the container's life.
 
 The heavy-model proxy (maas.api.heavy) adds no schema of its own: its routes are /v1/embeddings and the /v2 model
-routes, with the same bodies. To document new routes: give the API module an
-``openapi_app() -> APIGatewayRestResolver`` and add its name to CONTRIBUTORS. tests/unit/test_openapi.py
+routes, with the same bodies. To document new routes: add them to maas.api.routes, give the function's API module
+an ``openapi_app() -> APIGatewayRestResolver`` and name it in maas.api.routes.API_MODULES. tests/unit/test_openapi.py
 fails for any route of `maas serve` without an operation, request body schema and response schema here, and
 tests/infra/test_api.py for any route of the synthesized API.
 """
@@ -24,6 +24,7 @@ from functools import cache
 from types import SimpleNamespace
 
 from maas import __version__
+from maas.api.routes import API_MODULES, ROUTES
 from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
 TITLE = "maas API"
@@ -33,16 +34,8 @@ DESCRIPTION = (
     'usage. Send the key as `Authorization: Bearer <key>` or `x-api-key`. Every error has the shape {"error": '
     '{"message", "type", "code"}}.'
 )
-# Modules with an `openapi_app()`, in the order their routes appear in the document.
-CONTRIBUTORS = (
-    "maas.api.embeddings",
-    "maas.api.classify",
-    "maas.api.images",
-    "maas.api.rerank",
-    "maas.api.v2",
-    "maas.api.jobs",
-    "maas.api.usage",
-)
+# Modules with an `openapi_app()`, in the order the route table (maas.api.routes) first names their functions.
+CONTRIBUTORS = tuple(dict.fromkeys(API_MODULES[route.function] for route in ROUTES))
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>` (OpenAI clients)"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},

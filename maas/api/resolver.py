@@ -1,4 +1,5 @@
-"""Resolver plumbing shared by every route module: the one error shape, body limits, OpenAPI/Swagger."""
+"""Resolver plumbing shared by every route module: proxy results, the one error shape, body limits, the documented
+error responses, OpenAPI/Swagger. Route modules share pieces through here (and maas.api.metered), never each other."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from maas.errors import (
     UnsupportedMediaType,
     internal_error_body,
 )
+from maas.schemas.errors import ErrorResponse
 
 JSON = "application/json"
 DOCS_PATH = "/docs"
@@ -36,8 +38,43 @@ def documented(model: type, description: str) -> dict:
     return {"description": description, "content": {JSON: {"model": model}}}
 
 
+def error_docs(*statuses: tuple[int, str]) -> dict:
+    """OpenAPI response entries for (status, description) pairs, each with the one error body."""
+    return {status: documented(ErrorResponse, text) for status, text in statuses}
+
+
+# The errors of a model route (embeddings, rerank, v2): bad body, unknown model, too large, not loaded.
+ERRORS = error_docs(
+    (400, "Invalid request"), (404, "Unknown model"), (413, "Body too large"), (503, "Model unavailable")
+)
+
+
+def proxy_result(status: int, body: str, headers: dict[str, str] | None = None) -> dict:
+    """A REST proxy integration result in the shape the resolver produces."""
+    multi = {"Content-Type": [JSON]}
+    for key, value in (headers or {}).items():
+        multi[key] = [value]
+    return {"statusCode": status, "multiValueHeaders": multi, "body": body, "isBase64Encoded": False}
+
+
+def resolver_response(result: dict) -> Response:
+    """A proxy result as the resolver's Response (for a route the resolver registers but answers directly)."""
+    headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
+    return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
+
+
 def error_response(err: ApiError) -> Response:
     return Response(status_code=err.status, content_type=JSON, body=dumps(err.body()))
+
+
+def error_result(err: ApiError, headers: dict[str, str] | None = None) -> dict:
+    """``err`` as a proxy result in the one error shape, with its own headers (e.g. Retry-After) or ``headers``."""
+    return proxy_result(err.status, dumps(err.body()), dict(err.headers) if headers is None else headers)
+
+
+def internal_error_result() -> dict:
+    """The 500 proxy result: the failure is logged by the caller, never sent."""
+    return proxy_result(500, dumps(internal_error_body()))
 
 
 def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
@@ -103,6 +140,6 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
     @app.exception_handler(Exception)
     def _unexpected(err: Exception):
         logger.exception("unhandled error")
-        return Response(status_code=500, content_type=JSON, body=dumps(internal_error_body()))
+        return resolver_response(internal_error_result())
 
     return app

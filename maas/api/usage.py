@@ -6,19 +6,18 @@ headers other than the range are ignored, so no request can read another tenant'
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, Field
 
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import JSON, create_resolver
 from maas.metering.charge import caller_from_event
 from maas.metering.reports import MAX_RANGE_DAYS, UsageService
-from maas.schemas.embeddings import ErrorResponse
+from maas.schemas.errors import ErrorResponse
+from maas.schemas.usage import UsageResponse
 from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
 USAGE_PATH = "/v1/usage"
@@ -26,44 +25,6 @@ ERRORS = {
     400: {"description": "Invalid date or range", "content": {JSON: {"model": ErrorResponse}}},
     401: {"description": "No API key, or not an authorized one", "content": {JSON: {"model": ErrorResponse}}},
 }
-
-
-class UsageRow(BaseModel):
-    date: dt.date = Field(description="UTC day.")
-    model: str = Field(description="Model id as `name@version`.")
-    units: int = Field(description="Billable units: input tokens for text models, images for vision models.")
-    requests: int
-    compute_ms: float = Field(description="Inference time billed, summed over the requests.")
-
-
-class UsageTotals(BaseModel):
-    units: int
-    requests: int
-
-
-class QuotaState(BaseModel):
-    limit: int = Field(description="The plan's monthly quota of billable units.")
-    consumed: int = Field(description="Units used this month (UTC).")
-    remaining: int
-    reset: str = Field(description="When the quota resets (RFC 3339, start of next month, UTC).")
-
-
-class FailedDay(BaseModel):
-    date: dt.date
-    status_4xx: int = Field(0, description="Refused requests (not billed).")
-    status_5xx: int = Field(0, description="Requests that failed on our side (not billed).")
-
-
-class UsageResponse(BaseModel):
-    object: Literal["usage"] = "usage"
-    tenant_id: str
-    plan: str
-    start: dt.date
-    end: dt.date
-    data: list[UsageRow] = Field(description="Per day and model, in the range; days without usage are left out.")
-    totals: UsageTotals = Field(description="Sums of `data`.")
-    quota: QuotaState = Field(description="This month's quota, whatever the range.")
-    failed: list[FailedDay] = Field(description="Failed requests per day, in the range.")
 
 
 def create_app(service: UsageService, logger: logging.Logger) -> APIGatewayRestResolver:

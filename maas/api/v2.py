@@ -21,13 +21,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas import __version__
-from maas.api.embeddings import ERRORS
+from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.rerank import MeteredPost, resolver_response
-from maas.api.resolver import JSON, create_resolver, documented
+from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
 from maas.errors import ServiceUnavailable
 from maas.metering.charge import Billing
-from maas.tasks.v2 import (
+from maas.schemas.v2 import (
     InferRequest,
     InferResponse,
     Liveness,
@@ -35,8 +34,8 @@ from maas.tasks.v2 import (
     ModelReadiness,
     Readiness,
     ServerMetadata,
-    V2Service,
 )
+from maas.tasks.v2 import V2Service
 
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 
@@ -45,8 +44,8 @@ class V2Api:
     """The function's API: call it with an API Gateway REST event and a Lambda context."""
 
     def __init__(self, service: V2Service, billing: Billing, logger: logging.Logger):
-        self.service = service
-        self.post = MeteredPost(billing, logger, service.settings.max_body_bytes)
+        self.service, self.billing, self.logger = service, billing, logger
+        self.parse = json_parser(InferRequest, service.settings.max_body_bytes)
         self.app = self._resolver(logger)
 
     def __call__(self, event: dict, context) -> dict:
@@ -56,11 +55,8 @@ class V2Api:
         return self.app.resolve(event, context)
 
     def post_infer(self, event: dict, name: str, version: str | None) -> dict:
-        return self.post(
-            event,
-            InferRequest,
-            lambda request: self.service.infer(name, request, version),
-        )
+        run = lambda request: self.service.infer(name, request, version)  # noqa: E731
+        return metered(self.billing, event, self.parse, run, logger=self.logger)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)

@@ -18,13 +18,16 @@ import binascii
 import io
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from maas.errors import ApiError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from maas.inference.package import ImagePreprocessing
+from maas.inference.package import MODEL_FILE, ImagePreprocessing, Manifest
+from maas.inference.sessions import make_session
 
+TASK = "image-classify"  # the manifest task of an image classifier
 FORMATS = ("PNG", "JPEG")
 # Content types a raw image body may have ("image/jpg" is not registered, but clients send it).
 MEDIA_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG"}
@@ -176,3 +179,18 @@ def preprocess(image: Image.Image, spec: ImagePreprocessing) -> np.ndarray:
     mean, std = np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32)
     pixels = (pixels * np.float32(spec.scale) - mean) / std
     return np.ascontiguousarray(pixels.transpose(2, 0, 1) if spec.layout == "NCHW" else pixels, dtype=np.float32)
+
+
+class ImageClassifier:
+    """A classification graph on ONNX Runtime: preprocessed images [n, ...] in, probabilities [n, labels] out."""
+
+    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None, model_file: str = MODEL_FILE):
+        if manifest.task != TASK or not manifest.labels or manifest.image is None:
+            raise ValueError(f"{manifest.name} is not an image classifier (task, labels and image preprocessing)")
+        self.session = make_session(Path(folder) / model_file, manifest, threads)
+        self.input, self.output = manifest.inputs[0].name, manifest.outputs[0].name
+        self.labels = list(manifest.labels)
+        self.preprocessing = manifest.image
+
+    def classify(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output], {self.input: batch})[0]

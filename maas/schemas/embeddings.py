@@ -7,17 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    code: str
-    param: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
-
-
 class EmbeddingsRequest(BaseModel):
     """OpenAI's `POST /v1/embeddings` body. Unknown fields are refused by name."""
 

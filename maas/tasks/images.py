@@ -9,59 +9,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from maas.errors import InvalidRequest
 from maas.inference.catalog import resolve_served
 from maas.inference.classifiers import ranked
-from maas.inference.package import MODEL_FILE, Manifest
-from maas.inference.sessions import make_session
+from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
-from maas.schemas.classify import ClassifyOptions
+from maas.schemas.images import ImageClassifyRequest
 from maas.settings import names as c
 from maas.settings.functions import ImageClassifySettings
 
-TASK = "image-classify"
-
-
-class ImageClassifyParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    top_k: int | None = Field(
-        None, description=f"Return the k best labels per image (default {c.DEFAULT_IMAGE_TOP_K}, as Hugging Face)."
-    )
-
-
-class ImageClassifyRequest(BaseModel):
-    """The JSON form. Raw image bytes (Content-Type image/png or image/jpeg) are the other; their `top_k` and
-    `model` come from the query string."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    inputs: str | list[str] = Field(
-        description="A base64-encoded PNG or JPEG (a `data:image/...;base64,` prefix is accepted), or a list of "
-        "them: one image gets one list of labels, a list of images one list per image, in order."
-    )
-    parameters: ImageClassifyParameters | None = None
-    model: str | None = Field(None, description="Model id, e.g. `digits-cnn@1`; defaults to the served model.")
-    options: ClassifyOptions | None = None
-
-
-class ImageClassifier:
-    """A classification graph on ONNX Runtime: preprocessed images [n, ...] in, probabilities [n, labels] out."""
-
-    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None, model_file: str = MODEL_FILE):
-        if manifest.task != TASK or not manifest.labels or manifest.image is None:
-            raise ValueError(f"{manifest.name} is not an image classifier (task, labels and image preprocessing)")
-        self.session = make_session(Path(folder) / model_file, manifest, threads)
-        self.input, self.output = manifest.inputs[0].name, manifest.outputs[0].name
-        self.labels = list(manifest.labels)
-        self.preprocessing = manifest.image
-
-    def classify(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output], {self.input: batch})[0]
+if TYPE_CHECKING:  # Pillow loads with maas.inference.images: only when the service is built
+    from maas.inference.images import ImageClassifier
 
 
 @dataclass
@@ -74,7 +36,7 @@ class ImageClassifyService:
     """The container's image classifier (loaded and verified once; 503 until it loads) and the request rules."""
 
     def __init__(self, settings: ImageClassifySettings, logger: logging.Logger | None = None, s3_client=None):
-        from maas.inference.images import ImageDecoder
+        from maas.inference.images import ImageClassifier, ImageDecoder
 
         self.settings = settings
         self.logger = logger or logging.getLogger(__name__)

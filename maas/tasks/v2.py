@@ -9,13 +9,11 @@ alike, and a KServe client that reads `error` still finds it (as an object, with
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from maas.errors import InvalidRequest, NotFound
 from maas.inference.package import BilledUnder, Manifest
+from maas.schemas.v2 import InferRequest, InferTensor
 from maas.tasks.embeddings import EmbeddingsService
 
 # Billed per batch row (KServe infer has no text to count); recorded under this task, priced by the plans'
@@ -23,81 +21,6 @@ from maas.tasks.embeddings import EmbeddingsService
 TASK = "v2-infer"
 PLATFORM = "onnxruntime_onnx"
 DTYPES = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP64": np.float64, "BOOL": np.bool_}
-
-
-class InferTensor(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    datatype: str
-    shape: list[int]
-    data: list[Any]
-    parameters: dict[str, Any] | None = None
-
-
-class RequestedOutput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    parameters: dict[str, Any] | None = None
-
-
-class InferRequest(BaseModel):
-    """KServe v2 inference request (JSON tensors; the binary-data extension is not supported)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(None, max_length=256)
-    parameters: dict[str, Any] | None = None
-    inputs: list[InferTensor]
-    outputs: list[RequestedOutput] | None = None
-
-
-class TensorMetadata(BaseModel):
-    name: str
-    datatype: str
-    shape: list[int]
-
-
-class ModelMetadata(BaseModel):
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-
-
-class ServerMetadata(BaseModel):
-    name: str
-    version: str
-    extensions: list[str]
-
-
-class Liveness(BaseModel):
-    live: bool
-
-
-class Readiness(BaseModel):
-    ready: bool
-
-
-class ModelReadiness(BaseModel):
-    name: str
-    ready: bool
-
-
-class InferOutput(BaseModel):
-    name: str
-    datatype: str
-    shape: list[int]
-    data: list[float]
-
-
-class InferResponse(BaseModel):
-    model_name: str
-    model_version: str
-    id: str | None = None
-    outputs: list[InferOutput]
 
 
 def _dims(shape: list[int | str]) -> list[int]:

@@ -9,37 +9,32 @@ import pytest
 from infra.access_log import ACCESS_LOG_FIELDS
 from infra.api import KEEP_STATUS, error_template, gateway_responses
 from infra.config import load_config, load_plans
-from infra.stacks import (
-    COMMON_ROUTES,
-    JOBS_ROUTES,
-    PUBLIC_ROUTES,
-    TASK_ROUTES,
-    USAGE_ROUTES,
-    V2_PUBLIC_ROUTES,
-    V2_ROUTES,
-    heavy_routes,
-)
+from infra.stacks import function_folder
 from maas.api import openapi
 from maas.api.gateway import GATEWAY_RESPONSES
+from maas.api.routes import HEAVY_FUNCTION, ROUTES, api_routes
 from maas.schemas.classify import ClassifyRequest
 from maas.schemas.embeddings import EmbeddingsRequest
+from maas.schemas.rerank import RerankRequest
 from maas.settings import names as constants
-from maas.tasks.rerank import RerankRequest
 from tests.conftest import load_event
 from tests.infra.templates import _resource_path, only, resources, routes, text
 from tests.openapi_checks import assert_documented
 
 
 def expected_routes(config) -> tuple[set, set]:
-    tasks = set(config.lambda_tasks) | ({"rerank"} if config.embedding_model is not None else set())
-    authorized = {(m, p) for task in tasks for m, p, _ in TASK_ROUTES[task]}
-    authorized |= set(COMMON_ROUTES) | set(USAGE_ROUTES) | set(JOBS_ROUTES)
-    authorized |= {route for m in config.sagemaker_models for route in heavy_routes(m)}
-    public = set(PUBLIC_ROUTES)
+    """(authorized, public) (method, path) pairs of the route table that ``config`` deploys."""
+    functions = {"usage", "jobs", HEAVY_FUNCTION} | {function_folder(task) for task in config.lambda_tasks}
     if config.embedding_model is not None:
-        authorized |= set(V2_ROUTES)
-        public |= set(V2_PUBLIC_ROUTES)
+        functions |= {"rerank", "v2"}
+    deployed = [r for r in api_routes(m.name for m in config.sagemaker_models) if r.any_task or r.function in functions]
+    authorized = {(r.method, r.path) for r in deployed if r.auth}
+    public = {(r.method, r.path) for r in deployed if not r.auth}
     return authorized, public
+
+
+V2_ROUTES = [(r.method, r.path) for r in ROUTES if r.function == "v2"]
+PUBLIC_ROUTES = [(r.method, r.path) for r in ROUTES if not r.auth]
 
 
 # (method, path) -> the alias (logical id prefix) that serves it in the default configuration.
@@ -51,7 +46,7 @@ ROUTE_TARGETS = {
     ("POST", "/v1/jobs"): "JobsAlias",
     ("GET", "/v1/jobs"): "JobsAlias",
     ("GET", "/v1/jobs/{job_id}"): "JobsAlias",
-    **{route: "V2Alias" for route in V2_ROUTES + V2_PUBLIC_ROUTES},
+    **{route: "V2Alias" for route in V2_ROUTES},
     ("POST", "/v2/models/all-minilm-l6-v2-fp32/infer"): "Proxyallminilml6v2fp32Alias",
     ("GET", "/v2/models/all-minilm-l6-v2-fp32"): "Proxyallminilml6v2fp32Alias",
     ("GET", "/v2/models/all-minilm-l6-v2-fp32/ready"): "Proxyallminilml6v2fp32Alias",
@@ -79,7 +74,7 @@ def test_every_catalog_route_exists_and_is_authorized(built):
 def test_docs_and_v2_health_are_public_and_throttled(built):
     template = built.service_template
     found = routes(template)
-    public = PUBLIC_ROUTES + V2_PUBLIC_ROUTES
+    public = PUBLIC_ROUTES
     assert {route for route, props in found.items() if props["AuthorizationType"] == "NONE"} == set(public)
     for route in public:
         assert found[route]["AuthorizationType"] == "NONE"

@@ -3,7 +3,6 @@ metering, sample events and `maas models train-classifier`."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -15,8 +14,8 @@ from maas.tables import USAGE
 from maas.tools import paths
 from maas.tools.build.classifier import default_data, ensure_built, read_report
 from maas.tools.cli import main
-from maas.tools.local.apigw import make_event
-from maas.tools.local.functions import LambdaContext, load_handler
+from maas.tools.local.functions import load_handler
+from tests.client import Client, assert_error
 from tests.conftest import function_env, load_event
 
 NAME = "ticket-intents"
@@ -35,21 +34,25 @@ def classify_handler(aws, model_dir, classifier_dir):
     return load_handler("classify", {**function_env(aws, model_dir), "MAAS_CLASSIFIER_SOURCES": str(classifier_dir)})
 
 
+@pytest.fixture(scope="session")
+def classify(classify_handler) -> Client:
+    """The classify handler; each request from a fresh tenant unless it names one."""
+    return Client(classify_handler)
+
+
 def _auth():
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     return {"principalId": tenant, "tenant_id": tenant, "plan": "pro", "key_prefix": "maas_clsf0000"}
 
 
-def _post(handler, body, auth=None, raw: bytes | None = None):
-    event = make_event(
-        "POST",
-        "/v1/classify",
-        headers={"Content-Type": "application/json"},
-        body=raw if raw is not None else json.dumps(body).encode(),
-        authorizer=auth or _auth(),
-    )
-    result = handler(event, LambdaContext())
-    return result["statusCode"], json.loads(result["body"])
+def _request(client: Client, body, auth=None, raw: bytes | None = None):
+    """POST /v1/classify with ``body`` as JSON (or ``raw`` bytes) from ``auth``'s tenant (default: a fresh one)."""
+    return client.post("/v1/classify", json=body if raw is None else None, body=raw, authorizer=auth or _auth())
+
+
+def _post(client: Client, body, auth=None, raw: bytes | None = None):
+    resp = _request(client, body, auth, raw)
+    return resp.status, resp.json
 
 
 def test_report_meets_the_accuracy_targets(classifier_dir):
@@ -82,8 +85,8 @@ GOLDEN = [  # none of these is in the training data
 ]
 
 
-def test_golden_sentences_get_their_expected_top_label(classify_handler):
-    status, body = _post(classify_handler, {"inputs": [text for text, _ in GOLDEN]})
+def test_golden_sentences_get_their_expected_top_label(classify):
+    status, body = _post(classify, {"inputs": [text for text, _ in GOLDEN]})
     assert status == 200 and len(body) == len(GOLDEN)
     for (text, label), scores in zip(GOLDEN, body, strict=True):
         assert scores[0]["label"] == label, (text, scores[:2])
@@ -92,23 +95,23 @@ def test_golden_sentences_get_their_expected_top_label(classify_handler):
         assert len(scores) == 7
 
 
-def test_single_string_top_k_and_model_aliases(classify_handler):
+def test_single_string_top_k_and_model_aliases(classify):
     for model in (None, NAME, f"{NAME}@1", f"{NAME.upper()}@latest"):
         body = {"inputs": GOLDEN[2][0], "parameters": {"top_k": 2}, **({"model": model} if model else {})}
-        status, result = _post(classify_handler, body)
+        status, result = _post(classify, body)
         assert status == 200, result
         assert len(result) == 1 and [s["label"] for s in result[0]][:1] == ["shipping"] and len(result[0]) == 2
 
 
-def test_zero_shot_ranks_shipping_first_for_a_shipping_sentence(classify_handler):
+def test_zero_shot_ranks_shipping_first_for_a_shipping_sentence(classify):
     labels = ["billing", "shipping", "technical issue", "account access"]
     text = "My package was supposed to arrive on Monday and the courier still hasn't delivered it."
     for params in ({"candidate_labels": labels}, {"candidate_labels": ", ".join(labels)}):
-        status, body = _post(classify_handler, {"inputs": [text], "parameters": params})
+        status, body = _post(classify, {"inputs": [text], "parameters": params})
         assert status == 200, body
         assert body[0][0]["label"] == "shipping" and sorted(s["label"] for s in body[0]) == sorted(labels)
     status, body = _post(
-        classify_handler,
+        classify,
         {
             "inputs": text,
             "model": "all-minilm-l6-v2",
@@ -141,33 +144,33 @@ def test_zero_shot_ranks_shipping_first_for_a_shipping_sentence(classify_handler
         ({"inputs": "word " * 300, "truncate": False}, 400, "longer than the model's 256 tokens"),
     ],
 )
-def test_bad_inputs_get_a_4xx_in_the_error_shape(classify_handler, body, status, fragment):
-    got, result = _post(classify_handler, body)
-    assert got == status, result
-    assert set(result) == {"error"} and {"message", "type", "code"} <= set(result["error"])
-    assert fragment in result["error"]["message"], result["error"]["message"]
+def test_bad_inputs_get_a_4xx_in_the_error_shape(classify, body, status, fragment):
+    # WHEN a malformed or unservable request is posted
+    resp = _request(classify, body)
+    # THEN it is refused in the error shape, its message naming the problem exactly
+    assert_error(resp, status, message=fragment)
+    assert fragment in resp.json["error"]["message"], resp.json["error"]["message"]
 
 
-def test_malformed_json_and_missing_key(classify_handler):
-    status, body = _post(classify_handler, None, raw=b"{not json")
-    assert status == 400 and body["error"]["code"] == "invalid_json"
-    event = make_event("POST", "/v1/classify", headers={"Content-Type": "application/json"}, body=b'{"inputs":"x"}')
-    result = classify_handler(event, LambdaContext())
-    assert result["statusCode"] == 401 and json.loads(result["body"])["error"]["type"] == "authentication_error"
+def test_malformed_json_and_missing_key(classify):
+    assert_error(_request(classify, None, raw=b"{not json"), 400, "invalid_json")
+    resp = classify.post("/v1/classify", body=b'{"inputs":"x"}', authorizer=None)
+    assert_error(resp, 401)
+    assert resp.json["error"]["type"] == "authentication_error"
 
 
-def test_each_call_is_billed_once_in_input_tokens(classify_handler, aws, model_dir):
+def test_each_call_is_billed_once_in_input_tokens(classify, aws, model_dir):
     from tokenizers import Tokenizer
 
     meter = Meter(aws.client("dynamodb"), USAGE.local_name)
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     auth, start = _auth(), time.time() - 1
     texts = ["Where is my order?", "I was charged twice."]
-    assert _post(classify_handler, {"inputs": texts}, auth)[0] == 200
+    assert _post(classify, {"inputs": texts}, auth)[0] == 200
     labels = ["shipping", "billing"]
     params = {"candidate_labels": labels, "hypothesis_template": "About {}."}
-    assert _post(classify_handler, {"inputs": texts[0], "parameters": params}, auth)[0] == 200
-    assert _post(classify_handler, {"inputs": []}, auth)[0] == 400  # refused: not billed
+    assert _post(classify, {"inputs": texts[0], "parameters": params}, auth)[0] == 200
+    assert _post(classify, {"inputs": []}, auth)[0] == 400  # refused: not billed
     events = sorted(meter.events(auth["tenant_id"], start, time.time() + 1), key=lambda e: e.model)
     assert [(e.model, e.task) for e in events] == [("all-minilm-l6-v2", "classify"), (NAME, "classify")]
     zero_shot, trained = events
@@ -180,9 +183,9 @@ def test_a_missing_classifier_is_a_503_and_zero_shot_still_works(aws, model_dir,
     handler = load_handler(
         "classify", {**function_env(aws, model_dir), "MAAS_CLASSIFIER_SOURCES": str(tmp_path / NAME)}
     )
-    status, body = _post(handler, {"inputs": "hello", "model": NAME})
-    assert status == 503 and body["error"]["code"] == "model_unavailable"
-    status, body = _post(handler, {"inputs": "hello", "parameters": {"candidate_labels": ["greeting", "refund"]}})
+    client = Client(handler)
+    assert_error(_request(client, {"inputs": "hello", "model": NAME}), 503, "model_unavailable")
+    status, body = _post(client, {"inputs": "hello", "parameters": {"candidate_labels": ["greeting", "refund"]}})
     assert status == 200 and body[0][0]["label"] == "greeting"
 
 
@@ -196,11 +199,11 @@ def test_a_missing_classifier_is_a_503_and_zero_shot_still_works(aws, model_dir,
         ("classify-post-unknown-model.json", 404),
     ],
 )
-def test_sample_events(classify_handler, event, status):
-    result = classify_handler(load_event(event), LambdaContext())
-    assert result["statusCode"] == status, result["body"]
+def test_sample_events(classify, event, status):
+    resp = classify.invoke(load_event(event))
+    assert resp.status == status, resp.body
     if event == "classify-post-zero-shot.json":
-        assert json.loads(result["body"])[0][0]["label"] == "shipping"
+        assert resp.json[0][0]["label"] == "shipping"
 
 
 def test_train_classifier_cli_refuses_a_bad_csv(tmp_path, capsys):
@@ -241,11 +244,11 @@ def test_maas_serve_routes_classify_behind_the_authorizer(model_dir, classifier_
         running.stop()
 
 
-def test_repeated_zero_shot_labels_give_the_same_scores_and_the_same_bill(classify_handler, aws):
+def test_repeated_zero_shot_labels_give_the_same_scores_and_the_same_bill(classify, aws):
     meter = Meter(aws.client("dynamodb"), USAGE.local_name)
     auth, start = _auth(), time.time() - 1
     body = {"inputs": "The app freezes when I open it", "parameters": {"candidate_labels": ["bug report", "praise"]}}
-    first, again = _post(classify_handler, body, auth), _post(classify_handler, body, auth)  # again: cached vectors
+    first, again = _post(classify, body, auth), _post(classify, body, auth)  # again: cached vectors
     assert first == again and first[0] == 200 and first[1][0][0]["label"] == "bug report"
     units = [e.units for e in meter.events(auth["tenant_id"], start, time.time() + 1)]
     assert len(units) == 2 and units[0] == units[1]

@@ -23,14 +23,16 @@ from maas.heavy.endpoint.service import EndpointService, EndpointSettings
 from maas.settings import names as c
 from maas.tools.local.endpoint import proxy_env, start_local_endpoint
 from maas.tools.local.functions import LambdaContext, load_handler
+from tests.client import assert_error
 from tests.conftest import function_env, load_event
 from tests.integration.test_batch_jobs import _results, _units, embedder, env  # noqa: F401 (fixtures)
 from tests.integration.test_v2_handler import (
     TEXTS,
-    _assert_error,
     _bad,
     _call,
     _inputs,
+    _pair,
+    _parts,
     _tensor,
     fresh_tenant,
     padded_tensors,
@@ -70,7 +72,7 @@ def reference(fp32_model_dir):
 
 def test_infer_through_the_proxy_equals_the_package_called_directly(proxy, reference, tensors):
     body = {"id": "r1", "inputs": _inputs(*tensors)}
-    status, answer, result = _call(proxy, "POST", INFER, body)
+    status, answer, result = _parts(_call(proxy, "POST", INFER, body))
     assert status == 200 and answer["model_name"] == HEAVY and answer["id"] == "r1"
     direct = json.loads(
         reference.invoke(json.dumps(body).encode(), {"route": "v2-infer", "model": HEAVY, "version": None}).body
@@ -80,11 +82,11 @@ def test_infer_through_the_proxy_equals_the_package_called_directly(proxy, refer
 
 
 def test_metadata_and_ready_come_from_the_endpoint(proxy):
-    status, meta, _ = _call(proxy, "GET", f"/v2/models/{HEAVY}")
+    status, meta, _ = _parts(_call(proxy, "GET", f"/v2/models/{HEAVY}"))
     assert status == 200 and meta["name"] == HEAVY and meta["platform"] == "onnxruntime_onnx"
-    assert _call(proxy, "GET", f"/v2/models/{HEAVY}/versions/1")[1] == meta
-    assert _call(proxy, "GET", f"/v2/models/{HEAVY}/ready")[:2] == (200, {"name": HEAVY, "ready": True})
-    _assert_error(*_call(proxy, "GET", f"/v2/models/{HEAVY}/versions/3")[:2], 404, "does not exist")
+    assert _call(proxy, "GET", f"/v2/models/{HEAVY}/versions/1").json == meta
+    assert _pair(_call(proxy, "GET", f"/v2/models/{HEAVY}/ready")) == (200, {"name": HEAVY, "ready": True})
+    assert_error(_call(proxy, "GET", f"/v2/models/{HEAVY}/versions/3"), 404, message="does not exist")
 
 
 def test_the_v2_contract_tests_give_the_same_answers_as_the_lambda_route(proxy, tensors):
@@ -94,12 +96,12 @@ def test_the_v2_contract_tests_give_the_same_answers_as_the_lambda_route(proxy, 
     long = np.ones((1, 513), np.int64)
     cases.append(("too long", {"inputs": _inputs(long, long)}, 400, "maximum is 512"))
     for name, body, status, fragment in cases:
-        got, answer, _ = _call(proxy, "POST", INFER, body)
-        assert got == status, (name, answer)
-        _assert_error(got, answer, status, fragment)
-    _assert_error(*_call(proxy, "POST", INFER, raw=b"{nope")[:2], 400, "not valid JSON")
-    _assert_error(*_call(proxy, "POST", INFER, {"inputs": []}, authorizer=None)[:2], 401, "API key")
-    status, _, result = _call(proxy, "GET", INFER)
+        resp = _call(proxy, "POST", INFER, body)
+        assert resp.status == status, (name, resp.json)
+        assert_error(resp, status, message=fragment)
+    assert_error(_call(proxy, "POST", INFER, raw=b"{nope"), 400, message="not valid JSON")
+    assert_error(_call(proxy, "POST", INFER, {"inputs": []}, authorizer=None), 401, message="API key")
+    status, _, result = _parts(_call(proxy, "GET", INFER))
     assert status == 405
 
 
@@ -107,14 +109,14 @@ def test_embeddings_route_is_forwarded_and_billed_in_tokens(proxy, aws, referenc
     meter, tenant, auth = fresh_tenant(aws)
     start = time.time() - 1
     body = {"model": HEAVY, "input": ["a long document " * 100, "short"]}
-    status, answer, result = _call(proxy, "POST", "/v1/embeddings", body, authorizer=auth)
+    status, answer, result = _parts(_call(proxy, "POST", "/v1/embeddings", body, authorizer=auth))
     assert status == 200 and answer["model"] == HEAVY and len(answer["data"]) == 2
     assert answer == json.loads(reference.invoke(json.dumps(body).encode(), {"route": "embeddings"}).body)
     [event] = meter.events(tenant, start, time.time() + 1)
     assert (event.model, event.task, event.units) == (HEAVY, "embeddings", answer["usage"]["prompt_tokens"])
     assert answer["usage"]["prompt_tokens"] > 256  # long inputs are embedded past the Lambda package's 256
-    _assert_error(*_call(proxy, "POST", "/v1/embeddings", {"input": []}, authorizer=auth)[:2], 400, "empty")
-    _assert_error(*_call(proxy, "POST", "/v1/embeddings", {"model": "gpt-4", "input": "x"})[:2], 404, "gpt-4")
+    assert_error(_call(proxy, "POST", "/v1/embeddings", {"input": []}, authorizer=auth), 400, message="empty")
+    assert_error(_call(proxy, "POST", "/v1/embeddings", {"model": "gpt-4", "input": "x"}), 404, message="gpt-4")
     assert len(meter.events(tenant, start, time.time() + 1)) == 1
 
 
@@ -123,13 +125,13 @@ def test_metered_exactly_once_per_request_and_never_for_refusals(proxy, aws, ten
     start, request_id = time.time() - 1, str(uuid.uuid4())
     body = {"inputs": _inputs(*tensors)}
     for _ in range(2):  # the same event twice (a Lambda retry): billed once
-        status, _, result = _call(proxy, "POST", INFER, body, authorizer=auth, request_id=request_id)
+        status, _, result = _parts(_call(proxy, "POST", INFER, body, authorizer=auth, request_id=request_id))
         assert status == 200 and "X-Quota-Remaining" in result["multiValueHeaders"]
     for _ in range(2):  # a client retry with the same Idempotency-Key: billed once
         headers = {"Content-Type": "application/json", "Idempotency-Key": "k-1"}
-        assert _call(proxy, "POST", INFER, body, authorizer=auth, headers=headers)[0] == 200
-    assert _call(proxy, "POST", INFER, {"inputs": [body["inputs"][0]]}, authorizer=auth)[0] == 400
-    assert _call(proxy, "GET", f"/v2/models/{HEAVY}", authorizer=auth)[0] == 200
+        assert _call(proxy, "POST", INFER, body, authorizer=auth, headers=headers).status == 200
+    assert _call(proxy, "POST", INFER, {"inputs": [body["inputs"][0]]}, authorizer=auth).status == 400
+    assert _call(proxy, "GET", f"/v2/models/{HEAVY}", authorizer=auth).status == 200
     events = meter.events(tenant, start, time.time() + 1)
     assert sorted((e.model, e.task, e.units) for e in events) == [(HEAVY, "v2-infer", len(TEXTS))] * 2
 
@@ -140,7 +142,7 @@ def test_payloads_over_the_endpoint_limit_are_413_before_any_call(aws, fp32_mode
         handler = proxy_handler(aws, fp32_model_dir, stub.url)
         values = [1] * (c.ENDPOINT_MAX_PAYLOAD_BYTES // 2)  # "1," per value: just over the 6 MiB limit
         body = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, len(values)], "data": values}]}
-        _assert_error(*_call(handler, "POST", INFER, body)[:2], 413, "exceeds the 6291456-byte limit")
+        assert_error(_call(handler, "POST", INFER, body), 413, message="exceeds the 6291456-byte limit")
         assert stub.calls == 0
     finally:
         stub.stop()
@@ -225,7 +227,7 @@ def test_endpoint_failures_are_503_in_the_error_shape_quickly_and_not_billed(aws
         handler = proxy_handler(aws, fp32_model_dir, stub.url, **{c.ENV_ENDPOINT_TIMEOUT_S: "0.5"})
         start = time.time()
         body = {"inputs": [_tensor("input_ids", np.array([[101, 102]])), _tensor("attention_mask", np.ones((1, 2)))]}
-        status, answer, result = _call(handler, "POST", INFER, body, authorizer=auth)
+        status, answer, result = _parts(_call(handler, "POST", INFER, body, authorizer=auth))
         elapsed = time.time() - start
     finally:
         stub.stop()
@@ -245,7 +247,9 @@ def test_container_4xx_is_passed_on_unchanged(aws, fp32_model_dir):
     stub = StubRuntime([(424, "ModelError", answer, 0)])
     try:
         handler = proxy_handler(aws, fp32_model_dir, stub.url)
-        status, body, _ = _call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]})
+        status, body, _ = _parts(
+            _call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]})
+        )
     finally:
         stub.stop()
     assert (status, body) == (400, error) and stub.calls == 1  # a ModelError is never retried
@@ -254,9 +258,9 @@ def test_container_4xx_is_passed_on_unchanged(aws, fp32_model_dir):
 def test_unreachable_endpoint_is_503_at_once(aws, fp32_model_dir):
     handler = proxy_handler(aws, fp32_model_dir, None)  # no endpoint process: a closed port
     start = time.time()
-    status, body, _ = _call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]})
+    status, body, _ = _parts(_call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]}))
     assert status == 503 and body["error"]["code"] == "endpoint_unreachable" and time.time() - start < 5
-    assert _call(handler, "GET", f"/v2/models/{HEAVY}/ready")[0] == 503
+    assert _call(handler, "GET", f"/v2/models/{HEAVY}/ready").status == 503
 
 
 def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, model_dir, endpoint, reference):
@@ -269,10 +273,12 @@ def test_embeddings_function_forwards_the_heavy_model_and_serves_its_own(aws, mo
     meter, tenant, auth = fresh_tenant(aws)
     start = time.time() - 1
     body = {"model": f"{HEAVY}@latest", "input": ["hello " * 300]}
-    status, answer, _ = _call(handler, "POST", "/v1/embeddings", body, authorizer=auth)
+    status, answer, _ = _parts(_call(handler, "POST", "/v1/embeddings", body, authorizer=auth))
     assert status == 200 and answer["model"] == HEAVY and answer["usage"]["prompt_tokens"] == 302
     assert answer == json.loads(reference.invoke(json.dumps(body).encode(), {"route": "embeddings"}).body)
-    status, local, _ = _call(handler, "POST", "/v1/embeddings", {**body, "model": "all-minilm-l6-v2"}, authorizer=auth)
+    status, local, _ = _parts(
+        _call(handler, "POST", "/v1/embeddings", {**body, "model": "all-minilm-l6-v2"}, authorizer=auth)
+    )
     assert status == 200 and local["model"] == "all-minilm-l6-v2" and local["usage"]["prompt_tokens"] == 256
     events = meter.events(tenant, start, time.time() + 1)
     assert sorted((e.model, e.units) for e in events) == [("all-minilm-l6-v2", 256), (HEAVY, 302)]

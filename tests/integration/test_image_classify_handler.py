@@ -151,8 +151,8 @@ def test_raw_png_and_jpeg_bodies_give_one_flat_list(image_handler, held_out):
 def test_scores_match_the_model_on_the_dataset_arrays(image_handler, digits_dir, held_out):
     """Golden: through HTTP shapes, PNG, decoding and preprocessing, the probabilities equal the packaged
     graph's on the dataset's own arrays within 0.01 (rendering rounds each value to a grey level)."""
+    from maas.inference.images import ImageClassifier
     from maas.inference.package import read_manifest
-    from maas.tasks.images import ImageClassifier
 
     x, _ = held_out
     manifest = read_manifest(digits_dir)

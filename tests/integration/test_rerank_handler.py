@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -11,8 +10,8 @@ import pytest
 
 from maas.metering.store import Meter, day_of, month_of
 from maas.tables import USAGE
-from maas.tools.local.apigw import make_event
-from maas.tools.local.functions import LambdaContext, load_handler
+from maas.tools.local.functions import load_handler
+from tests.client import Client, assert_error
 from tests.conftest import function_env, load_event
 
 AUTH = {"principalId": "t-rerank", "tenant_id": "t-rerank", "plan": "enterprise", "key_prefix": "maas_rerank00"}
@@ -40,29 +39,23 @@ def rerank_handler(aws, model_dir):
     return load_handler("rerank", function_env(aws, model_dir))
 
 
-def _post(handler, body, raw: bytes | None = None, headers=None, authorizer=AUTH, request_id=None):
-    event = make_event(
-        "POST",
-        "/v1/rerank",
-        headers=headers or {"Content-Type": "application/json"},
-        body=raw if raw is not None else json.dumps(body).encode(),
-        authorizer=authorizer,
-        request_id=request_id,
-    )
-    result = handler(event, LambdaContext())
-    return result["statusCode"], json.loads(result["body"]), {k: v[0] for k, v in result["multiValueHeaders"].items()}
+@pytest.fixture(scope="session")
+def rerank(rerank_handler) -> Client:
+    return Client(rerank_handler, authorizer=AUTH)
 
 
-def _assert_error(status, body, expected, fragment):
-    assert status == expected, body
-    assert set(body) == {"error"} and {"message", "type", "code"} <= set(body["error"])
-    assert fragment.lower() in body["error"]["message"].lower(), body["error"]["message"]
+def _post(client: Client, body, raw: bytes | None = None, **kwargs):
+    """POST /v1/rerank with ``body`` as JSON, or ``raw`` bytes (sent as JSON unless headers say otherwise)."""
+    return client.post("/v1/rerank", json=body if raw is None else None, body=raw, **kwargs)
 
 
 @pytest.mark.parametrize("query,best", GOLDEN)
-def test_golden_orderings_relevant_document_first(rerank_handler, query, best):
-    status, body, _ = _post(rerank_handler, {"query": query, "documents": DOCUMENTS})
-    assert status == 200, body
+def test_golden_orderings_relevant_document_first(rerank, query, best):
+    # WHEN a query is ranked against documents that share its words without answering it
+    resp = _post(rerank, {"query": query, "documents": DOCUMENTS})
+    # THEN the document that answers it comes first, every document once, scores descending
+    assert resp.status == 200, resp.json
+    body = resp.json
     order = [r["index"] for r in body["results"]]
     assert order[0] == best, (query, body["results"])
     assert sorted(order) == list(range(len(DOCUMENTS)))
@@ -72,7 +65,7 @@ def test_golden_orderings_relevant_document_first(rerank_handler, query, best):
     assert scores[0] - scores[1] > 0.05
 
 
-def test_scores_are_cosines_of_the_embeddings(rerank_handler, model_dir):
+def test_scores_are_cosines_of_the_embeddings(rerank, model_dir):
     from maas.inference.embedder import TextEmbedder
     from maas.inference.package import read_manifest
 
@@ -80,35 +73,34 @@ def test_scores_are_cosines_of_the_embeddings(rerank_handler, model_dir):
     query = GOLDEN[0][0]
     vectors = embedder.embed([query, *DOCUMENTS]).vectors
     expected = vectors[1:] @ vectors[0]
-    _, body, _ = _post(rerank_handler, {"query": query, "documents": DOCUMENTS})
+    body = _post(rerank, {"query": query, "documents": DOCUMENTS}).json
     got = np.array([r["relevance_score"] for r in sorted(body["results"], key=lambda r: r["index"])])
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_top_n_return_documents_and_object_documents(rerank_handler):
+def test_top_n_return_documents_and_object_documents(rerank):
     docs = [{"text": d} for d in DOCUMENTS]
-    status, body, _ = _post(
-        rerank_handler, {"query": GOLDEN[1][0], "documents": docs, "top_n": 2, "return_documents": True}
-    )
-    assert status == 200
+    resp = _post(rerank, {"query": GOLDEN[1][0], "documents": docs, "top_n": 2, "return_documents": True})
+    assert resp.status == 200
+    body = resp.json
     assert len(body["results"]) == 2 and body["model"] == "all-minilm-l6-v2"
     assert body["results"][0] == {
         "index": 2,
         "relevance_score": body["results"][0]["relevance_score"],
         "document": {"text": DOCUMENTS[2]},
     }
-    _, plain, _ = _post(rerank_handler, {"query": GOLDEN[1][0], "documents": DOCUMENTS, "top_n": 50})
+    plain = _post(rerank, {"query": GOLDEN[1][0], "documents": DOCUMENTS, "top_n": 50}).json
     assert len(plain["results"]) == len(DOCUMENTS)  # top_n above the count returns them all
     assert all("document" not in r for r in plain["results"])
 
 
-def test_usage_counts_query_and_document_tokens(rerank_handler, model_dir):
+def test_usage_counts_query_and_document_tokens(rerank, model_dir):
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     query, docs = "refund", ["money back", "a ship"]
     expected = sum(len(tok.encode(t).ids) for t in [query, *docs])
-    _, body, _ = _post(rerank_handler, {"query": query, "documents": docs})
+    body = _post(rerank, {"query": query, "documents": docs}).json
     assert body["usage"] == {"prompt_tokens": expected, "total_tokens": expected}
 
 
@@ -134,58 +126,62 @@ def test_usage_counts_query_and_document_tokens(rerank_handler, model_dir):
         ({"query": "q", "documents": ["a" * (2 * 1024 * 1024)]}, None, 413, "exceeds the"),
     ],
 )
-def test_bad_input_gets_a_4xx_in_the_error_shape(rerank_handler, payload, raw, status, fragment):
-    _assert_error(*_post(rerank_handler, payload, raw=raw)[:2], status, fragment)
+def test_bad_input_gets_a_4xx_in_the_error_shape(rerank, payload, raw, status, fragment):
+    assert_error(_post(rerank, payload, raw=raw), status, message=fragment)
 
 
-def test_wrong_content_type_method_and_route(rerank_handler):
-    _assert_error(*_post(rerank_handler, None, raw=b"x", headers={"Content-Type": "text/plain"})[:2], 415, "JSON")
-    result = rerank_handler(make_event("GET", "/v1/rerank"), LambdaContext())
-    assert result["statusCode"] == 405 and result["multiValueHeaders"]["Allow"] == ["POST"]
-    assert rerank_handler(make_event("GET", "/v1/nothing"), LambdaContext())["statusCode"] == 404
+def test_wrong_content_type_method_and_route(rerank):
+    assert_error(_post(rerank, None, raw=b"x", headers={"Content-Type": "text/plain"}), 415, message="JSON")
+    resp = rerank.get("/v1/rerank", authorizer=None)
+    assert resp.status == 405 and resp.result["multiValueHeaders"]["Allow"] == ["POST"]
+    assert rerank.get("/v1/nothing", authorizer=None).status == 404
 
 
-def test_model_pins_and_aliases_resolve(rerank_handler):
+def test_model_pins_and_aliases_resolve(rerank):
     for model in ["all-minilm-l6-v2@1", "ALL-MINILM-L6-V2@latest", "sentence-transformers/all-MiniLM-L6-v2"]:
-        assert _post(rerank_handler, {"query": "q", "documents": ["a"], "model": model})[0] == 200
+        assert _post(rerank, {"query": "q", "documents": ["a"], "model": model}).status == 200
 
 
-def test_billed_once_as_rerank_with_quota_headers(rerank_handler, aws):
+def test_billed_once_as_rerank_with_quota_headers(rerank, aws):
+    # GIVEN a tenant no other test bills
     meter = Meter(aws.client("dynamodb"), USAGE.local_name)
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     auth = {**AUTH, "principalId": tenant, "tenant_id": tenant, "plan": "pro"}
     start = time.time() - 1
     request_id = str(uuid.uuid4())
-    first = _post(rerank_handler, {"query": "q", "documents": ["a", "b"]}, authorizer=auth, request_id=request_id)
-    again = _post(rerank_handler, {"query": "q", "documents": ["a", "b"]}, authorizer=auth, request_id=request_id)
-    assert first[0] == again[0] == 200
+    # WHEN the same request reaches the handler twice (a Lambda retry of one API Gateway request)
+    first = _post(rerank, {"query": "q", "documents": ["a", "b"]}, authorizer=auth, request_id=request_id)
+    again = _post(rerank, {"query": "q", "documents": ["a", "b"]}, authorizer=auth, request_id=request_id)
+    # THEN both answer, one usage event records it as rerank, with the quota headers
+    assert first.status == again.status == 200
     [event] = meter.events(tenant, start, time.time() + 1)
     assert (event.model, event.version, event.task) == ("all-minilm-l6-v2", "1", "rerank")
-    assert event.units == first[1]["usage"]["total_tokens"]
-    assert "X-Quota-Remaining" in first[2]
-    assert _post(rerank_handler, {"query": "q", "documents": []}, authorizer=auth)[0] == 400
+    assert event.units == first.json["usage"]["total_tokens"]
+    assert "X-Quota-Remaining" in first.headers
+    # AND a refused request is counted apart, not billed
+    assert _post(rerank, {"query": "q", "documents": []}, authorizer=auth).status == 400
     today = day_of(time.time())
     assert meter.failures(tenant, today, today)[0]["status_4xx"] == 1
     assert meter.monthly(tenant, month_of(time.time()))[0]["requests"] == 1
 
 
-def test_unauthenticated_is_401(rerank_handler):
-    _assert_error(*_post(rerank_handler, {"query": "q", "documents": ["a"]}, authorizer=None)[:2], 401, "API key")
+def test_unauthenticated_is_401(rerank):
+    assert_error(_post(rerank, {"query": "q", "documents": ["a"]}, authorizer=None), 401, message="API key")
 
 
-def test_sample_events(rerank_handler):
+def test_sample_events(rerank):
     for name, status in [
         ("rerank-post.json", 200),
         ("rerank-post-objects.json", 200),
         ("rerank-post-invalid.json", 400),
         ("rerank-post-unknown-model.json", 404),
     ]:
-        result = rerank_handler(load_event(name), LambdaContext())
-        assert result["statusCode"] == status, (name, result["body"])
-    body = json.loads(rerank_handler(load_event("rerank-post.json"), LambdaContext())["body"])
+        resp = rerank.invoke(load_event(name))
+        assert resp.status == status, (name, resp.body)
+    body = rerank.invoke(load_event("rerank-post.json")).json
     assert body["results"][0]["index"] == 0 and len(body["results"]) == 2
 
 
 def test_missing_model_is_503(tmp_path):
     handler = load_handler("rerank", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
-    _assert_error(*_post(handler, {"query": "q", "documents": ["a"]})[:2], 503, "unavailable")
+    assert_error(_post(Client(handler, AUTH), {"query": "q", "documents": ["a"]}), 503, message="unavailable")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -11,8 +10,8 @@ import pytest
 
 from maas.metering.store import Meter
 from maas.tables import USAGE
-from maas.tools.local.apigw import make_event
-from maas.tools.local.functions import LambdaContext, load_handler
+from maas.tools.local.functions import load_handler
+from tests.client import JSON_HEADERS, Client, assert_error
 from tests.conftest import function_env, load_event
 
 AUTH = {"principalId": "t-v2", "tenant_id": "t-v2", "plan": "enterprise", "key_prefix": "maas_v2000000"}
@@ -23,6 +22,11 @@ TEXTS = ["How do I reset my password?", "Refunds take five business days.", "ok"
 @pytest.fixture(scope="session")
 def v2_handler(aws, model_dir):
     return load_handler("v2", function_env(aws, model_dir))
+
+
+@pytest.fixture(scope="session")
+def v2(v2_handler) -> Client:
+    return Client(v2_handler, authorizer=AUTH)
 
 
 @pytest.fixture(scope="session")
@@ -57,39 +61,36 @@ def _inputs(ids, mask, with_types=True):
     return inputs
 
 
-def _call(handler, method, path, body=None, raw=None, authorizer=AUTH, request_id=None, headers=None):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    event = make_event(
-        method,
-        path,
-        headers=headers or {"Content-Type": "application/json"},
-        body=data,
-        authorizer=authorizer,
-        request_id=request_id,
-    )
-    result = handler(event, LambdaContext())
-    return result["statusCode"], json.loads(result["body"]), result
+def _call(client, method, path, body=None, raw=None, headers=JSON_HEADERS, **kwargs):
+    """METHOD PATH with ``body`` as JSON or ``raw`` bytes, declared JSON (as a KServe client sends every request).
+    ``client``: a Client, or a handler called as AUTH's tenant."""
+    client = client if isinstance(client, Client) else Client(client, authorizer=AUTH)
+    return client.request(method, path, json=body, body=raw, headers=headers, **kwargs)
 
 
-def _assert_error(status, body, expected, fragment):
-    assert status == expected, body
-    assert set(body) == {"error"} and {"message", "type", "code"} <= set(body["error"])
-    assert fragment.lower() in body["error"]["message"].lower(), body["error"]["message"]
+def _pair(resp):
+    """(status, JSON body) of a response."""
+    return resp.status, resp.json
 
 
-def test_health_and_server_metadata(v2_handler):
-    assert _call(v2_handler, "GET", "/v2/health/ready")[:2] == (200, {"ready": True})
-    assert _call(v2_handler, "GET", "/v2/health/live")[:2] == (200, {"live": True})
-    status, body, _ = _call(v2_handler, "GET", "/v2")
-    assert status == 200 and body["name"] == "maas"
-    assert _call(v2_handler, "GET", f"/v2/models/{MODEL}/ready")[:2] == (200, {"name": MODEL, "ready": True})
+def _parts(resp):
+    """(status, JSON body, proxy result) of a response."""
+    return resp.status, resp.json, resp.result
 
 
-def test_model_metadata_comes_from_the_manifest(v2_handler, model_dir):
+def test_health_and_server_metadata(v2):
+    assert _pair(_call(v2, "GET", "/v2/health/ready")) == (200, {"ready": True})
+    assert _pair(_call(v2, "GET", "/v2/health/live")) == (200, {"live": True})
+    resp = _call(v2, "GET", "/v2")
+    assert resp.status == 200 and resp.json["name"] == "maas"
+    assert _pair(_call(v2, "GET", f"/v2/models/{MODEL}/ready")) == (200, {"name": MODEL, "ready": True})
+
+
+def test_model_metadata_comes_from_the_manifest(v2, model_dir):
     from maas.inference.package import read_manifest
 
     manifest = read_manifest(model_dir)
-    status, body, _ = _call(v2_handler, "GET", f"/v2/models/{MODEL}")
+    status, body = _pair(_call(v2, "GET", f"/v2/models/{MODEL}"))
     assert status == 200
     assert body == {
         "name": MODEL,
@@ -102,17 +103,17 @@ def test_model_metadata_comes_from_the_manifest(v2_handler, model_dir):
         ],
         "outputs": [{"name": "sentence_embedding", "datatype": "FP32", "shape": [-1, 384]}],
     }
-    assert _call(v2_handler, "GET", f"/v2/models/{MODEL}/versions/1")[1] == body
-    _assert_error(*_call(v2_handler, "GET", "/v2/models/nope")[:2], 404, "'nope' does not exist")
-    _assert_error(*_call(v2_handler, "GET", f"/v2/models/{MODEL}/versions/7")[:2], 404, "does not exist")
+    assert _call(v2, "GET", f"/v2/models/{MODEL}/versions/1").json == body
+    assert_error(_call(v2, "GET", "/v2/models/nope"), 404, message="'nope' does not exist")
+    assert_error(_call(v2, "GET", f"/v2/models/{MODEL}/versions/7"), 404, message="does not exist")
 
 
-def test_infer_round_trip_equals_the_embedder(v2_handler, model_dir, tensors):
+def test_infer_round_trip_equals_the_embedder(v2, model_dir, tensors):
     from maas.inference.embedder import TextEmbedder
     from maas.inference.package import read_manifest
 
     ids, mask = tensors
-    status, body, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"id": "r1", "inputs": _inputs(ids, mask)})
+    status, body = _pair(_call(v2, "POST", f"/v2/models/{MODEL}/infer", {"id": "r1", "inputs": _inputs(ids, mask)}))
     assert status == 200, body
     assert (body["model_name"], body["model_version"], body["id"]) == (MODEL, "1", "r1")
     [out] = body["outputs"]
@@ -122,21 +123,23 @@ def test_infer_round_trip_equals_the_embedder(v2_handler, model_dir, tensors):
     # The embedder pads per length bucket, the client padded to the longest: masked positions move ~1e-7.
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # token_type_ids may be left out (single-segment text: zeros); outputs may be named; versions may be pinned
-    status, again, _ = _call(
-        v2_handler,
-        "POST",
-        f"/v2/models/{MODEL}/versions/1/infer",
-        {"inputs": _inputs(ids, mask, with_types=False), "outputs": [{"name": "sentence_embedding"}]},
+    status, again = _pair(
+        _call(
+            v2,
+            "POST",
+            f"/v2/models/{MODEL}/versions/1/infer",
+            {"inputs": _inputs(ids, mask, with_types=False), "outputs": [{"name": "sentence_embedding"}]},
+        )
     )
     assert status == 200 and again["outputs"][0]["data"] == out["data"]
     assert "id" not in again
 
 
-def test_nested_data_is_accepted_row_major(v2_handler, tensors):
+def test_nested_data_is_accepted_row_major(v2, tensors):
     ids, mask = tensors
     nested = [{**t, "data": np.array(t["data"]).reshape(t["shape"]).tolist()} for t in _inputs(ids, mask)]
-    flat = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)})[1]
-    status, body, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", {"inputs": nested})
+    flat = _call(v2, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)}).json
+    status, body = _pair(_call(v2, "POST", f"/v2/models/{MODEL}/infer", {"inputs": nested}))
     assert status == 200 and body["outputs"] == flat["outputs"]
 
 
@@ -180,52 +183,52 @@ def _bad(ids, mask):
     ]
 
 
-def test_bad_tensors_get_a_400_in_the_error_shape(v2_handler, tensors):
+def test_bad_tensors_get_a_400_in_the_error_shape(v2, tensors):
     for name, body, status, fragment in _bad(*tensors):
-        got, answer, _ = _call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", body)
-        assert got == status, (name, answer)
-        _assert_error(got, answer, status, fragment)
+        resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", body)
+        assert resp.status == status, (name, resp.json)
+        assert_error(resp, status, message=fragment)
 
 
-def test_other_refusals(v2_handler, tensors):
+def test_other_refusals(v2, tensors):
     ids, mask = tensors
     body = {"inputs": _inputs(ids, mask)}
-    _assert_error(*_call(v2_handler, "POST", "/v2/models/gpt-4/infer", body)[:2], 404, "'gpt-4' does not exist")
-    _assert_error(*_call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope")[:2], 400, "not valid JSON")
-    _assert_error(*_call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None)[:2], 401, "API key")
-    status, answer, result = _call(v2_handler, "GET", f"/v2/models/{MODEL}/infer")
-    assert status == 405 and result["multiValueHeaders"]["Allow"] == ["POST"]
+    assert_error(_call(v2, "POST", "/v2/models/gpt-4/infer", body), 404, message="'gpt-4' does not exist")
+    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope"), 400, message="not valid JSON")
+    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None), 401, message="API key")
+    resp = _call(v2, "GET", f"/v2/models/{MODEL}/infer")
+    assert resp.status == 405 and resp.result["multiValueHeaders"]["Allow"] == ["POST"]
     big = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [1] * 800_000}]}
-    _assert_error(*_call(v2_handler, "POST", f"/v2/models/{MODEL}/infer", big)[:2], 413, "exceeds the")
+    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", big), 413, message="exceeds the")
 
 
-def test_infer_is_billed_once_per_request_in_rows(v2_handler, aws, tensors):
+def test_infer_is_billed_once_per_request_in_rows(v2, aws, tensors):
     meter, tenant, auth = fresh_tenant(aws)
     start, request_id = time.time() - 1, str(uuid.uuid4())
     body = {"inputs": _inputs(*tensors)}
     for _ in range(2):  # the same event twice (a Lambda retry): billed once
         path = f"/v2/models/{MODEL}/infer"
-        status, _, result = _call(v2_handler, "POST", path, body, authorizer=auth, request_id=request_id)
-        assert status == 200 and "X-Quota-Remaining" in result["multiValueHeaders"]
+        resp = _call(v2, "POST", path, body, authorizer=auth, request_id=request_id)
+        assert resp.status == 200 and "X-Quota-Remaining" in resp.result["multiValueHeaders"]
     [event] = meter.events(tenant, start, time.time() + 1)
     assert (event.model, event.task, event.units) == (MODEL, "v2-infer", len(TEXTS))
-    assert _call(v2_handler, "GET", f"/v2/models/{MODEL}", authorizer=auth)[0] == 200
+    assert _call(v2, "GET", f"/v2/models/{MODEL}", authorizer=auth).status == 200
     assert len(meter.events(tenant, start, time.time() + 1)) == 1  # metadata is not billed
 
 
-def test_sample_events(v2_handler):
+def test_sample_events(v2):
     for name, status in [
         ("v2-infer-post.json", 200),
         ("v2-infer-post-invalid.json", 400),
         ("v2-model-get.json", 200),
         ("v2-ready-get.json", 200),
     ]:
-        result = v2_handler(load_event(name), LambdaContext())
-        assert result["statusCode"] == status, (name, result["body"])
+        resp = v2.invoke(load_event(name))
+        assert resp.status == status, (name, resp.body)
 
 
 def test_not_ready_while_the_model_is_missing(tmp_path):
     handler = load_handler("v2", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
-    _assert_error(*_call(handler, "GET", "/v2/health/ready")[:2], 503, "not loaded")
-    assert _call(handler, "GET", "/v2/health/live")[0] == 200
-    _assert_error(*_call(handler, "GET", f"/v2/models/{MODEL}")[:2], 503, "unavailable")
+    assert_error(_call(Client(handler, AUTH), "GET", "/v2/health/ready"), 503, message="not loaded")
+    assert _call(Client(handler, AUTH), "GET", "/v2/health/live").status == 200
+    assert_error(_call(Client(handler, AUTH), "GET", f"/v2/models/{MODEL}"), 503, message="unavailable")

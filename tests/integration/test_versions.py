@@ -23,7 +23,7 @@ from maas.tasks import embeddings as embeddings_service
 from maas.tasks.classify import ClassifyService
 from maas.tools.local.functions import load_handler
 from tests.conftest import function_env
-from tests.integration.test_v2_handler import _call, fresh_tenant
+from tests.integration.test_v2_handler import _call, _parts, fresh_tenant
 
 CATALOG = """
 [[models]]
@@ -86,7 +86,7 @@ def test_embeddings_serves_both_versions_and_bills_the_one_that_answered(two_ver
     start = time.time() - 1
 
     def embed(model):
-        return _call(handler, "POST", "/v1/embeddings", {"model": model, "input": "hello"}, authorizer=auth)
+        return _parts(_call(handler, "POST", "/v1/embeddings", {"model": model, "input": "hello"}, authorizer=auth))
 
     assert embed("all-minilm-l6-v2")[1]["model"] == "all-minilm-l6-v2"  # the latest: version 2
     assert embed("all-minilm-l6-v2@latest")[1]["model"] == "all-minilm-l6-v2"
@@ -96,15 +96,15 @@ def test_embeddings_serves_both_versions_and_bills_the_one_that_answered(two_ver
     assert status == 404 and "does not exist" in body["error"]["message"]
     events = meter.events(tenant, start, time.time() + 1)
     assert sorted(e.version for e in events) == ["1", "2", "2"]
-    status, models, _ = _call(handler, "GET", "/v1/models", authorizer=auth)
+    status, models, _ = _parts(_call(handler, "GET", "/v1/models", authorizer=auth))
     assert [(m["id"], m["version"]) for m in models["data"]] == [("all-minilm-l6-v2", "2"), ("all-minilm-l6-v2@1", "1")]
-    status, card, _ = _call(handler, "GET", "/v1/models/all-minilm-l6-v2@1", authorizer=auth)
+    status, card, _ = _parts(_call(handler, "GET", "/v1/models/all-minilm-l6-v2@1", authorizer=auth))
     assert status == 200 and card["version"] == "1"
 
 
 def test_a_version_dropped_from_the_served_packages_is_a_404_naming_what_is_served(two_versions, aws, model_dir):
     handler = load_handler("embeddings", {**function_env(aws, model_dir), "MAAS_MODEL_SOURCE": str(two_versions["v2"])})
-    status, body, _ = _call(handler, "POST", "/v1/embeddings", {"model": "all-minilm-l6-v2@1", "input": "x"})
+    status, body, _ = _parts(_call(handler, "POST", "/v1/embeddings", {"model": "all-minilm-l6-v2@1", "input": "x"}))
     assert status == 404 and "it serves all-minilm-l6-v2@2" in body["error"]["message"]
 
 
@@ -131,19 +131,23 @@ def test_rerank_and_v2_serve_both_versions_too(two_versions, aws, model_dir):
     meter, tenant, auth = fresh_tenant(aws)
     start = time.time() - 1
     body = {"query": "reset my password", "documents": ["password reset steps", "refund policy"]}
-    status, answer, _ = _call(rerank, "POST", "/v1/rerank", {**body, "model": "all-minilm-l6-v2@1"}, authorizer=auth)
+    status, answer, _ = _parts(
+        _call(rerank, "POST", "/v1/rerank", {**body, "model": "all-minilm-l6-v2@1"}, authorizer=auth)
+    )
     assert status == 200 and answer["model"] == "all-minilm-l6-v2@1"
-    assert _call(rerank, "POST", "/v1/rerank", body, authorizer=auth)[1]["model"] == "all-minilm-l6-v2"
+    assert _call(rerank, "POST", "/v1/rerank", body, authorizer=auth).json["model"] == "all-minilm-l6-v2"
     tensors = [
         {"name": "input_ids", "datatype": "INT64", "shape": [1, 3], "data": [101, 7592, 102]},
         {"name": "attention_mask", "datatype": "INT64", "shape": [1, 3], "data": [1, 1, 1]},
     ]
     path = "/v2/models/all-minilm-l6-v2/versions/1/infer"
-    status, answer, _ = _call(v2, "POST", path, {"inputs": tensors}, authorizer=auth)
+    status, answer, _ = _parts(_call(v2, "POST", path, {"inputs": tensors}, authorizer=auth))
     assert status == 200 and answer["model_version"] == "1"
-    status, answer, _ = _call(v2, "POST", "/v2/models/all-minilm-l6-v2/infer", {"inputs": tensors}, authorizer=auth)
+    status, answer, _ = _parts(
+        _call(v2, "POST", "/v2/models/all-minilm-l6-v2/infer", {"inputs": tensors}, authorizer=auth)
+    )
     assert status == 200 and answer["model_version"] == "2"
-    assert _call(v2, "GET", "/v2/models/all-minilm-l6-v2/versions/1", authorizer=auth)[1]["versions"] == ["1"]
-    assert _call(v2, "GET", "/v2/models/all-minilm-l6-v2/versions/9", authorizer=auth)[0] == 404
+    assert _call(v2, "GET", "/v2/models/all-minilm-l6-v2/versions/1", authorizer=auth).json["versions"] == ["1"]
+    assert _call(v2, "GET", "/v2/models/all-minilm-l6-v2/versions/9", authorizer=auth).status == 404
     billed = sorted((e.task, e.version) for e in meter.events(tenant, start, time.time() + 1))
     assert billed == [("rerank", "1"), ("rerank", "2"), ("v2-infer", "1"), ("v2-infer", "2")]

@@ -25,6 +25,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from maas.errors import error_json
 from maas.heavy.endpoint.attributes import ATTRIBUTES_HEADER as ATTRIBUTES
 from maas.heavy.endpoint.attributes import format_attributes, parse_attributes
 from maas.heavy.endpoint.service import EndpointService, EndpointSettings
@@ -102,12 +103,14 @@ class _Handler(BaseHTTPRequestHandler):
             batcher = getattr(embedder, "batcher", None)
             stats = batcher.stats.as_dict() if batcher is not None else {}
             return self._send(200, json.dumps({"device": self.server.service.device, "batcher": stats}).encode())
-        self._send(404, _error("Not found.", "not_found_error", "not_found"))
+        self._send(404, error_json("Not found.", "not_found_error", "not_found"))
 
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
-            return self._send(411, _error("Content-Length is required.", "invalid_request_error", "length_required"))
+            return self._send(
+                411, error_json("Content-Length is required.", "invalid_request_error", "length_required")
+            )
         if int(length) > self.server.settings.max_body_bytes:
             self.close_connection = True  # the body is not read
             return self._refuse_too_large(int(length))
@@ -117,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         m = RUNTIME_PATH.match(self.path)
         if m and self.server.runtime_api:
             return self._runtime_invoke(m["name"], body)
-        self._send(404, _error("Not found.", "not_found_error", "not_found"))
+        self._send(404, error_json("Not found.", "not_found_error", "not_found"))
 
     def _refuse_too_large(self, size: int) -> None:
         limit = self.server.settings.max_body_bytes
@@ -125,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.runtime_api and RUNTIME_PATH.match(self.path):
             # InvokeEndpoint refuses an oversized Body itself, before any container sees it
             return self._runtime_error(400, "ValidationError", message)
-        self._send(413, _error(message, "invalid_request_error", "payload_too_large"))
+        self._send(413, error_json(message, "invalid_request_error", "payload_too_large"))
 
     def _answer(self, body: bytes):
         if not self.server.loaded.is_set():
@@ -133,14 +136,16 @@ class _Handler(BaseHTTPRequestHandler):
         service = self.server.service
         if service is None or self.server.load_error:
             reason = self.server.load_error or "not loaded"
-            return 503, _error(f"The model failed to load: {reason}", "service_unavailable_error", "model_unavailable")
+            return 503, error_json(
+                f"The model failed to load: {reason}", "service_unavailable_error", "model_unavailable"
+            )
         attributes = parse_attributes(self.headers.get(ATTRIBUTES))
         return service.invoke(body, attributes, self.headers.get("Content-Type"))
 
     def _invocations(self, body: bytes) -> None:
         answer = self._answer(body)
         if answer is None:
-            return self._send(503, _error("The model is loading.", "service_unavailable_error", "model_loading"))
+            return self._send(503, error_json("The model is loading.", "service_unavailable_error", "model_loading"))
         if isinstance(answer, tuple):
             return self._send(*answer)
         headers = {ATTRIBUTES: format_attributes({"units": answer.units})} if answer.status == 200 else {}
@@ -180,10 +185,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:
         log.debug("%s " + format, self.address_string(), *args)
-
-
-def _error(message: str, type_: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
 
 
 def start(

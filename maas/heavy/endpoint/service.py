@@ -28,30 +28,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from maas.bodies import dumps, parse_json, require_json
 from maas.errors import ApiError, NotFound, ServiceUnavailable, internal_error_body
 from maas.heavy.endpoint.batcher import BatchingEmbedder
 from maas.inference.validation import text_list, tokenize_checked
 from maas.schemas.embeddings import EmbeddingsRequest
+from maas.schemas.endpoint import EmbedBatchRequest
+from maas.schemas.v2 import InferRequest
 from maas.settings import names as c
 from maas.settings.base import EnvSettings, SettingsError
 from maas.settings.functions import EmbeddingsSettings
 from maas.tasks.embeddings import EmbeddingsService
-from maas.tasks.v2 import InferRequest, V2Service
+from maas.tasks.v2 import V2Service
 
 ROUTES = ("embeddings", "embed-batch", "v2-infer", "v2-metadata")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-class EmbedBatchRequest(BaseModel):
-    """A slice of a batch job's texts (already validated line by line by the worker)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input: list[str]
 
 
 class EndpointSettings(EnvSettings):

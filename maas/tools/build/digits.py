@@ -257,7 +257,7 @@ def _manifest(spec: ImagePreprocessing, **fields) -> Manifest:
 
 def probabilities(model: Path, spec: ImagePreprocessing, inputs: np.ndarray) -> np.ndarray:
     """Run a graph through the runtime class the service uses."""
-    from maas.tasks.images import ImageClassifier
+    from maas.inference.images import ImageClassifier
 
     manifest = _manifest(spec, quantization=Quantization(method="none"), files={})
     return ImageClassifier(model.parent, manifest, threads=1, model_file=model.name).classify(inputs)

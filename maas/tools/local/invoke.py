@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from maas.api.routes import HEAVY_FUNCTION, RouteMatcher, api_routes
 from maas.settings import names as c
 from maas.tables import USAGE
 from maas.tools.local.emulator import AwsEmulator, aws_env, table_env
@@ -32,13 +33,19 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
     except json.JSONDecodeError as exc:
         print(f"error: {event_path} is not valid JSON: {exc}", file=sys.stderr)
         return 2
+    routed = routed_function(event)
+    if routed is not None and routed != function:
+        print(
+            f"note: API Gateway sends {event['httpMethod']} {event.get('path')} to '{routed}', not '{function}'",
+            file=sys.stderr,
+        )
     merged = {**default_env(function), **(env or {})}
     hint = model_missing_hint(merged) if function in ("embeddings", "image_classify") else None
     if hint:
         print(f"error: {hint}", file=sys.stderr)
         return 2
     endpoint = None
-    if function == "heavy_proxy" and c.ENV_SAGEMAKER_ENDPOINT not in merged:
+    if function == HEAVY_FUNCTION and c.ENV_SAGEMAKER_ENDPOINT not in merged:
         # Like the deployed proxy: its endpoint is the heavy package's inference server, here a local process.
         endpoint, endpoint_env = _local_endpoint()
         merged = {**endpoint_env, **merged}
@@ -74,6 +81,15 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
         return 1
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200
     return 0 if status < 400 else 1
+
+
+def routed_function(event: dict) -> str | None:
+    """The function the route table (maas.api.routes) sends an API Gateway event to; None for other events
+    (the authorizer's, S3, SQS) and paths no route has."""
+    if not isinstance(event, dict) or "httpMethod" not in event or "methodArn" in event:
+        return None
+    found = RouteMatcher(api_routes(heavy_models())).match(event["httpMethod"], event.get("path") or "")
+    return found[0].function if found is not None else None
 
 
 def _local_endpoint():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 import signal
 import socket
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from maas.api.gateway import gateway_error
+from maas.api.routes import FUNCTION_ENV, HEAVY_FUNCTION, Route, RouteMatcher, api_routes
+from maas.errors import error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
 from maas.tables import API_KEYS, TENANTS
@@ -41,7 +42,7 @@ from maas.tools.local.endpoint import (
     proxy_env,
     start_if_built,
 )
-from maas.tools.local.functions import REGION, LambdaContext, load_handler, patched_environ
+from maas.tools.local.functions import FUNCTION_MODELS, REGION, LambdaContext, load_handler, patched_environ
 
 # API Gateway's payload limit; the function's own, smaller limit (MAAS_MAX_BODY_BYTES) applies after it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -52,65 +53,13 @@ JSON = "application/json"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-@dataclass(frozen=True)
-class Route:
-    """One API Gateway resource + method and the function behind it; `{name}` segments are path parameters."""
-
-    method: str
-    path: str
-    function: str
-    auth: bool = True  # behind the REQUEST authorizer, as in the deployed API
-
-
-# The API's routes. A request that matches none goes to DEFAULT_FUNCTION as a `/{proxy+}` resource, so its
-# resolver answers 404 in the API's error shape.
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/embeddings", "embeddings"),
-    Route("GET", "/v1/models", "embeddings"),
-    Route("GET", "/v1/models/{id}", "embeddings"),
-    Route("GET", "/v1/usage", "usage"),
-    Route("POST", "/v1/jobs", "jobs"),
-    Route("GET", "/v1/jobs", "jobs"),
-    Route("GET", "/v1/jobs/{id}", "jobs"),
-    Route("GET", "/docs", "embeddings", auth=False),
-    Route("GET", "/openapi.json", "embeddings", auth=False),
-    Route("POST", "/v1/rerank", "rerank"),
-    Route("POST", "/v1/classify", "classify"),
-    Route("POST", "/v1/images/classify", "image_classify"),
-    # Open Inference Protocol (KServe v2) on the embedding package; health is public, as KServe probes are.
-    Route("GET", "/v2/health/live", "v2", auth=False),
-    Route("GET", "/v2/health/ready", "v2", auth=False),
-    Route("GET", "/v2", "v2"),
-    Route("GET", "/v2/models/{model_name}", "v2"),
-    Route("GET", "/v2/models/{model_name}/ready", "v2"),
-    Route("GET", "/v2/models/{model_name}/versions/{model_version}", "v2"),
-    Route("GET", "/v2/models/{model_name}/versions/{model_version}/ready", "v2"),
-    Route("POST", "/v2/models/{model_name}/infer", "v2"),
-    Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", "v2"),
-)
-HEAVY_FUNCTION = "heavy_proxy"
+# The API's routes (maas.api.routes), with the catalog's heavy models. A request that matches none goes to
+# DEFAULT_FUNCTION as a `/{proxy+}` resource, so its resolver answers 404 in the API's error shape.
+ROUTES: tuple[Route, ...] = api_routes(heavy_models())
 # The variables that let a function send a heavy model's requests to its endpoint (embeddings, batch workers).
 FORWARDING_VARIABLES = (c.ENV_HEAVY_MODELS, c.ENV_SAGEMAKER_RUNTIME_URL, c.ENV_ENDPOINT_ATTEMPTS)
 
 
-def heavy_routes(model: str) -> tuple[Route, ...]:
-    """A SageMaker-served model's /v2 routes, to the proxy; static, so they win over `{model_name}` (listed first),
-    as API Gateway matches a static segment before a variable one."""
-    base = f"/v2/models/{model}"
-    return tuple(
-        Route(method, base + suffix, HEAVY_FUNCTION)
-        for method, suffix in (
-            ("POST", "/infer"),
-            ("POST", "/versions/{model_version}/infer"),
-            ("GET", ""),
-            ("GET", "/ready"),
-            ("GET", "/versions/{model_version}"),
-            ("GET", "/versions/{model_version}/ready"),
-        )
-    )
-
-
-ROUTES = tuple(r for model in heavy_models() for r in heavy_routes(model)) + ROUTES
 AUTHORIZER_FUNCTION = "authorizer"
 DEFAULT_FUNCTION = "embeddings"
 PROXY_RESOURCE = "/{proxy+}"
@@ -147,25 +96,19 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
     for model in heavy_models()[:1]:  # one proxy function per model in the stack; `maas serve` runs the first
         heavy[HEAVY_FUNCTION] = {**tables, **proxy_env(model, (endpoints or {}).get(model))}
         forwarded = forwarding_env(heavy[HEAVY_FUNCTION])
+    tasks = {}
+    for function, needs in FUNCTION_ENV.items():
+        # The image package beside the embedding package (models/digits-cnn); 503 until it is built.
+        folder = Path(model_dir).parent / FUNCTION_MODELS[function] if function in FUNCTION_MODELS else model_dir
+        source = served_versions(folder) if needs.all_versions else str(folder)
+        tasks[function] = {**tables, c.ENV_MODEL_SOURCE: source, **(forwarded if needs.forwards_heavy else {})}
     return {
         **heavy,
-        # POST /v1/embeddings naming a heavy model is forwarded to its endpoint, as in the stack
-        "embeddings": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir), **forwarded},
-        # The catalog's embedding package also answers rerank and v2 (maas/data/catalog.toml, tasks_also).
-        "rerank": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir)},
-        "v2": {**tables, c.ENV_MODEL_SOURCE: served_versions(model_dir)},
-        # Zero-shot on the embedding package; the trained classifiers default to ticket-intents beside it.
-        "classify": {**tables, c.ENV_MODEL_SOURCE: str(model_dir)},
-        # The image package beside the embedding package (models/digits-cnn); 503 until it is built.
-        "image_classify": {**tables, c.ENV_MODEL_SOURCE: str(Path(model_dir).parent / c.DEFAULT_IMAGE_MODEL)},
+        **tasks,
         "usage": tables,
         "jobs": {**tables, c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET},
         AUTHORIZER_FUNCTION: tables,
     }
-
-
-def error_body(message: str, type_: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": type_, "code": code}}, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -173,14 +116,6 @@ class _Function:
     name: str
     handler: Callable[[dict, object], dict]
     lock: threading.Lock
-
-
-def _compile(template: str) -> re.Pattern:
-    parts = []
-    for segment in template.strip("/").split("/"):
-        m = re.fullmatch(r"\{(\w+)\}", segment)
-        parts.append(f"(?P<{m.group(1)}>[^/]+)" if m else re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "$")
 
 
 class LocalApi:
@@ -196,7 +131,7 @@ class LocalApi:
         stage: str = "local",
         gateway: LocalGateway | None = None,
     ):
-        self.routes = [(route, _compile(route.path)) for route in routes]
+        self.matcher = RouteMatcher(routes)
         self.functions_dir = Path(functions_dir)
         self.env = {name: dict(values) for name, values in (env or {}).items()}
         self.default_function = default_function
@@ -205,7 +140,7 @@ class LocalApi:
         self.gateway = gateway
 
     def function_names(self) -> list[str]:
-        names = [route.function for route, _ in self.routes] + [self.default_function]
+        names = [route.function for route, _ in self.matcher.routes] + [self.default_function]
         if self.gateway is not None:
             names.append(self.gateway.function)
         return list(dict.fromkeys(names))
@@ -223,18 +158,10 @@ class LocalApi:
     def route(self, method: str, path: str) -> tuple[str, str, dict[str, str] | None, bool]:
         """(function, resource, path parameters, behind the authorizer) for a request; path parameters are
         URL-decoded, as API Gateway's."""
-        by_path = None
-        for route, pattern in self.routes:
-            m = pattern.match(path)
-            if m is None:
-                continue
-            params = {k: unquote(v) for k, v in m.groupdict().items()} or None
-            found = (route.function, route.path, params, route.auth)
-            if route.method == method:
-                return found
-            by_path = by_path or found  # same resource, other method: its function answers (405/404 shape)
-        if by_path:
-            return by_path
+        found = self.matcher.match(method, path)
+        if found is not None:
+            route, params = found
+            return route.function, route.path, params, route.auth
         return self.default_function, PROXY_RESOURCE, {"proxy": unquote(path.lstrip("/"))}, False
 
     def handle(
@@ -285,7 +212,7 @@ class LocalApi:
             return (
                 502,
                 {"Content-Type": JSON, **gateway_headers},
-                error_body("The function failed; see the server log.", "server_error", "bad_gateway"),
+                error_json("The function failed; see the server log.", "server_error", "bad_gateway"),
             )
         return status, {**out_headers, **gateway_headers}, out_body
 
@@ -376,7 +303,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # http.server's own refusals (malformed request line, unknown method...) in the API's error shape.
         self.close_connection = True
         text = message or (self.responses.get(code, ("Bad request",))[0])
-        self._write(code, {"Content-Type": JSON}, error_body(f"{text}.", "invalid_request_error", "bad_request"))
+        self._write(code, {"Content-Type": JSON}, error_json(f"{text}.", "invalid_request_error", "bad_request"))
 
     def handle_expect_100(self) -> bool:
         # Refuse an oversized body before the client sends it.
@@ -386,7 +313,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, message: str, code: str) -> None:
         self.close_connection = True  # the unread body would otherwise be parsed as the next request
-        self._write(status, {"Content-Type": JSON}, error_body(message, "invalid_request_error", code))
+        self._write(status, {"Content-Type": JSON}, error_json(message, "invalid_request_error", code))
 
     def _body_length(self) -> int | None:
         """The declared body length, or None after answering the request with an error."""

@@ -1,0 +1,73 @@
+"""The one metered call: every billed route (embeddings, forwarded or not, classify, images, rerank, v2 infer, the
+heavy-model proxy) answers through ``metered``, dispatched without the resolver so that every refusal, body
+validation included, is counted apart as a failed request.
+
+The sequence: who is calling (the authorizer's context) -> parse the body -> fit check (the month's quota, before
+any compute) -> run (timed) -> charge exactly once; an ApiError at any step is the refusal (not billed, counted
+by Billing.failed), anything else a 500 in the one error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from maas.api.resolver import error_result, internal_error_result, proxy_result
+from maas.bodies import dumps, json_body
+from maas.errors import ApiError
+from maas.metering.charge import Billing, request_id_of
+from maas.tenancy.store import Caller
+
+Run = Callable[[object], tuple[object, int, object]]
+
+
+def json_parser(model: type[BaseModel], max_body_bytes: int) -> Callable[[dict], BaseModel]:
+    """``parse`` for a JSON body: the event's body validated into ``model`` (415, 413 and 400 in the error shape)."""
+
+    def parse(event: dict) -> BaseModel:
+        return json_body(event, model, max_body_bytes)
+
+    return parse
+
+
+def refused(billing: Billing, caller: Caller | None, err: ApiError, logger: logging.Logger) -> dict:
+    """The refusal's proxy result; the request is counted apart, never billed."""
+    logger.info("request refused", extra={"status": err.status, "code": err.code})
+    return error_result(err, billing.failed(caller, err))
+
+
+def metered(
+    billing: Billing,
+    event: dict,
+    parse: Callable[[dict], object],
+    run: Run,
+    *,
+    logger: logging.Logger,
+    name: str = "metered call",
+) -> dict:
+    """Answer one billed request (an API Gateway event) as a proxy result.
+
+    ``parse(event) -> request`` (json_parser for JSON bodies); ``run(request) -> (response body, billable units,
+    billed manifest)``: the body a dict or already-serialised JSON text, the manifest what the usage event records
+    (the version that answered). ``name``: the message of the call's DEBUG log line (the route's task)."""
+    caller = None
+    try:
+        caller = billing.caller(event)
+        request = parse(event)
+        before = billing.precheck(caller)
+        started = time.perf_counter()
+        result, units, billed = run(request)
+        compute_ms = (time.perf_counter() - started) * 1000
+        headers = billing.charge(caller, request_id_of(event, caller), billed, units, compute_ms, before)
+        # DEBUG, not INFO: API Gateway's access log has a line per request and the EMF metrics carry the numbers;
+        # formatting this line cost ~0.15 ms, 5% of a single-sentence embeddings call.
+        logger.debug(name, extra={"units": units, "ms": round(compute_ms, 2)})
+        return proxy_result(200, result if isinstance(result, str) else dumps(result), headers)
+    except ApiError as err:
+        return refused(billing, caller, err, logger)
+    except Exception:
+        logger.exception("unhandled error")
+        return internal_error_result()
