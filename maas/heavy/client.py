@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from maas.errors import ApiError, ServiceUnavailable
-from maas.heavy.endpoint.attributes import format_attributes, parse_attributes
+from maas.heavy.attributes import format_attributes, parse_attributes
 from maas.settings import names as c
 from maas.settings.mixins import HeavyEndpointEnv, HeavyModelsEnv
 

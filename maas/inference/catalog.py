@@ -15,9 +15,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maas.errors import NotFound
-from maas.tenancy.plans import TASK_FAMILY
 
 Task = Literal["embeddings", "classify", "image-classify", "rerank"]
+# The price family of each task's models (plans.toml prices per family) and of the billable unit it counts.
+TASK_FAMILY = {
+    "embeddings": "text-embedding",
+    "classify": "text-classification",
+    "image-classify": "image-classification",
+    "rerank": "rerank",
+    "v2-infer": "tensor-inference",  # KServe v2 infer: units are batch rows
+}
 LATEST = "latest"
 
 

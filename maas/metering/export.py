@@ -1,7 +1,7 @@
 """Usage for billing tools: invoice lines (priced by plan and model family) and CloudEvents JSON lines.
 
 Pricing works from the usage events, not from the monthly aggregates: an aggregate row names the model
-(``name@version``) but not its task, and the task decides the price family (maas.tenancy.plans.TASK_FAMILY). Each
+(``name@version``) but not its task, and the task decides the price family (maas.inference.catalog.TASK_FAMILY). Each
 event carries its task, so grouping a month's events by (model, task) prices every unit by the family it
 was served under, with no guessing (maas.metering.reports.aggregate_mismatches cross-checks the aggregates).
 """

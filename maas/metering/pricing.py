@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from maas.tenancy.plans import TASK_FAMILY, Plan
+from maas.inference.catalog import TASK_FAMILY
+from maas.tenancy.plans import Plan
 
 CENTS = Decimal("0.01")
 MILLION = Decimal(1_000_000)

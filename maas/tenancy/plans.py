@@ -9,15 +9,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Billable unit and price family of each task.
-TASK_FAMILY = {
-    "embeddings": "text-embedding",
-    "classify": "text-classification",
-    "image-classify": "image-classification",
-    "rerank": "rerank",
-    "v2-infer": "tensor-inference",  # KServe v2 infer: units are batch rows
-}
-
 
 class Plan(BaseModel):
     model_config = ConfigDict(frozen=True)

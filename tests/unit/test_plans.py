@@ -1,6 +1,7 @@
 """Every billable task has a price in every plan, so nothing served is accidentally free."""
 
-from maas.tenancy.plans import TASK_FAMILY, default_plans
+from maas.inference.catalog import TASK_FAMILY
+from maas.tenancy.plans import default_plans
 
 
 def test_every_task_family_is_priced_by_every_plan():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from maas.heavy.endpoint.attributes import ATTRIBUTES_HEADER, format_attributes, parse_attributes
+from maas.heavy.attributes import ATTRIBUTES_HEADER, format_attributes, parse_attributes
 from maas.heavy.endpoint.service import (
     Answer,
     EndpointService,

@@ -26,8 +26,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from maas.errors import error_json
-from maas.heavy.endpoint.attributes import ATTRIBUTES_HEADER as ATTRIBUTES
-from maas.heavy.endpoint.attributes import format_attributes, parse_attributes
+from maas.heavy.attributes import ATTRIBUTES_HEADER as ATTRIBUTES
+from maas.heavy.attributes import format_attributes, parse_attributes
 from maas.heavy.endpoint.service import EndpointService, EndpointSettings
 
 JSON = "application/json"
