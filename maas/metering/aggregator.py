@@ -59,6 +59,10 @@ def _contributions(image: dict) -> list[tuple[tuple[str, str], dict[str, float]]
     return []
 
 
+def _billable(record: dict) -> bool:
+    return record.get("eventName") == "INSERT" and bool(_contributions(record["dynamodb"].get("NewImage") or {}))
+
+
 def chunks(records: list[dict]) -> list[tuple[str, list[tuple[tuple[str, str], dict]]]]:
     """Split records (in shard order) into runs touching at most MAX_UPDATES aggregate items each:
     [(the run's last padded sequence number, its contributions)]."""
@@ -67,7 +71,7 @@ def chunks(records: list[dict]) -> list[tuple[str, list[tuple[tuple[str, str], d
     current: list = []
     last = ""
     for record in records:
-        adds = _contributions(record["dynamodb"].get("NewImage") or {}) if record.get("eventName") == "INSERT" else []
+        adds = _contributions(record["dynamodb"]["NewImage"]) if _billable(record) else []
         keys = {k for k, _ in adds}
         if current and len(items | keys) > MAX_UPDATES:
             runs.append((last, current))
@@ -94,7 +98,7 @@ class Aggregator:
         return {"state": {}}  # a tumbling window's state: the aggregates are persisted at every invocation
 
     def apply(self, shard_id: str, records: list[dict]) -> int:
-        """Apply the records after the shard's checkpoint; return how many records were applied now."""
+        """Apply the records after the shard's checkpoint; return how many events and failures were applied now."""
         after = self.meter.checkpoint(shard_id)
         fresh = [r for r in records if padded(r["dynamodb"]["SequenceNumber"]) > after]
         applied = 0
@@ -109,6 +113,6 @@ class Aggregator:
             if not self.meter.apply(shard_id, after, last, [s.update() for s in sums.values()]):
                 self.logger.info("records applied before: skipped", extra={"shard": shard_id})
                 return applied
-            applied += sum(1 for r in fresh if after < padded(r["dynamodb"]["SequenceNumber"]) <= last)
+            applied += sum(1 for r in fresh if after < padded(r["dynamodb"]["SequenceNumber"]) <= last and _billable(r))
             after = last
         return applied

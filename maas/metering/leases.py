@@ -2,7 +2,7 @@
 
 The quota is never exceeded: every unit a request spends was granted by a conditional update that keeps the
 month's leased total within the plan's quota. A lease is sized to about LEASE_SECONDS of this container's own
-traffic for the tenant, and never more than 1/LEASE_SHARE of what is left to lease, so grants are rare under load
+traffic for the tenant (at least 1/LEASE_FLOOR_SHARE of what is left), never more than 1/LEASE_SHARE of it, so grants are rare under load
 (one quota write per ~5 s per container) and shrink to exactly what a request needs as the quota runs out.
 
 Units granted but never spent (a container that stopped, a lease left at a window's end) come back when the
@@ -23,6 +23,9 @@ from maas.metering.store import Meter, QuotaExceeded, QuotaStatus, month_of, nex
 WINDOW_S = 300  # a lease belongs to a 5-minute window; after it, its leftovers are left to settlement
 LEASE_SECONDS = 5.0  # a grant covers about this long of the container's recent traffic for the tenant
 LEASE_SHARE = 16  # a grant takes at most 1/16 of what remains to lease
+# ... and at least 1/4096 of it (a tenant far from its quota needs no ramp-up: with 10 M units left a grant is
+# ~2,400 units), which shrinks to exactly what a request needs as the quota runs out.
+LEASE_FLOOR_SHARE = 4096
 # A window's events are written within the function timeout of its end and aggregated within a minute of that;
 # a window is settled only this long after it closed, so that what it used is fully counted.
 SETTLE_AFTER_S = 900
@@ -96,7 +99,7 @@ class QuotaLeases:
         desired = self._desired(lease, now)
         room = limit - lease.leased  # as last seen: the first try is optimistic, a refusal reads the truth
         for _ in range(MAX_GRANT_TRIES):
-            amount = max(need, min(desired, room // LEASE_SHARE))
+            amount = max(need, min(max(desired, room // LEASE_FLOOR_SHARE), room // LEASE_SHARE))
             leased = self.meter.grant(tenant_id, lease.month, lease.window, amount, limit)
             if leased is not None:
                 lease.leased = leased
