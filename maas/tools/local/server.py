@@ -291,6 +291,7 @@ class LocalGateway:
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
+    disable_nagle_algorithm = True  # TCP_NODELAY: a response is never held back waiting for an ACK
     server: LocalHttpServer
 
     _started = 0.0
@@ -359,10 +360,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Headers and body leave in ONE write (end_headers would send the headers alone first): with a kept-alive
+        # connection, a second small write waits on the client's delayed ACK (~40 ms) unless Nagle is off; both
+        # are done here.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
+            self._headers_buffer.append(body)
+        self.flush_headers()
         ms = (time.perf_counter() - self._started) * 1000 if self._started else 0.0
         path = (getattr(self, "path", "") or "").split("?", 1)[0]
         print(f"{self.command or '-'} {path or '-'} {status} {ms:.1f}ms", file=sys.stderr, flush=True)
@@ -385,6 +389,8 @@ for _method in HTTP_METHODS:
 
 class LocalHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of SDK clients opening connections at once was reset.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: LocalApi, max_body_bytes: int = MAX_BODY_BYTES):
         self.api = api
