@@ -2,8 +2,9 @@
 
 The quota is never exceeded: every unit a request spends was granted by a conditional update that keeps the
 month's leased total within the plan's quota. A lease is sized to about LEASE_SECONDS of this container's own
-traffic for the tenant (at least 1/LEASE_FLOOR_SHARE of what is left), never more than 1/LEASE_SHARE of it, so grants are rare under load
-(one quota write per ~5 s per container) and shrink to exactly what a request needs as the quota runs out.
+traffic for the tenant (at least 1/LEASE_FLOOR_SHARE of what is left to lease, never more than 1/LEASE_SHARE of
+it), so grants are rare under load (one quota write per ~5 s per container) and shrink to exactly what a request
+needs as the quota runs out.
 
 Units granted but never spent (a container that stopped, a lease left at a window's end) come back when the
 tenant runs short: windows closed for more than SETTLE_AFTER_S are settled from the quota item, where the

@@ -29,7 +29,7 @@ from maas.api.routes import FUNCTION_ENV, HEAVY_FUNCTION, Route, RouteMatcher, a
 from maas.errors import error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
-from maas.tables import API_KEYS, TENANTS
+from maas.tables import API_KEYS, TENANTS, USAGE
 from maas.tenancy.plans import default_plans
 from maas.tools import paths
 from maas.tools.build import BUILDS
@@ -43,6 +43,7 @@ from maas.tools.local.endpoint import (
     start_if_built,
 )
 from maas.tools.local.functions import FUNCTION_MODELS, REGION, LambdaContext, load_handler, patched_environ
+from maas.tools.local.streams import StreamDriver
 
 # API Gateway's payload limit; the function's own, smaller limit (MAAS_MAX_BODY_BYTES) applies after it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -487,6 +488,12 @@ def start(
             # The job bucket's S3 events and the requests queue, delivered to batch_s3 / batch_sqs.
             forwarded = {k: v for k, v in api.env.get("embeddings", {}).items() if k in FORWARDING_VARIABLES}
             cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir(), forwarded))
+            # The usage table's stream, delivered to the aggregator function every second (usage visible at once).
+            aggregator = load_handler("aggregator", {**aws_env(moto_url), **table_env()})
+            stream = StreamDriver(
+                emulator.client("dynamodb"), emulator.client("dynamodbstreams"), USAGE.local_name, aggregator
+            )
+            cleanup.callback(stream.start().stop)
         api.load()
         httpd = LocalHttpServer((host, port), api, max_body_bytes)
         cleanup.callback(httpd.server_close)
