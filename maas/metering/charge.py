@@ -9,6 +9,7 @@ request's fingerprint) -> ``reserve`` its units from the container's quota lease
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import time
@@ -72,6 +73,7 @@ class Ticket:
     caller: Caller | None
     request_id: str
     fingerprint: str
+    keyed: bool = False  # the billing id comes from the client's Idempotency-Key
     replay: bool = False  # an Idempotency-Key retry of a request billed before: served again, not billed
     reservation: Reservation | None = None
 
@@ -125,8 +127,9 @@ class Billing:
     def admit(self, caller: Caller | None, event: dict) -> Ticket:
         """The request's billing id. With an Idempotency-Key, before anything runs: a key first used with another
         request in the last 24 h is refused (422), and a retry of a billed request is marked a replay."""
-        ticket = Ticket(caller, request_id_of(event, caller), fingerprint(event))
-        if not self.enabled or caller is None or idempotency_key(event) is None:
+        keyed = caller is not None and idempotency_key(event) is not None
+        ticket = Ticket(caller, request_id_of(event, caller), fingerprint(event), keyed=keyed)
+        if not self.enabled or not keyed:
             return ticket
         base, now = ticket.request_id, self.clock()
         for generation in range(MAX_KEY_GENERATIONS):
@@ -169,8 +172,9 @@ class Billing:
             self.release(ticket)
             self.reserve(ticket, units)
             reservation = ticket.reservation
-        elif units < reservation.units:
-            self.leases.release(Reservation(**{**reservation.__dict__, "units": reservation.units - units}))
+        elif units < reservation.units:  # the rest goes back now; the reservation is what this event spends
+            self.leases.release(dataclasses.replace(reservation, units=reservation.units - units))
+            reservation = ticket.reservation = dataclasses.replace(reservation, units=units)
         caller = ticket.caller
         event = UsageEvent(
             request_id=ticket.request_id,
@@ -189,11 +193,17 @@ class Billing:
             self.metrics.add_dimension(name="model", value=manifest.name)
             self.metrics.add_dimension(name="task", value=manifest.task)
         billed, first = self.meter.put_event(event)
+        if not billed and first is not None and first.fingerprint and first.fingerprint != ticket.fingerprint:
+            if ticket.keyed:
+                self.release(ticket)
+                raise IdempotencyKeyReused()
+            # The same gateway request id with another request can only be a replayed or forged event, never a
+            # retry: it is billed as the different request it is (a retry of it finds this id), never free.
+            event = dataclasses.replace(event, request_id=f"{ticket.request_id}.{ticket.fingerprint[:16]}")
+            billed, first = self.meter.put_event(event)
         ticket.reservation = None
         if not billed:
             self.leases.release(reservation)  # billed before: the units this attempt set aside were not spent
-            if first is not None and first.fingerprint and first.fingerprint != ticket.fingerprint:
-                raise IdempotencyKeyReused()
             self.logger.info("retry of a billed request: not billed again", extra={"request_id": ticket.request_id})
         self._metric("BilledRequests", 1 if billed else 0)
         self._metric("BilledUnits", units if billed else 0)

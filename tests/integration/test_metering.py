@@ -463,3 +463,45 @@ def test_any_interleaving_bills_each_served_request_once_within_quota(aws, ops):
         assert billed == billed_ids  # served (or served then crashed) requests are billed, each once; no others
     finally:
         usage.drop()
+
+
+def test_a_cancelled_transaction_leaves_nothing_behind_in_the_emulator(usage):
+    # GIVEN an aggregate item and a transaction that updates it and then fails a condition
+    key = {"pk": {"S": "TENANT#t-rollback"}, "sk": {"S": "MONTH#2026-12"}}
+    usage.ddb.put_item(TableName=usage.table, Item={**key, "consumed": {"N": "5"}})
+    update = {
+        "TableName": usage.table,
+        "Key": key,
+        "UpdateExpression": "ADD #c :n",
+        "ExpressionAttributeNames": {"#c": "consumed"},
+    }
+    failing = {
+        "TableName": usage.table,
+        "Key": {"pk": {"S": "SHARD#s"}, "sk": {"S": "CHECKPOINT"}},
+        "UpdateExpression": "SET seq = :s",
+        "ConditionExpression": "attribute_exists(seq)",
+    }
+    # WHEN the transaction is cancelled
+    with pytest.raises(usage.ddb.exceptions.TransactionCanceledException):
+        usage.ddb.transact_write_items(
+            TransactItems=[
+                {"Update": {**update, "ExpressionAttributeValues": {":n": {"N": "7"}}}},
+                {"Update": {**failing, "ExpressionAttributeValues": {":s": {"S": "1"}}}},
+            ]
+        )
+    # THEN the first update was rolled back and the second item was never created
+    assert usage.ddb.get_item(TableName=usage.table, Key=key)["Item"]["consumed"] == {"N": "5"}
+    assert "Item" not in usage.ddb.get_item(TableName=usage.table, Key=failing["Key"])
+
+
+def test_the_same_gateway_request_id_with_another_body_is_billed_as_another_request(usage):
+    # GIVEN a billed request (no Idempotency-Key: its id is API Gateway's request id)
+    tenant, billing = _tenant(), usage.billing()
+    first = _event('{"input": "one"}')
+    serve(billing, tenant, 3, first)
+    # WHEN an event with the same request id but another body arrives (a replayed or forged event)
+    other = {**first, "body": '{"input": "another, longer one"}'}
+    serve(billing, tenant, 9, other)
+    serve(billing, tenant, 9, other)  # and Lambda retries that one
+    # THEN it is billed too, once: never served free
+    assert sorted(e.units for e in usage.assert_invariants(tenant)) == [3, 9]
