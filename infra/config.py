@@ -144,6 +144,8 @@ class Config(_Strict):
     heavy_proxy: FunctionConfig = FunctionConfig(memory_mb=256)
     batch_s3: FunctionConfig = FunctionConfig(timeout_s=900)
     batch_sqs: FunctionConfig = FunctionConfig(timeout_s=120)
+    # The usage table's stream consumer (maas.metering.aggregator): a few DynamoDB calls per batch of events.
+    aggregator: FunctionConfig = FunctionConfig(memory_mb=256, timeout_s=60)
     # True: API Gateway caches the authorizer's verdict for constants.AUTHORIZER_CACHE_TTL_S keyed on the
     # Authorization header (the one header the authorizer then decides from); a request with only x-api-key is
     # answered 401 by the gateway. False: the authorizer runs on every call and x-api-key alone works too.
@@ -237,6 +239,7 @@ class Config(_Strict):
             self.authorizer,
             self.batch_s3,
             self.batch_sqs,
+            self.aggregator,
         ]
         if self.sagemaker_models:
             functions.append(self.heavy_proxy)
@@ -311,7 +314,7 @@ def _apply_context(data: dict, context: Mapping[str, object]) -> dict:
         for task in tasks:
             data.setdefault("tasks", {}).setdefault(task, {})[field] = value
         if field == "architecture":
-            for fn in ("authorizer", "heavy_proxy", "batch_s3", "batch_sqs"):
+            for fn in ("authorizer", "heavy_proxy", "batch_s3", "batch_sqs", "aggregator"):
                 data.setdefault(fn, {})[field] = value
     for key, field, convert in (("gpuInstanceType", "instance_type", str), ("gpuMinCapacity", "min_capacity", int)):
         if (value := context(key, convert)) is None:

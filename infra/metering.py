@@ -39,6 +39,7 @@ class UsageMetering(Construct):
                 point_in_time_recovery_enabled=True
             ),
             time_to_live_attribute=spec.ttl_attribute,
+            stream=dynamodb.StreamViewType.NEW_IMAGE if spec.stream else None,
             removal_policy=RemovalPolicy.RETAIN,
         )
         for index in spec.indexes:

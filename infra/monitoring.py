@@ -25,6 +25,9 @@ QUOTA_REJECTIONS = "QuotaRejections"  # the metric maas.metering.charge emits
 PERIOD = Duration.minutes(1)
 ALARM_PERIOD = Duration.minutes(5)
 
+# Usage is promised visible within 60 s; a stream consumer this far behind breaks that promise.
+STREAM_LAG_ALARM_MS = 60_000
+
 
 @dataclass(frozen=True)
 class Alarmed:
@@ -33,6 +36,7 @@ class Alarmed:
     name: str
     function: ServiceFunction
     alarm_throttles: bool = True
+    stream_consumer: bool = False  # alarm when its stream records wait (IteratorAge): usage would be late
 
 
 class Monitoring(Construct):
@@ -169,6 +173,13 @@ class Monitoring(Construct):
             )
             if f.alarm_throttles:
                 self._alarm(f"{f.name}-Throttles", fn.metric_throttles(period=ALARM_PERIOD), 1, f"{f.name} throttles")
+            if f.stream_consumer:
+                self._alarm(
+                    f"{f.name}-IteratorAge",
+                    fn.metric("IteratorAge", period=ALARM_PERIOD, statistic="Maximum"),
+                    STREAM_LAG_ALARM_MS,
+                    f"{f.name} is more than {STREAM_LAG_ALARM_MS // 1000} s behind its stream",
+                )
         self._alarm(
             "DeadLetters",
             dead_letters.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),

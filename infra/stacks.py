@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Duration, Fn, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
@@ -21,6 +23,7 @@ from infra.monitoring import Alarmed, Monitoring
 from infra.nag import GRANT_REASON, GRANT_WILDCARDS, suppress
 from infra.storage import AccessLogBucket, SecureBucket
 from maas.api.routes import FUNCTION_ENV, ROUTES, FunctionEnv, Route, heavy_routes
+from maas.metering.store import EVENT_SK, FAIL_SK
 from maas.settings import names as constants
 from maas.tables import API_KEYS, JOBS, TENANTS, USAGE
 
@@ -33,8 +36,15 @@ def function_routes(function: str) -> list[Route]:
 # Answered by every task function's resolver (the catalog, the documentation): sent to the first one deployed.
 SHARED_ROUTES = [route for route in ROUTES if route.any_task]
 PLACEHOLDER_RULE = "MaasAssetsBuilt"
-# A metered function's rights on the usage table (maas.metering.store: precheck, charge, count_failure).
+# A metered function's rights on the usage table (maas.metering.store): the Idempotency-Key and quota reads, the
+# usage event and failure puts, the lease grant and settle updates.
 METERING_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# The aggregator's: its checkpoint read, and the transaction of aggregate updates (IAM checks each item's action).
+AGGREGATOR_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+# The stream's event source mapping: a tumbling window gives each invocation its shard (the exactly-once
+# checkpoint's key) and bounds how late usage is visible; only usage-event and failure inserts pass its filter.
+AGGREGATION_WINDOW_S = 15
+AGGREGATION_BATCH = 1000
 
 
 def function_folder(task: str) -> str:
@@ -328,6 +338,41 @@ class ServiceStack(Stack):
                 self.layers.bind(workers[id], batch_model)
             if heavy_embeddings:  # jobs and queued requests for a heavy model run on its endpoint, in slices
                 forward_heavy_models(workers[id])
+        usage_table = tables[USAGE.logical_name]
+        aggregator = function(
+            "Aggregator",
+            "aggregator",
+            "maas: usage aggregator (the usage table's stream -> monthly and daily aggregates)",
+            config.aggregator,
+            None,
+            table_env(USAGE),
+        )
+        usage_table.grant(aggregator.role, *AGGREGATOR_ACTIONS)
+        aggregator.alias.add_event_source(
+            lambda_event_sources.DynamoEventSource(
+                usage_table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=AGGREGATION_BATCH,
+                tumbling_window=Duration.seconds(AGGREGATION_WINDOW_S),
+                # Retried until it succeeds: a batch is never skipped (the bill is the events); IteratorAge alarms.
+                retry_attempts=-1,
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.is_equal("INSERT"),
+                            "dynamodb": {"NewImage": {"sk": {"S": lambda_.FilterRule.or_(EVENT_SK, FAIL_SK)}}},
+                        }
+                    )
+                ],
+            )
+        )
+        suppress(
+            aggregator.role,
+            "IAM5",
+            "dynamodb:ListStreams has no resource-level permissions (the event source mapping needs it); the stream "
+            "reads themselves are scoped to the usage table's stream.",
+            applies_to=["Resource::*"],
+        )
         self.batch = BatchJobs(
             self,
             "Batch",
@@ -353,7 +398,8 @@ class ServiceStack(Stack):
             "Operations",
             api=self.api,
             functions=[
-                Alarmed(id, fn, alarm_throttles=not id.startswith("Batch")) for id, fn in self.functions.items()
+                Alarmed(id, fn, alarm_throttles=not id.startswith("Batch"), stream_consumer=id == "Aggregator")
+                for id, fn in self.functions.items()
             ],
             gpu=self.gpu,
             dead_letters=self.batch.dead_letters,

@@ -4,13 +4,15 @@ the tests all build or address tables from these specs.
 Tenants      pk tenant_id                      name, plan, status (active|suspended), created, usage_key
 ApiKeys      pk key_hash (sha256 of the key)   tenant_id, prefix, status (active|revoked), created, revoked
              GSI by-tenant: tenant_id / prefix
-Usage        pk, sk (single-table for metering)
+Usage        pk, sk (single-table for metering; its stream feeds the aggregator: maas.metering.store)
              EVENT#<request id> / EVENT            one billable call (written once: conditional put)
-                                                   gsi1: TENANT#<tenant> / <iso time>#<request id>
-             TENANT#<tenant> / MONTH#<yyyy-mm>       consumed (ADD, conditional on the plan's quota) and,
-                                                     per model@version, units#m, requests#m, compute_ms#m
+             FAIL#<request id> / FAIL              one failed request (not billed)
+             TENANT#<tenant> / QUOTA#<yyyy-mm>       leased, g#<window>, u#<window> (quota leases)
+             TENANT#<tenant> / MONTH#<yyyy-mm>       consumed and, per model@version, units#m, requests#m,
+                                                     compute_ms#m (written by the aggregator only)
              TENANT#<tenant> / DAY#<yyyy-mm-dd>      per model@version: units#m, requests#m, compute_ms#m
              TENANT#<tenant> / ERRORS#<yyyy-mm-dd>   status_4xx, status_5xx (failed requests, not billed)
+             SHARD#<stream shard> / CHECKPOINT       the aggregator's last applied sequence number
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class TableSpec:
     sort_key: str | None = None
     indexes: tuple[Index, ...] = field(default_factory=tuple)
     ttl_attribute: str | None = None
+    stream: bool = False  # a NEW_IMAGE stream (the usage table's feeds the aggregator)
 
 
 TENANTS = TableSpec("Tenants", "MAAS_TENANTS_TABLE", "maas-tenants", partition_key="tenant_id")
@@ -50,7 +53,7 @@ USAGE = TableSpec(
     "maas-usage",
     partition_key="pk",
     sort_key="sk",
-    indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
+    stream=True,
 )
 # Batch jobs (maas.jobs.store): one item per job, keyed by its tenant so a caller can address only its own jobs.
 JOBS = TableSpec("Jobs", "MAAS_JOBS_TABLE", "maas-jobs", partition_key="tenant_id", sort_key="job_id")
@@ -79,5 +82,7 @@ def create_table_kwargs(spec: TableSpec, name: str | None = None) -> dict:
         gsis.append({"IndexName": index.name, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}})
     if gsis:
         kwargs["GlobalSecondaryIndexes"] = gsis
+    if spec.stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     kwargs["AttributeDefinitions"] = [{"AttributeName": a, "AttributeType": KEY_TYPE} for a in sorted(attrs)]
     return kwargs

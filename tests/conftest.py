@@ -81,3 +81,16 @@ def function_env(aws, model_dir) -> dict[str, str]:
 def embeddings_handler(aws, model_dir):
     """functions/embeddings/app.py imported the way Lambda does: metered against the emulator."""
     return load_handler("embeddings", function_env(aws, model_dir))
+
+
+@pytest.fixture(scope="session")
+def usage_stream(aws):
+    """The usage table's stream delivered to the aggregator, as the deployed event source mapping does within
+    seconds: ``usage_stream.drain()`` before reading aggregates (events themselves are written at once)."""
+    from maas.metering.aggregator import Aggregator
+    from maas.metering.store import Meter
+    from maas.tables import USAGE
+    from maas.tools.local.streams import StreamDriver
+
+    ddb = aws.client("dynamodb")
+    return StreamDriver(ddb, aws.client("dynamodbstreams"), USAGE.local_name, Aggregator(Meter(ddb, USAGE.local_name)))

@@ -59,8 +59,8 @@ class ClassifyApi:
             return self.post_classify(event)
         return self.app.resolve(event, context)
 
-    def _run(self, request: ClassifyRequest) -> tuple[list, int, object]:
-        result = self.service.classify(request)
+    def _run(self, request: ClassifyRequest, reserve) -> tuple[list, int, object]:
+        result = self.service.classify(request, reserve)
         return result.body, result.units, result.manifest
 
     def post_classify(self, event: dict) -> dict:

@@ -68,11 +68,11 @@ class EmbeddingsApi:
     def post_embeddings(self, event: dict) -> dict:
         """POST /v1/embeddings without the resolver; same validation, limits and error shape."""
 
-        def run(request: EmbeddingsRequest) -> tuple[dict | str, int, object]:
+        def run(request: EmbeddingsRequest, reserve) -> tuple[dict | str, int, object]:
             remote = self._remote_for(request.model)
-            if remote is not None:
+            if remote is not None:  # its endpoint counts the tokens: fitted to the quota after it answered
                 return self.forwarded(remote, event)
-            result, manifest = self.service.embed_billed(request)
+            result, manifest = self.service.embed_billed(request, reserve)
             return result, result["usage"]["total_tokens"], manifest
 
         return metered(self.billing, event, self.parse, run, logger=self.logger, name="embeddings")

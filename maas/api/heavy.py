@@ -81,7 +81,8 @@ class HeavyApi:
             return internal_error_result()
 
     def _metered(self, event: dict, route: str, attributes: dict) -> dict:
-        run = lambda _: (*self._forward(event, route, attributes), self.billed[route])  # noqa: E731
+        # The endpoint counts the units: the call is fitted to the quota when it has answered.
+        run = lambda _, reserve: (*self._forward(event, route, attributes), self.billed[route])  # noqa: E731
         return metered(self.billing, event, self.parse[route], run, logger=self.logger)
 
     def _forward(self, event: dict, route: str, attributes: dict) -> tuple[str, int]:

@@ -113,11 +113,11 @@ class ImageClassifyApi:
             )
         return json_body(event, ImageClassifyRequest, self.max_body_bytes)
 
-    def _run(self, request: ImageClassifyRequest | RawImage) -> tuple[list, int, object]:
+    def _run(self, request: ImageClassifyRequest | RawImage, reserve) -> tuple[list, int, object]:
         if isinstance(request, RawImage):
-            result = self.service.from_bytes(request.data, request.top_k, request.model)
+            result = self.service.from_bytes(request.data, request.top_k, request.model, reserve)
         else:
-            result = self.service.from_json(request)
+            result = self.service.from_json(request, reserve)
         return result.body, result.units, self.service.manifest
 
     def post_classify(self, event: dict) -> dict:

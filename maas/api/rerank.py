@@ -36,8 +36,8 @@ class RerankApi:
             return self.post_rerank(event)
         return self.app.resolve(event, context)
 
-    def _run(self, request: RerankRequest) -> tuple[dict, int, object]:
-        result, billed = self.service.rerank(request)
+    def _run(self, request: RerankRequest, reserve) -> tuple[dict, int, object]:
+        result, billed = self.service.rerank(request, reserve)
         return result, result["usage"]["total_tokens"], billed
 
     def post_rerank(self, event: dict) -> dict:

@@ -55,7 +55,7 @@ class V2Api:
         return self.app.resolve(event, context)
 
     def post_infer(self, event: dict, name: str, version: str | None) -> dict:
-        run = lambda request: self.service.infer(name, request, version)  # noqa: E731
+        run = lambda request, reserve: self.service.infer(name, request, version, reserve)  # noqa: E731
         return metered(self.billing, event, self.parse, run, logger=self.logger)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:

@@ -1,29 +1,39 @@
-"""Exactly-once usage metering and atomic monthly quotas in DynamoDB (one table, see maas.tables).
+"""The usage table (maas.tables.USAGE): usage events, quota leases, aggregates, failure counts.
 
-A billable call is one TransactWriteItems of three items:
-  EVENT#<request id>              put, only if absent            -> a retried request is billed once
-  TENANT#<t> / MONTH#<yyyy-mm>    ADD consumed (+ per-model units, requests, compute_ms),
-                                  only if consumed + units <= quota -> concurrency never overshoots
-  TENANT#<t> / DAY#<yyyy-mm-dd>   ADD per-model units, requests, compute_ms
-so the aggregates always equal the sum of the events. Failed requests are not billed; they are
-counted apart on TENANT#<t> / ERRORS#<yyyy-mm-dd>.
+Design and failure analysis: maas/metering/README.md. In short, a billed call writes ONE item of its own:
+  EVENT#<request id> / EVENT          put only if absent (the request's fingerprint inside): billed once;
+                                      a retry finds it, another request under the same key is refused.
+Quota is reserved in leases, a block of units per container, granted by one conditional update of
+  TENANT#<t> / QUOTA#<yyyy-mm>        leased (units granted this month), g#<window> granted in a window,
+                                      u#<window> used in it (added by the aggregator)
+and the aggregates are written by the aggregator from the table's stream, a batch at a time:
+  TENANT#<t> / MONTH#<yyyy-mm>        consumed, and per model@version units#m, requests#m, compute_ms#m
+  TENANT#<t> / DAY#<yyyy-mm-dd>       per model@version units#m, requests#m, compute_ms#m
+  TENANT#<t> / ERRORS#<yyyy-mm-dd>    status_4xx, status_5xx (from FAIL#<request id> items: not billed)
+  SHARD#<stream shard> / CHECKPOINT   the last stream sequence number applied (same transaction)
+No item is written per call but the call's own; the aggregates always equal the sum of the events.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from maas.errors import TooManyRequests
+from maas.errors import ApiError, TooManyRequests
 
-MAX_ATTEMPTS = 6  # transaction conflicts under contention on the month item are retried with jittered backoff
+EVENT_SK = "EVENT"
+FAIL_SK = "FAIL"
+CHECKPOINT_SK = "CHECKPOINT"
+# Stream sequence numbers are decimal strings of up to 40 digits: padded, they compare as strings.
+SEQUENCE_DIGITS = 40
 
 
 @dataclass(frozen=True)
 class UsageEvent:
+    """One billed call. ``window`` is the lease window its units came from; ``fingerprint`` binds the request id
+    (an Idempotency-Key's) to the request it was first used with."""
+
     request_id: str
     tenant_id: str
     key_prefix: str
@@ -33,6 +43,8 @@ class UsageEvent:
     units: int
     compute_ms: float
     time: float  # epoch seconds
+    window: int = 0
+    fingerprint: str = ""
 
     @property
     def model_id(self) -> str:
@@ -40,6 +52,23 @@ class UsageEvent:
 
     def iso_time(self) -> str:
         return datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def item(self) -> dict:
+        return {
+            "pk": {"S": f"EVENT#{self.request_id}"},
+            "sk": {"S": EVENT_SK},
+            "request_id": {"S": self.request_id},
+            "tenant_id": {"S": self.tenant_id},
+            "key_prefix": {"S": self.key_prefix},
+            "model": {"S": self.model},
+            "version": {"S": self.version},
+            "task": {"S": self.task},
+            "units": _n(self.units),
+            "compute_ms": _n(round(self.compute_ms, 3)),
+            "time": _n(round(self.time, 3)),
+            "window": _n(self.window),
+            "fingerprint": {"S": self.fingerprint or "-"},
+        }
 
     @classmethod
     def from_item(cls, item: dict) -> UsageEvent:
@@ -53,6 +82,8 @@ class UsageEvent:
             units=int(item["units"]["N"]),
             compute_ms=float(item["compute_ms"]["N"]),
             time=float(item["time"]["N"]),
+            window=int(item.get("window", {"N": "0"})["N"]),
+            fingerprint=_unset(item.get("fingerprint", {"S": "-"})["S"]),
         )
 
 
@@ -85,6 +116,20 @@ class QuotaExceeded(TooManyRequests):
         self.quota = status
 
 
+class IdempotencyKeyReused(ApiError):
+    """The Idempotency-Key was first used with another request (route, model or body): never served."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "idempotency_key_reused"
+
+    def __init__(self):
+        super().__init__(
+            "This Idempotency-Key was already used with a different request (route, model or body) in the last "
+            "24 hours. Send a new key for a new request; a retry must repeat the original request exactly."
+        )
+
+
 def month_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m")
 
@@ -102,19 +147,147 @@ def tenant_pk(tenant_id: str) -> dict:
     return {"S": f"TENANT#{tenant_id}"}
 
 
+def quota_key(tenant_id: str, month: str) -> dict:
+    return {"pk": tenant_pk(tenant_id), "sk": {"S": f"QUOTA#{month}"}}
+
+
+def padded(sequence: str) -> str:
+    return sequence.zfill(SEQUENCE_DIGITS)
+
+
+def _unset(value: str) -> str:
+    return "" if value == "-" else value
+
+
 def _n(value) -> dict:
     return {"N": str(value)}
 
 
 class Meter:
-    """Usage events, aggregates and quotas. ``client`` is a boto3 DynamoDB client."""
+    """The usage table's items. ``client`` is a boto3 DynamoDB client."""
 
     def __init__(self, client, usage_table: str):
         self.ddb = client
         self.table = usage_table
 
+    # -- the request path: one write per call, plus one per lease ------------------------------------------
+
+    def put_event(self, event: UsageEvent) -> tuple[bool, UsageEvent | None]:
+        """Write the call's usage event once. (True, None): billed now. (False, first): this request id was
+        billed before; ``first`` is the stored event (its fingerprint tells a retry from a reuse)."""
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=event.item(),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return True, None
+        except self.ddb.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item")
+            return False, (UsageEvent.from_item(old) if old else self.find_event(event.request_id))
+
+    def find_event(self, request_id: str, consistent: bool = False) -> UsageEvent | None:
+        """The stored event of ``request_id``, if any (an Idempotency-Key's pre-check: 0.5 RRU)."""
+        item = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"EVENT#{request_id}"}, "sk": {"S": EVENT_SK}},
+            ConsistentRead=consistent,
+        ).get("Item")
+        return UsageEvent.from_item(item) if item else None
+
+    def grant(self, tenant_id: str, month: str, window: int, units: int, limit: int) -> int | None:
+        """Lease ``units`` of the month's quota to a container: the month's leased total after the grant, or None
+        when they do not fit (leased + units > limit). One conditional UpdateItem."""
+        try:
+            out = self.ddb.update_item(
+                TableName=self.table,
+                Key=quota_key(tenant_id, month),
+                UpdateExpression="ADD #l :u, #g :u",
+                ConditionExpression="attribute_not_exists(#l) OR #l <= :room",
+                ExpressionAttributeNames={"#l": "leased", "#g": f"g#{window}"},
+                ExpressionAttributeValues={":u": _n(units), ":room": _n(limit - units)},
+                ReturnValues="UPDATED_NEW",
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        return int(out["Attributes"]["leased"]["N"])
+
+    def quota_item(self, tenant_id: str, month: str) -> dict[str, int]:
+        """The month's lease counters: leased, g#<window>, u#<window> (strongly consistent)."""
+        item = self.ddb.get_item(TableName=self.table, Key=quota_key(tenant_id, month), ConsistentRead=True).get(
+            "Item", {}
+        )
+        return {k: int(v["N"]) for k, v in item.items() if "N" in v}
+
+    def settle(self, tenant_id: str, month: str, window: int, granted: int, used: int) -> bool:
+        """Give back what a closed window's leases did not use: leased -= granted - used, once (the condition
+        fails if another container settled the window first)."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=quota_key(tenant_id, month),
+                UpdateExpression="ADD #l :back REMOVE #g, #u",
+                ConditionExpression="#g = :g AND (attribute_not_exists(#u) OR #u = :used)",
+                ExpressionAttributeNames={"#l": "leased", "#g": f"g#{window}", "#u": f"u#{window}"},
+                ExpressionAttributeValues={":back": _n(used - granted), ":g": _n(granted), ":used": _n(used)},
+            )
+            return True
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def count_failure(self, tenant_id: str, status: int, request_id: str, now: float | None = None) -> None:
+        """Record a failed (not billed) request as its own item; the aggregator counts it per day."""
+        now = time.time() if now is None else now
+        self.ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"FAIL#{request_id}"},
+                "sk": {"S": FAIL_SK},
+                "tenant_id": {"S": tenant_id},
+                "status": _n(status),
+                "time": _n(round(now, 3)),
+            },
+        )
+
+    # -- the aggregator: a batch of stream records at a time -----------------------------------------------
+
+    def checkpoint(self, shard_id: str) -> str:
+        """The padded sequence number of the last record of ``shard_id`` applied ("" before the first)."""
+        item = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"SHARD#{shard_id}"}, "sk": {"S": CHECKPOINT_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+        return item["seq"]["S"] if item else ""
+
+    def apply(self, shard_id: str, after: str, last: str, updates: list[dict]) -> bool:
+        """Apply aggregate ``updates`` (boto3 Update entries) and move the shard's checkpoint from ``after`` to
+        ``last`` in one transaction. False when the checkpoint had moved (those records were applied before)."""
+        checkpoint = {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": f"SHARD#{shard_id}"}, "sk": {"S": CHECKPOINT_SK}},
+                "UpdateExpression": "SET #s = :last",
+                "ConditionExpression": "attribute_not_exists(#s)" if not after else "#s = :after",
+                "ExpressionAttributeNames": {"#s": "seq"},
+                "ExpressionAttributeValues": {":last": {"S": last}, **({":after": {"S": after}} if after else {})},
+            }
+        }
+        items = [{"Update": {"TableName": self.table, **u}} for u in updates] + [checkpoint]
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
+            return True
+        except self.ddb.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[-1] == "ConditionalCheckFailed":
+                return False
+            raise
+
+    # -- reads ---------------------------------------------------------------------------------------------
+
     def quota(self, tenant_id: str, limit: int, now: float | None = None) -> QuotaStatus:
-        """The tenant's quota state this month (one strongly consistent read)."""
+        """The month's quota as billed so far (the aggregated events: exact, at most a minute behind)."""
         now = time.time() if now is None else now
         item = self.ddb.get_item(
             TableName=self.table,
@@ -124,100 +297,6 @@ class Meter:
             ExpressionAttributeNames={"#c": "consumed"},
         ).get("Item", {})
         return QuotaStatus(limit, int(item.get("consumed", {"N": "0"})["N"]), next_month(now))
-
-    def record(self, event: UsageEvent, quota_limit: int) -> tuple[bool, QuotaStatus | None]:
-        """Bill ``event`` exactly once within the quota. Returns (billed now, quota after, when known).
-
-        (False, None) means this request id was billed before: a retry, not billed again.
-        Raises QuotaExceeded when the units do not fit in what remains of the month's quota.
-        """
-        # One timestamp, rounded as stored, decides the event's month, day and index key alike.
-        event = dataclasses.replace(event, time=round(event.time, 3))
-        reset = next_month(event.time)
-        room = quota_limit - event.units
-        if room < 0:
-            raise QuotaExceeded(
-                QuotaStatus(quota_limit, self.quota(event.tenant_id, quota_limit, event.time).consumed, reset),
-                event.units,
-            )
-        names = {
-            "#u": f"units#{event.model_id}",
-            "#r": f"requests#{event.model_id}",
-            "#ms": f"compute_ms#{event.model_id}",
-        }
-        values = {":u": _n(event.units), ":one": _n(1), ":ms": _n(round(event.compute_ms, 3))}
-        items = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": {
-                        "pk": {"S": f"EVENT#{event.request_id}"},
-                        "sk": {"S": "EVENT"},
-                        "gsi1pk": tenant_pk(event.tenant_id),
-                        "gsi1sk": {"S": f"{event.iso_time()}#{event.request_id}"},
-                        "request_id": {"S": event.request_id},
-                        "tenant_id": {"S": event.tenant_id},
-                        "key_prefix": {"S": event.key_prefix},
-                        "model": {"S": event.model},
-                        "version": {"S": event.version},
-                        "task": {"S": event.task},
-                        "units": _n(event.units),
-                        "compute_ms": _n(round(event.compute_ms, 3)),
-                        "time": _n(event.time),
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": {"pk": tenant_pk(event.tenant_id), "sk": {"S": f"MONTH#{month_of(event.time)}"}},
-                    "UpdateExpression": "ADD #c :u, #u :u, #r :one, #ms :ms",
-                    "ConditionExpression": "attribute_not_exists(#c) OR #c <= :room",
-                    "ExpressionAttributeNames": {**names, "#c": "consumed"},
-                    "ExpressionAttributeValues": {**values, ":room": _n(room)},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": {"pk": tenant_pk(event.tenant_id), "sk": {"S": f"DAY#{day_of(event.time)}"}},
-                    "UpdateExpression": "ADD #u :u, #r :one, #ms :ms",
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            },
-        ]
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                self.ddb.transact_write_items(TransactItems=items)
-                return True, None
-            except self.ddb.exceptions.TransactionCanceledException as exc:
-                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return False, None  # billed before: this is a retry of the same request id
-                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                    raise QuotaExceeded(self.quota(event.tenant_id, quota_limit, event.time), event.units) from None
-                if attempt == MAX_ATTEMPTS - 1 or not any(
-                    r in ("TransactionConflict", "ThrottlingError") for r in reasons
-                ):
-                    raise
-            except self.ddb.exceptions.TransactionConflictException:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))
-        raise RuntimeError("unreachable")
-
-    def count_failure(self, tenant_id: str, status: int, now: float | None = None) -> None:
-        """Count a failed (not billed) request apart: one plain update, no transaction."""
-        now = time.time() if now is None else now
-        self.ddb.update_item(
-            TableName=self.table,
-            Key={"pk": tenant_pk(tenant_id), "sk": {"S": f"ERRORS#{day_of(now)}"}},
-            UpdateExpression="ADD #c :one",
-            ExpressionAttributeNames={"#c": f"status_{status // 100}xx"},
-            ExpressionAttributeValues={":one": _n(1)},
-        )
 
     def _query(self, **kwargs) -> list[dict]:
         items = []
@@ -262,16 +341,29 @@ class Meter:
         ]
 
     def events(self, tenant_id: str, start: float, end: float) -> list[UsageEvent]:
-        """The tenant's usage events with start <= time < end, oldest first."""
-        lo = datetime.fromtimestamp(start, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        hi = datetime.fromtimestamp(end, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        items = self._query(
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :a AND :b",
-            ExpressionAttributeValues={":pk": tenant_pk(tenant_id), ":a": {"S": lo}, ":b": {"S": hi}},
-        )
-        events = [UsageEvent.from_item(i) for i in items]
-        return [e for e in events if start <= e.time < end]
+        """The tenant's usage events with start <= time < end, oldest first.
+
+        A Scan, not an index: an index would cost a second write on every call, while this runs once per
+        export (0.5 RRU per 4 KB of events scanned: about $0.01 per million events)."""
+        kwargs = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :e AND tenant_id = :t AND #tm >= :a AND #tm < :b",
+            "ExpressionAttributeNames": {"#tm": "time"},
+            "ExpressionAttributeValues": {
+                ":e": {"S": EVENT_SK},
+                ":t": {"S": tenant_id},
+                ":a": _n(start),
+                ":b": _n(end),
+            },
+        }
+        items = []
+        while True:
+            page = self.ddb.scan(**kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted((UsageEvent.from_item(i) for i in items), key=lambda e: (e.time, e.request_id))
 
 
 def _rows(item: dict, prefix: str) -> list[dict]:

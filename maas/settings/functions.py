@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from maas.settings import names as c
+from maas.settings.base import EnvSettings
 from maas.settings.mixins import (
     HeavyEndpointEnv,
     JobsEnv,
@@ -71,6 +72,12 @@ class AuthorizerSettings(TenancyEnv):
 
 class UsageSettings(PlansEnv):
     """GET /v1/usage: reads the usage table; prices and quotas from the plans (packaged, or a file)."""
+
+    usage_table: str = Field(alias=USAGE.env_var, min_length=3)
+
+
+class AggregatorSettings(EnvSettings):
+    """The usage table's stream consumer: it writes the aggregates of that table."""
 
     usage_table: str = Field(alias=USAGE.env_var, min_length=3)
 

@@ -26,6 +26,7 @@ from maas.inference.validation import text_list, tokenize_checked
 from maas.schemas.classify import ClassifyRequest
 from maas.settings import names as c
 from maas.settings.functions import ClassifySettings
+from maas.tasks.embeddings import Reserve
 
 HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container (384 floats each: ~6 MB at most)
 
@@ -130,8 +131,9 @@ class ClassifyService:
         entries = [self._hypothesis_cache[h] for h in hypotheses]
         return np.stack([vector for vector, _ in entries]), sum(tokens for _, tokens in entries)
 
-    def classify(self, request: ClassifyRequest) -> Classification:
-        """Validate, run the classifier or zero-shot scoring, and return the response body and billable units."""
+    def classify(self, request: ClassifyRequest, reserve: Reserve | None = None) -> Classification:
+        """Validate, run the classifier or zero-shot scoring, and return the response body and billable units.
+        ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         params = request.parameters
         top_k = params.top_k if params else None
         if top_k is not None and top_k < 1:
@@ -154,8 +156,11 @@ class ClassifyService:
             )
         runtime = slot.ready()
         encodings = tokenize_checked(runtime, texts, request.truncate, "inputs")
+        hypotheses = [template.replace("{}", label, 1) for label in labels] if zero_shot else []
+        if reserve is not None:
+            hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
+            reserve(sum(len(e.ids) for e in encodings) + hyp_tokens)
         if zero_shot:
-            hypotheses = [template.replace("{}", label, 1) for label in labels]
             hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)
             result = runtime.embed(texts, encodings)
             probabilities = zero_shot_scores(result.vectors, hyp_vectors)

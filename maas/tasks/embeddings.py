@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from maas.errors import InvalidRequest
@@ -14,6 +15,10 @@ from maas.inference.slot import ModelSlot
 from maas.inference.validation import text_list, tokenize_checked
 from maas.schemas.embeddings import EmbeddingsRequest, ModelCard
 from maas.settings.functions import EmbeddingsSettings
+
+# A request's quota check: called with its billable units once they are known, before the model runs; raises
+# (maas.metering: 429) when they do not fit. Services take it from maas.api.metered.
+Reserve = Callable[[int], None]
 
 
 class EmbeddingsService:
@@ -103,8 +108,9 @@ class EmbeddingsService:
         """Validate limits, embed, and return the OpenAI response body as a plain dict."""
         return self.embed_billed(request)[0]
 
-    def embed_billed(self, request: EmbeddingsRequest) -> tuple[dict, Manifest]:
-        """``embed``, and the manifest of the version that answered (what the usage event records)."""
+    def embed_billed(self, request: EmbeddingsRequest, reserve: Reserve | None = None) -> tuple[dict, Manifest]:
+        """``embed``, and the manifest of the version that answered (what the usage event records).
+        ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         self.ready()
         embedder, manifest = self.pick(request.model)  # name, name@version, name@latest, catalog aliases
         if request.dimensions is not None and request.dimensions != manifest.dimensions:
@@ -116,6 +122,8 @@ class EmbeddingsService:
             )
         texts = text_list(request.input, "input", self.settings.max_inputs)
         encodings = tokenize_checked(embedder, texts, request.truncate, "input")
+        if reserve is not None:
+            reserve(sum(len(e.ids) for e in encodings))
         if self.tracer is not None and not self.tracer.disabled:  # a disabled tracer still builds entities
             with self.tracer.provider.in_subsegment("model run") as segment:
                 segment.put_annotation("model", manifest.name)

@@ -21,6 +21,7 @@ from maas.inference.slot import ModelSlot
 from maas.schemas.images import ImageClassifyRequest
 from maas.settings import names as c
 from maas.settings.functions import ImageClassifySettings
+from maas.tasks.embeddings import Reserve
 
 if TYPE_CHECKING:  # Pillow loads with maas.inference.images: only when the service is built
     from maas.inference.images import ImageClassifier
@@ -52,7 +53,7 @@ class ImageClassifyService:
         """The served package, as billing records it (task image-classify, unit images)."""
         return self.slot.manifest
 
-    def from_json(self, request: ImageClassifyRequest) -> ImageClassification:
+    def from_json(self, request: ImageClassifyRequest, reserve: Reserve | None = None) -> ImageClassification:
         from maas.inference.images import decode_base64
 
         texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
@@ -60,12 +61,14 @@ class ImageClassifyService:
         self._check(len(texts), top_k, request.model, "parameters.top_k")
         where = ["inputs"] if isinstance(request.inputs, str) else [f"inputs[{i}]" for i in range(len(texts))]
         blobs = [decode_base64(text, w) for text, w in zip(texts, where, strict=True)]
-        return self._classify(blobs, where, top_k, single=isinstance(request.inputs, str))
+        return self._classify(blobs, where, top_k, single=isinstance(request.inputs, str), reserve=reserve)
 
-    def from_bytes(self, data: bytes, top_k: int | None, model: str | None) -> ImageClassification:
+    def from_bytes(
+        self, data: bytes, top_k: int | None, model: str | None, reserve: Reserve | None = None
+    ) -> ImageClassification:
         """A raw image body (its top_k and model from the query string)."""
         self._check(1, top_k, model, "top_k")
-        return self._classify([data], ["body"], top_k, single=True)
+        return self._classify([data], ["body"], top_k, single=True, reserve=reserve)
 
     def _check(self, count: int, top_k: int | None, model: str | None, top_k_param: str) -> None:
         """Refuse before any decoding: the model id, the number of images, top_k."""
@@ -82,10 +85,16 @@ class ImageClassifyService:
         if top_k is not None and top_k < 1:
             raise InvalidRequest(f"'{top_k_param}' must be at least 1, got {top_k}.", param=top_k_param)
 
-    def _classify(self, blobs: list[bytes], where: list[str], top_k: int | None, single: bool) -> ImageClassification:
+    def _classify(
+        self, blobs: list[bytes], where: list[str], top_k: int | None, single: bool, reserve: Reserve | None = None
+    ) -> ImageClassification:
+        """Decode, preprocess and classify. ``reserve(units)``: called once the billable units are known, before the
+        model runs (the quota check)."""
         from maas.inference.images import preprocess
 
         runtime: ImageClassifier = self.slot.ready()
+        if reserve is not None:
+            reserve(len(blobs))  # billed per image: known before any decoding
         spec = runtime.preprocessing
         batch = np.stack([preprocess(self.decoder.decode(data, w), spec) for data, w in zip(blobs, where, strict=True)])
         probabilities = runtime.classify(batch)

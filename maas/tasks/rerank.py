@@ -13,7 +13,7 @@ import numpy as np
 from maas.inference.package import BilledUnder, Manifest
 from maas.inference.validation import text_list
 from maas.schemas.rerank import RerankRequest
-from maas.tasks.embeddings import EmbeddingsService
+from maas.tasks.embeddings import EmbeddingsService, Reserve
 
 TASK = "rerank"
 
@@ -28,16 +28,19 @@ class RerankService:
         self.max_documents = max_documents
         self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
 
-    def rerank(self, request: RerankRequest) -> tuple[dict, Manifest]:
+    def rerank(self, request: RerankRequest, reserve: Reserve | None = None) -> tuple[dict, Manifest]:
         """Validate limits, embed the query and the documents in one batch, score, sort: the response body, and
         what the usage event records (the version that answered, `name@version` pins one, under the rerank
-        task)."""
+        task). ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         self.embeddings.ready()
         embedder, manifest = self.embeddings.pick(request.model)
         text_list(request.query, "query", 1)
         documents = [d if isinstance(d, str) else d.text for d in request.documents]
         texts = text_list(documents, "documents", self.max_documents, code="too_many_documents")
-        result = embedder.embed([request.query, *texts])
+        encodings = embedder.tokenize([request.query, *texts])
+        if reserve is not None:
+            reserve(sum(len(e.ids) for e in encodings))
+        result = embedder.embed([request.query, *texts], encodings)
         vectors = result.vectors
         if not manifest.normalized:  # the shipped package normalises in its graph; others may not
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

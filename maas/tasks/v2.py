@@ -14,7 +14,7 @@ import numpy as np
 from maas.errors import InvalidRequest, NotFound
 from maas.inference.package import BilledUnder, Manifest
 from maas.schemas.v2 import InferRequest, InferTensor
-from maas.tasks.embeddings import EmbeddingsService
+from maas.tasks.embeddings import EmbeddingsService, Reserve
 
 # Billed per batch row (KServe infer has no text to count); recorded under this task, priced by the plans'
 # family of the same name.
@@ -152,9 +152,12 @@ class V2Service:
             if values is not None and not np.isin(values, (0, 1)).all():
                 raise InvalidRequest(f"input '{name}' must hold only 0 and 1.", code="invalid_tensor")
 
-    def infer(self, name: str, request: InferRequest, version: str | None = None) -> tuple[dict, int, Manifest]:
+    def infer(
+        self, name: str, request: InferRequest, version: str | None = None, reserve: Reserve | None = None
+    ) -> tuple[dict, int, Manifest]:
         """Run the named tensors through the session as given (no re-tokenisation, no re-batching);
-        return (KServe response body, rows, what the usage event records: the version that answered)."""
+        return (KServe response body, rows, what the usage event records: the version that answered).
+        ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         embedder, manifest = self._model(name, version)
         if (request.parameters or {}).get("binary_data_output"):
             raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
@@ -170,6 +173,8 @@ class V2Service:
             if (o.parameters or {}).get("binary_data"):
                 raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
         feed = self._feed(request, manifest, embedder)
+        if reserve is not None:
+            reserve(int(next(iter(feed.values())).shape[0]))
         session = embedder.session
         results = session.run(wanted, {i.name: feed[i.name] for i in session.get_inputs()})
         specs = {t.name: t for t in manifest.outputs}

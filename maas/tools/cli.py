@@ -101,6 +101,12 @@ def _bench_batch(args) -> int:
     return run(args)
 
 
+def _bench_metering(args) -> int:
+    from maas.tools.bench.metering import run
+
+    return run(args)
+
+
 def _admin(command: str):
     def run(args) -> int:
         from maas.tools.admin import run
@@ -399,6 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
     bh.add_argument("--requests", type=int, default=400, help="requests of the throughput test (each setting)")
     bh.add_argument("--model-dir", type=Path, default=None, help="package folder (default models/<heavy model>)")
     bh.set_defaults(func=_bench_heavy)
+    bm = bench.add_parser(
+        "metering",
+        help="billed calls in a row against maas serve: RSS and p50 of the first and last 1,000, keep-alive",
+        description="Starts the local server in this process (emulator included), sends billed POST "
+        "/v1/embeddings calls over one kept-alive connection, and reports RSS and p50 latency of the first and "
+        "last 1,000 calls, kept-alive vs new-connection p50, and the billed requests the aggregates show. "
+        "Only 127.0.0.1 is contacted. Writes bench-results/metering.json.",
+    )
+    bm.add_argument("--requests", type=int, default=20000, help="billed calls in a row (2,000 to 100,000)")
+    bm.add_argument("--max-seconds", type=float, default=900.0, help="stop sending after this long")
+    bm.add_argument("--json", default="bench-results/metering.json", help="where to write the results")
+    bm.set_defaults(func=_bench_metering)
     _add_admin_commands(sub)
     return parser
 

@@ -29,6 +29,7 @@ from maas.tools import layers as builder  # noqa: E402
 from maas.tools.paths import REPO_ROOT  # noqa: E402
 
 FUNCTION_FOLDERS = (
+    "aggregator",
     "embeddings",
     "rerank",
     "classify",

@@ -110,6 +110,7 @@ def test_functions_follow_config(built):
         "Proxyallminilml6v2fp32",
         "BatchS3",
         "BatchSqs",
+        "Aggregator",
     )
     assert len(ours) == len(prefixes)
     assert sorted(next(p for p in prefixes if k.startswith(p + "Function")) for k in ours) == sorted(prefixes)
@@ -251,8 +252,10 @@ def test_api_and_events_invoke_the_live_alias(built):
     template = built.service_template
     aliases = resources(template, "AWS::Lambda::Alias")
     assert {a["Properties"]["Name"] for a in aliases.values()} == {ALIAS}
-    _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
-    assert "BatchSqsAlias" in text(mapping["Properties"]["FunctionName"])
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+    assert sorted(k.split("Alias")[0] for k in mappings) == ["Aggregator", "BatchSqs"]
+    for mapping in mappings.values():
+        assert "Alias" in text(mapping["Properties"]["FunctionName"])
 
 
 def test_variant_snapstart_concurrency_arm64_and_s3_model(variant):
@@ -387,7 +390,9 @@ def test_job_bucket_notifies_the_s3_worker_for_jobs_only(built):
 
 def test_sqs_worker_reports_partial_batch_failures_and_has_a_dlq(built):
     template = built.service_template
-    _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
+    [mapping] = [
+        m for k, m in resources(template, "AWS::Lambda::EventSourceMapping").items() if k.startswith("BatchSqs")
+    ]
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queues = resources(template, "AWS::SQS::Queue")
     requests = next(v["Properties"] for k, v in queues.items() if k.startswith("BatchRequests"))
@@ -477,10 +482,14 @@ def test_no_wildcard_actions_anywhere(all_synths, scenario):
                 assert action != "*" and not action.endswith(":*"), (logical_id, action)
 
 
+# Actions AWS defines no resource for: the stream event source mapping's ListStreams (its reads name the stream).
+UNSCOPABLE = {"dynamodb:ListStreams"}
+
+
 def test_data_permissions_are_scoped_to_named_resources(built):
     """Every data action (DynamoDB, S3, SQS, SageMaker) names its resources: no bare '*'."""
     for logical_id, statement in statements(built.service_template):
-        actions = as_list(statement["Action"])
+        actions = [a for a in as_list(statement["Action"]) if a not in UNSCOPABLE]
         if statement["Effect"] == "Allow" and any(a.startswith(DATA_ACTIONS) for a in actions):
             for resource in as_list(statement["Resource"]):
                 assert resource != "*", (logical_id, actions)
@@ -501,3 +510,25 @@ def test_task_function_writes_usage_reads_tenants_and_never_sees_keys(built):
     assert writes and all("MeteringUsage" in text(s["Resource"]) for s in writes)
     assert "MeteringApiKeys" not in json.dumps(statements_)
     assert any("MeteringTenants" in text(s["Resource"]) for s in statements_)
+
+
+def test_the_usage_stream_feeds_the_aggregator_exactly_once_per_shard(built):
+    # GIVEN the synthesized stacks
+    # WHEN the usage table and the aggregator's event source mapping are read
+    [usage] = [
+        t for k, t in resources(built.data_template, "AWS::DynamoDB::Table").items() if k.startswith("MeteringUsage")
+    ]
+    [mapping] = [
+        m for k, m in resources(built.service_template, "AWS::Lambda::EventSourceMapping").items() if "Aggregator" in k
+    ]
+    props = mapping["Properties"]
+    # THEN the table streams new images; the mapping reads every record (a tumbling window gives the shard id the
+    # checkpoint is keyed on), never gives up on a batch, and lets only usage events and failures through
+    assert usage["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert "GlobalSecondaryIndexes" not in usage["Properties"]  # one write per call: no index copy
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert props["TumblingWindowInSeconds"] == 15
+    assert props["MaximumRetryAttempts"] == -1
+    [pattern] = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"sk": {"S": ["EVENT", "FAIL"]}}}}
+    assert "Aggregator" in text(props["FunctionName"])

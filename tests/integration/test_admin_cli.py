@@ -96,16 +96,17 @@ def test_create_without_id_generates_one(cli, store):
     assert store.authenticate(KEY.search(out).group())[0].tenant_id == tenant_id
 
 
-def test_list_and_show(cli, meter):
+def test_list_and_show(cli, meter, usage_stream):
     tenant_id, key = _create(cli, name="Listed Ltd", plan="enterprise")
     code, out, _ = cli("tenants", "list")
     assert code == 0
     [row] = [line.split() for line in out.splitlines() if line.startswith(tenant_id)]
     assert row[:5] == [tenant_id, "Listed", "Ltd", "enterprise", "active"]
     now = datetime.now(UTC).timestamp()
-    meter.record(
-        UsageEvent(str(uuid.uuid4()), tenant_id, _prefix(key), "minilm", "1", "embeddings", 1234, 3.0, now), 10**9
-    )
+    assert meter.put_event(
+        UsageEvent(str(uuid.uuid4()), tenant_id, _prefix(key), "minilm", "1", "embeddings", 1234, 3.0, now)
+    )[0]
+    usage_stream.drain()
     code, out, _ = cli("tenants", "show", tenant_id)
     assert code == 0
     assert re.search(rf"^{re.escape(_prefix(key))}\s+active\s+\S+Z\s+-$", out, re.M)
@@ -263,7 +264,7 @@ GRAND = (5_445_678, 7, "0.09")
 
 
 @pytest.fixture(scope="module")
-def billed(aws):
+def billed(aws, usage_stream):
     """Two tenants made with the CLI (pro, enterprise) and CALLS recorded in MONTH: ({a|b: id}, keys, events)."""
     ids = {"a": _id("inv-a"), "b": _id("inv-b")}
     out = io.StringIO()
@@ -283,8 +284,9 @@ def billed(aws):
         event = UsageEvent(
             f"req-{uuid.uuid4()}", ids[label], prefixes[label], model, "1", task, units, 1.5 + i, start + 3600 * i
         )
-        assert meter.record(event, default_plans()["enterprise"].monthly_quota)[0]
+        assert meter.put_event(event)[0]
         events.append(event)
+    usage_stream.drain()
     return ids, keys, events
 
 

@@ -142,7 +142,7 @@ def test_model_pins_and_aliases_resolve(rerank):
         assert _post(rerank, {"query": "q", "documents": ["a"], "model": model}).status == 200
 
 
-def test_billed_once_as_rerank_with_quota_headers(rerank, aws):
+def test_billed_once_as_rerank_with_quota_headers(rerank, aws, usage_stream):
     # GIVEN a tenant no other test bills
     meter = Meter(aws.client("dynamodb"), USAGE.local_name)
     tenant = f"t-{uuid.uuid4().hex[:10]}"
@@ -161,6 +161,7 @@ def test_billed_once_as_rerank_with_quota_headers(rerank, aws):
     # AND a refused request is counted apart, not billed
     assert _post(rerank, {"query": "q", "documents": []}, authorizer=auth).status == 400
     today = day_of(time.time())
+    usage_stream.drain()  # the aggregator catches up with the usage stream
     assert meter.failures(tenant, today, today)[0]["status_4xx"] == 1
     assert meter.monthly(tenant, month_of(time.time()))[0]["requests"] == 1
 

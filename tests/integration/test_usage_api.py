@@ -26,8 +26,11 @@ def usage_handler(aws):
 
 
 @pytest.fixture
-def meter(aws):
-    return Meter(aws.client("dynamodb"), USAGE.local_name)
+def meter(aws, usage_stream):
+    """The usage table; what tests record is aggregated (the stream drained) before the handler reads it."""
+    meter = Meter(aws.client("dynamodb"), USAGE.local_name)
+    meter.aggregate = usage_stream.drain
+    return meter
 
 
 def _auth(plan="pro"):
@@ -40,9 +43,11 @@ def _at(day: str, hour: int = 12) -> float:
 
 
 def _record(meter, auth, model, units, ts, task="embeddings", ms=2.5):
+    """A billed call's usage event, aggregated as the stream's consumer would."""
     event = UsageEvent(str(uuid.uuid4()), auth["tenant_id"], auth["key_prefix"], model, "1", task, units, ms, ts)
-    billed, _ = meter.record(event, default_plans()[auth["plan"]].monthly_quota)
+    billed, _ = meter.put_event(event)
     assert billed
+    meter.aggregate()
 
 
 def _get(handler, auth, query="", headers=None):
@@ -128,9 +133,10 @@ def test_default_range_is_this_month_and_quota_counts_this_month_only(usage_hand
 def test_failed_requests_are_listed_per_day(usage_handler, meter):
     auth = _auth()
     for status in (400, 429, 503):
-        meter.count_failure(auth["tenant_id"], status, now=_at("2025-04-02"))
-    meter.count_failure(auth["tenant_id"], 404, now=_at("2025-04-03"))
-    meter.count_failure(auth["tenant_id"], 500, now=_at("2025-05-01"))  # outside the range
+        meter.count_failure(auth["tenant_id"], status, str(uuid.uuid4()), now=_at("2025-04-02"))
+    meter.count_failure(auth["tenant_id"], 404, str(uuid.uuid4()), now=_at("2025-04-03"))
+    meter.count_failure(auth["tenant_id"], 500, str(uuid.uuid4()), now=_at("2025-05-01"))  # outside the range
+    meter.aggregate()
     _, body = _get(usage_handler, auth, "start=2025-04-01&end=2025-04-30")
     assert body["failed"] == [
         {"date": "2025-04-02", "status_4xx": 2, "status_5xx": 1},

@@ -29,7 +29,7 @@ from maas.api.routes import FUNCTION_ENV, HEAVY_FUNCTION, Route, RouteMatcher, a
 from maas.errors import error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
-from maas.tables import API_KEYS, TENANTS
+from maas.tables import API_KEYS, TENANTS, USAGE
 from maas.tenancy.plans import default_plans
 from maas.tools import paths
 from maas.tools.build import BUILDS
@@ -43,6 +43,7 @@ from maas.tools.local.endpoint import (
     start_if_built,
 )
 from maas.tools.local.functions import FUNCTION_MODELS, REGION, LambdaContext, load_handler, patched_environ
+from maas.tools.local.streams import StreamDriver
 
 # API Gateway's payload limit; the function's own, smaller limit (MAAS_MAX_BODY_BYTES) applies after it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -291,6 +292,7 @@ class LocalGateway:
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
+    disable_nagle_algorithm = True  # TCP_NODELAY: a response is never held back waiting for an ACK
     server: LocalHttpServer
 
     _started = 0.0
@@ -359,10 +361,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Headers and body leave in ONE write (end_headers would send the headers alone first): with a kept-alive
+        # connection, a second small write waits on the client's delayed ACK (~40 ms) unless Nagle is off; both
+        # are done here.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
+            self._headers_buffer.append(body)
+        self.flush_headers()
         ms = (time.perf_counter() - self._started) * 1000 if self._started else 0.0
         path = (getattr(self, "path", "") or "").split("?", 1)[0]
         print(f"{self.command or '-'} {path or '-'} {status} {ms:.1f}ms", file=sys.stderr, flush=True)
@@ -385,6 +390,8 @@ for _method in HTTP_METHODS:
 
 class LocalHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of SDK clients opening connections at once was reset.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: LocalApi, max_body_bytes: int = MAX_BODY_BYTES):
         self.api = api
@@ -481,6 +488,12 @@ def start(
             # The job bucket's S3 events and the requests queue, delivered to batch_s3 / batch_sqs.
             forwarded = {k: v for k, v in api.env.get("embeddings", {}).items() if k in FORWARDING_VARIABLES}
             cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir(), forwarded))
+            # The usage table's stream, delivered to the aggregator function every second (usage visible at once).
+            aggregator = load_handler("aggregator", {**aws_env(moto_url), **table_env()})
+            stream = StreamDriver(
+                emulator.client("dynamodb"), emulator.client("dynamodbstreams"), USAGE.local_name, aggregator
+            )
+            cleanup.callback(stream.start().stop)
         api.load()
         httpd = LocalHttpServer((host, port), api, max_body_bytes)
         cleanup.callback(httpd.server_close)
