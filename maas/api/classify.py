@@ -23,14 +23,12 @@ of one list, as the HF Inference API answers and huggingface_hub's InferenceClie
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import JSON, create_resolver, error_docs, resolver_response
+from maas.api.resolver import create_resolver, error_docs, register_post
 from maas.metering.charge import Billing
 from maas.schemas.classify import ClassifyRequest, ClassifyResponse
 from maas.tasks.classify import ClassifyService
@@ -69,17 +67,17 @@ class ClassifyApi:
     def _resolver(self) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, self.logger)
 
-        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
-        @app.post(
+        register_post(
+            app,
             CLASSIFY_PATH,
+            ClassifyRequest,
+            self.post_classify,
+            name="classify",
             summary="Classify texts (Hugging Face text-classification; zero-shot with candidate_labels)",
-            responses={
-                200: {"description": "Labels per input", "content": {JSON: {"model": ClassifyResponse}}},
-                **ERRORS,
-            },
+            response=ClassifyResponse,
+            description="Labels per input",
+            errors=ERRORS,
         )
-        def classify(request: Annotated[ClassifyRequest, Body()]):
-            return resolver_response(self.post_classify(app.current_event.raw_event))
 
         return app
 

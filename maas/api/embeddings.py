@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Annotated
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas.api.metered import json_parser, metered, refused
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
+from maas.api.resolver import ERRORS, create_resolver, documented, register_post, resolver_response
 from maas.errors import ApiError
 from maas.metering.charge import Billing, caller_from_event
 from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
@@ -86,14 +84,16 @@ class EmbeddingsApi:
             caller = caller_from_event(app.current_event.raw_event)
             return resolver_response(refused(self.billing, caller, err, self.logger))
 
-        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
-        @app.post(
+        register_post(
+            app,
             EMBEDDINGS_PATH,
+            EmbeddingsRequest,
+            self.post_embeddings,
+            name="create_embeddings",
             summary="Create embeddings (OpenAI-compatible)",
-            responses={200: {"description": "Embeddings", "content": {JSON: {"model": EmbeddingsResponse}}}, **ERRORS},
+            response=EmbeddingsResponse,
+            description="Embeddings",
         )
-        def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]):
-            return resolver_response(self.post_embeddings(app.current_event.raw_event))
 
         @app.get(
             "/v1/models",

@@ -19,14 +19,12 @@ import base64
 import binascii
 import logging
 from dataclasses import dataclass
-from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas.api.metered import metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import JSON, create_resolver, error_docs, resolver_response
+from maas.api.resolver import JSON, create_resolver, error_docs, register_post
 from maas.bodies import json_body
 from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from maas.inference.images import MEDIA_TYPES
@@ -126,14 +124,17 @@ class ImageClassifyApi:
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.max_body_bytes, logger)
 
-        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
-        @app.post(
+        register_post(
+            app,
             IMAGES_PATH,
+            ImageClassifyRequest,
+            self.post_classify,
+            name="classify",
             summary="Classify images (Hugging Face image-classification; raw image/png or image/jpeg bodies too)",
-            responses={200: {"description": "Labels", "content": {JSON: {"model": ImageClassifyResponse}}}, **ERRORS},
+            response=ImageClassifyResponse,
+            description="Labels",
+            errors=ERRORS,
         )
-        def classify(request: Annotated[ImageClassifyRequest, Body()]):
-            return resolver_response(self.post_classify(app.current_event.raw_event))
 
         return app
 

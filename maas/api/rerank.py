@@ -8,14 +8,12 @@ task `rerank`), refused requests counted apart, every error in the one error sha
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import ERRORS, JSON, create_resolver, resolver_response
+from maas.api.resolver import create_resolver, register_post
 from maas.metering.charge import Billing
 from maas.schemas.rerank import RerankRequest, RerankResponse
 from maas.tasks.rerank import RerankService
@@ -46,14 +44,16 @@ class RerankApi:
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)
 
-        # Registered for routing (405 on other methods) and the OpenAPI document; __call__ answers it.
-        @app.post(
+        register_post(
+            app,
             RERANK_PATH,
+            RerankRequest,
+            self.post_rerank,
+            name="rerank",
             summary="Rerank documents by relevance to a query (Cohere/Jina shape)",
-            responses={200: {"description": "Ranked results", "content": {JSON: {"model": RerankResponse}}}, **ERRORS},
+            response=RerankResponse,
+            description="Ranked results",
         )
-        def rerank(request: Annotated[RerankRequest, Body()]):
-            return resolver_response(self.post_rerank(app.current_event.raw_event))
 
         return app
 

@@ -57,6 +57,35 @@ def proxy_result(status: int, body: str, headers: dict[str, str] | None = None) 
     return {"statusCode": status, "multiValueHeaders": multi, "body": body, "isBase64Encoded": False}
 
 
+def register_post(
+    app: APIGatewayRestResolver,
+    path: str,
+    body: type,
+    answer: Callable[[dict], dict],
+    *,
+    name: str,
+    summary: str,
+    response: type,
+    description: str,
+    errors: dict | None = None,
+) -> None:
+    """Register a metered POST route in ``app`` for routing (405 on other methods) and the OpenAPI document; the
+    function's ``__call__`` dispatches the route to ``answer(event)`` without the resolver (so that every refusal,
+    body validation included, is counted), and this registration answers the same way if it is reached."""
+    from typing import Annotated
+
+    from aws_lambda_powertools.event_handler.openapi.params import Body
+
+    def route(request):
+        return resolver_response(answer(app.current_event.raw_event))
+
+    # Powertools reads the request model from the annotation (and the operation id from the name)
+    route.__annotations__ = {"request": Annotated[body, Body()]}
+    route.__name__ = route.__qualname__ = name
+    responses = {200: {"description": description, "content": {JSON: {"model": response}}}, **(errors or ERRORS)}
+    app.post(path, summary=summary, responses=responses)(route)
+
+
 def resolver_response(result: dict) -> Response:
     """A proxy result as the resolver's Response (for a route the resolver registers but answers directly)."""
     headers = {k: v[0] for k, v in result["multiValueHeaders"].items() if k != "Content-Type"}
