@@ -26,10 +26,11 @@ from urllib.parse import unquote, urlsplit
 
 from maas.api.gateway import gateway_error
 from maas.api.routes import FUNCTION_ENV, HEAVY_FUNCTION, Route, RouteMatcher, api_routes
-from maas.errors import error_json
+from maas.errors import Unauthorized, error_json
 from maas.settings import names as c
 from maas.settings.names import AUTHORIZER_CACHE_TTL_S
 from maas.tables import API_KEYS, TENANTS, USAGE
+from maas.tenancy.keys import credential
 from maas.tenancy.plans import default_plans
 from maas.tools import paths
 from maas.tools.build import BUILDS
@@ -232,8 +233,10 @@ class LocalGateway:
 
     def _policy(self, api: LocalApi, event: dict) -> dict | None:
         """The authorizer's result for this request's key headers (cached), or None for 401."""
-        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-        cache_key = (headers.get("authorization"), headers.get("x-api-key"))
+        try:  # cached on exactly the credential the authorizer decides from (maas.tenancy.keys.credential)
+            cache_key = credential(event.get("headers"))
+        except Unauthorized:
+            return None
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(cache_key)
