@@ -9,21 +9,31 @@ from constructs import Construct
 from infra.nag import suppress
 
 
+def private_bucket(scope: Construct, id: str, **props) -> s3.Bucket:
+    """A bucket with the hardening every bucket here has: SSE-S3, no public access, owner-enforced, TLS only,
+    retained; ``props`` add the rest (versioning, logging, lifecycle)."""
+    return s3.Bucket(
+        scope,
+        id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforce_ssl=True,
+        removal_policy=RemovalPolicy.RETAIN,
+        **props,
+    )
+
+
 class AccessLogBucket(Construct):
     """The target of every bucket's server access logs (SSE-S3: log delivery cannot use KMS keys)."""
 
     def __init__(self, scope: Construct, id: str, *, retention_days: int) -> None:
         super().__init__(scope, id)
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
             versioned=False,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(retention_days))],
-            removal_policy=RemovalPolicy.RETAIN,
         )
         suppress(self.bucket, "S1", "This is the access-log bucket; logging it into itself would loop.")
 
@@ -41,13 +51,9 @@ class SecureBucket(Construct):
         lifecycle_rules: list[s3.LifecycleRule] | None = None,
     ) -> None:
         super().__init__(scope, id)
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
             versioned=True,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=log_prefix,
@@ -56,5 +62,4 @@ class SecureBucket(Construct):
                 s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
                 *(lifecycle_rules or []),
             ],
-            removal_policy=RemovalPolicy.RETAIN,
         )
