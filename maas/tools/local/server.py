@@ -494,7 +494,11 @@ def start(
             # The usage table's stream, delivered to the aggregator function every second (usage visible at once).
             aggregator = load_handler("aggregator", {**aws_env(moto_url), **table_env()})
             stream = StreamDriver(
-                emulator.client("dynamodb"), emulator.client("dynamodbstreams"), USAGE.local_name, aggregator
+                emulator.client("dynamodb"),
+                emulator.client("dynamodbstreams"),
+                USAGE.local_name,
+                aggregator,
+                delivered=lambda _shard, sequence: emulator.trim_stream(USAGE.local_name, sequence),
             )
             cleanup.callback(stream.start().stop)
         api.load()
