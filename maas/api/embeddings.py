@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from maas.api.metered import json_parser, metered, refused
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
+from maas.api.routes import model_routes
 from maas.errors import ApiError
 from maas.metering.charge import Billing, caller_from_event
 from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
@@ -101,7 +102,7 @@ class EmbeddingsApi:
             responses={200: documented(ModelList, "Models"), 503: ERRORS[503]},
         )
         def list_models() -> ModelList:
-            return ModelList(data=service.models())
+            return ModelList(data=[with_routes(card) for card in service.models()])
 
         @app.get(
             "/v1/models/<model_id>",
@@ -109,9 +110,19 @@ class EmbeddingsApi:
             responses={200: documented(ModelCard, "The model"), 404: ERRORS[404], 503: ERRORS[503]},
         )
         def get_model(model_id: str) -> ModelCard:
-            return service.model(unquote(model_id))
+            return with_routes(service.model(unquote(model_id)))
 
         return app
+
+
+def with_routes(card: ModelCard) -> ModelCard:
+    """``card`` with the routes that take it (maas.api.routes), from its catalog entry's tasks."""
+    from maas.inference.catalog import default_catalog
+
+    entry = default_catalog().resolve(card.id)
+    tasks = (entry.task, *entry.tasks_also) if entry is not None else (card.task,)
+    v2 = "embeddings" in tasks
+    return card.model_copy(update={"routes": model_routes(card.id, tasks, v2)})
 
 
 def create_app(service: EmbeddingsService, billing: Billing, logger: logging.Logger, remote=None) -> EmbeddingsApi:

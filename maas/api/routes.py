@@ -97,6 +97,23 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# The public routes that take a model of each task (GET /v1/models lists them per model; `{name}` is its id).
+TASK_ROUTES = {
+    "embeddings": ("POST /v1/embeddings",),
+    "classify": ("POST /v1/classify",),
+    "image-classify": ("POST /v1/images/classify",),
+    "rerank": ("POST /v1/rerank",),
+}
+V2_INFER = "POST /v2/models/{name}/infer"
+
+
+def model_routes(name: str, tasks: Iterable[str], v2: bool) -> list[str]:
+    """The routes that take model ``name`` for ``tasks`` (its catalog task and tasks_also); ``v2``: KServe v2 infer
+    serves it too (the embedding models: the v2 function's package, or a heavy model's proxy)."""
+    found = [route for task in tasks for route in TASK_ROUTES.get(task, ())] + ([V2_INFER] if v2 else [])
+    return [route.replace("{name}", name) for route in dict.fromkeys(found)]
+
+
 def heavy_routes(model: str) -> tuple[Route, ...]:
     """A SageMaker-served model's /v2 routes, answered by its proxy (maas.api.heavy)."""
     base = f"/v2/models/{model}"

@@ -30,7 +30,12 @@ class EmbeddingsRequest(BaseModel):
         if isinstance(data, dict):
             value = data.get("input")
             if isinstance(value, list) and value and all(isinstance(v, int | list) for v in value):
-                raise ValueError("token arrays are not supported as input; send text")
+                # Token ids are a tokenizer's (langchain-openai sends OpenAI's cl100k ids), not this model's: embedding
+                # them would be wrong, silently. Say what to change instead.
+                raise ValueError(
+                    "token arrays are not supported as input; send text (langchain-openai: "
+                    "OpenAIEmbeddings(..., check_embedding_ctx_length=False))"
+                )
         return data
 
 
@@ -53,6 +58,8 @@ class EmbeddingsResponse(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """OpenAI's model object, with what a caller needs to call it: its task, version, size or labels, and routes."""
+
     id: str
     object: Literal["model"] = "model"
     created: int
@@ -61,6 +68,9 @@ class ModelCard(BaseModel):
     version: str | None = None
     dimensions: int | None = None
     max_input_tokens: int | None = None
+    labels: list[str] | None = Field(None, description="A classifier's labels.")
+    runtime: str | None = Field(None, description="layer or s3 (Lambda), sagemaker (the GPU endpoint).")
+    routes: list[str] = Field(default_factory=list, description="The routes that take this model id.")
 
 
 class ModelList(BaseModel):
