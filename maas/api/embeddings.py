@@ -1,4 +1,5 @@
-"""Routes of the embeddings function: POST /v1/embeddings, GET /v1/models[/{id}], OpenAPI and Swagger UI.
+"""Routes of the embeddings function: POST /v1/embeddings, POST /v1/feature-extraction (Hugging Face's shape),
+GET /v1/models[/{id}], OpenAPI and Swagger UI.
 
 POST /v1/embeddings, the hot route, is dispatched directly: the same pydantic model validates the body and
 the same service answers, but Powertools' resolver (routing, event wrappers, middleware stack) cost about
@@ -22,10 +23,18 @@ from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolve
 from maas.api.routes import model_routes
 from maas.errors import ApiError
 from maas.metering.charge import Billing, caller_from_event
-from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
+from maas.schemas.embeddings import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    FeatureExtractionRequest,
+    FeatureExtractionResponse,
+    ModelCard,
+    ModelList,
+)
 from maas.tasks.embeddings import EmbeddingsService
 
 EMBEDDINGS_PATH = "/v1/embeddings"
+FEATURE_EXTRACTION_PATH = "/v1/feature-extraction"
 
 
 class EmbeddingsApi:
@@ -38,6 +47,7 @@ class EmbeddingsApi:
         self.remote = remote or {}
         self.max_body_bytes = service.settings.max_body_bytes
         self.parse = json_parser(EmbeddingsRequest, self.max_body_bytes)
+        self.parse_features = json_parser(FeatureExtractionRequest, self.max_body_bytes)
         self.app = self._resolver()
 
     def _remote_for(self, model_id: str | None):
@@ -62,8 +72,12 @@ class EmbeddingsApi:
         return answer.body.decode("utf-8", errors="replace"), answer.units, billed
 
     def __call__(self, event: dict, context) -> dict:
-        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == EMBEDDINGS_PATH:
-            return self.post_embeddings(event)
+        if event.get("httpMethod") == "POST":
+            path = event.get("resource") or event.get("path")
+            if path == EMBEDDINGS_PATH:
+                return self.post_embeddings(event)
+            if path == FEATURE_EXTRACTION_PATH:
+                return self.post_feature_extraction(event)
         return self.app.resolve(event, context)
 
     def post_embeddings(self, event: dict) -> dict:
@@ -77,6 +91,17 @@ class EmbeddingsApi:
             return result, result["usage"]["total_tokens"], manifest
 
         return metered(self.billing, event, self.parse, run, logger=self.logger, name="embeddings")
+
+    def post_feature_extraction(self, event: dict) -> dict:
+        """POST /v1/feature-extraction (Hugging Face's shape): the embeddings of /v1/embeddings as plain nested lists,
+        billed exactly as /v1/embeddings (its tokens, task embeddings). Served models only: a heavy model's
+        endpoint answers /v1/embeddings."""
+
+        def run(request: FeatureExtractionRequest, reserve) -> tuple[list, int, object]:
+            result, manifest = self.service.embed_billed(request.as_embeddings(), reserve)
+            return [d["embedding"] for d in result["data"]], result["usage"]["total_tokens"], manifest
+
+        return metered(self.billing, event, self.parse_features, run, logger=self.logger, name="feature-extraction")
 
     def _resolver(self) -> APIGatewayRestResolver:
         app = create_resolver(self.max_body_bytes, self.logger)
@@ -95,6 +120,14 @@ class EmbeddingsApi:
         )
         def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]):
             return resolver_response(self.post_embeddings(app.current_event.raw_event))
+
+        @app.post(
+            FEATURE_EXTRACTION_PATH,
+            summary="Feature extraction (Hugging Face; huggingface_hub InferenceClient(base_url=<this URL>))",
+            responses={200: documented(FeatureExtractionResponse, "One vector per input"), **ERRORS},
+        )
+        def feature_extraction(request: Annotated[FeatureExtractionRequest, Body()]):
+            return resolver_response(self.post_feature_extraction(app.current_event.raw_event))
 
         @app.get(
             "/v1/models",

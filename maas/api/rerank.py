@@ -1,4 +1,4 @@
-"""Routes of the rerank function: POST /v1/rerank (the Cohere/Jina shape).
+"""Routes of the rerank function: POST /v1/rerank (the Cohere v1/Jina shape) and POST /v2/rerank (Cohere's v2).
 
 Authenticated and metered exactly like POST /v1/embeddings: the tenant from the authorizer's context, a quota
 pre-check before any compute, one exactly-once usage event (units: tokens of the query plus the documents,
@@ -17,10 +17,11 @@ from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import ERRORS, JSON, create_resolver, resolver_response
 from maas.metering.charge import Billing
-from maas.schemas.rerank import RerankRequest, RerankResponse
+from maas.schemas.rerank import RerankRequest, RerankResponse, RerankV2Request, RerankV2Response
 from maas.tasks.rerank import RerankService
 
 RERANK_PATH = "/v1/rerank"
+RERANK_V2_PATH = "/v2/rerank"  # Cohere's v2 shape (cohere.ClientV2, litellm's cohere/ rerank)
 
 
 class RerankApi:
@@ -29,11 +30,16 @@ class RerankApi:
     def __init__(self, service: RerankService, billing: Billing, logger: logging.Logger):
         self.service, self.billing, self.logger = service, billing, logger
         self.parse = json_parser(RerankRequest, service.settings.max_body_bytes)
+        self.parse_v2 = json_parser(RerankV2Request, service.settings.max_body_bytes)
         self.app = self._resolver(logger)
 
     def __call__(self, event: dict, context) -> dict:
-        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == RERANK_PATH:
-            return self.post_rerank(event)
+        if event.get("httpMethod") == "POST":
+            path = event.get("resource") or event.get("path")
+            if path == RERANK_PATH:
+                return self.post_rerank(event)
+            if path == RERANK_V2_PATH:
+                return self.post_rerank_v2(event)
         return self.app.resolve(event, context)
 
     def _run(self, request: RerankRequest, reserve) -> tuple[dict, int, object]:
@@ -42,6 +48,23 @@ class RerankApi:
 
     def post_rerank(self, event: dict) -> dict:
         return metered(self.billing, event, self.parse, self._run, logger=self.logger, name="rerank")
+
+    def post_rerank_v2(self, event: dict) -> dict:
+        """POST /v2/rerank: Cohere's v2 request and response around the same service, billed as /v1/rerank."""
+        request_id = (event.get("requestContext") or {}).get("requestId") or ""
+
+        def run(request: RerankV2Request, reserve) -> tuple[dict, int, object]:
+            result, tokens, billed = self._run(request.as_v1(), reserve)
+            body = {
+                "id": request_id,
+                "results": result["results"],
+                "meta": {"api_version": {"version": "2"}},
+                "model": result["model"],
+                "usage": result["usage"],
+            }
+            return body, tokens, billed
+
+        return metered(self.billing, event, self.parse_v2, run, logger=self.logger, name="rerank")
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)
@@ -54,6 +77,14 @@ class RerankApi:
         )
         def rerank(request: Annotated[RerankRequest, Body()]):
             return resolver_response(self.post_rerank(app.current_event.raw_event))
+
+        @app.post(
+            RERANK_V2_PATH,
+            summary="Rerank documents (Cohere v2 shape: cohere.ClientV2.rerank)",
+            responses={200: {"description": "Ranked", "content": {JSON: {"model": RerankV2Response}}}, **ERRORS},
+        )
+        def rerank_v2(request: Annotated[RerankV2Request, Body()]):
+            return resolver_response(self.post_rerank_v2(app.current_event.raw_event))
 
         return app
 
