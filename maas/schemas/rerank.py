@@ -74,15 +74,23 @@ class RerankV2Request(BaseModel):
         None, ge=1, description="Accepted for Cohere compatibility; documents are truncated at the model's limit (256)."
     )
     priority: int | None = Field(None, description="Accepted for Cohere compatibility; no effect here.")
+    return_documents: bool = Field(False, description="Include each document's text in its result (litellm sends it).")
 
     def as_v1(self) -> RerankRequest:
         """The same request in the v1 shape the service answers."""
-        return RerankRequest(query=self.query, documents=self.documents, model=self.model, top_n=self.top_n)
+        return RerankRequest(
+            query=self.query,
+            documents=self.documents,
+            model=self.model,
+            top_n=self.top_n,
+            return_documents=self.return_documents,
+        )
 
 
 class RerankV2Result(BaseModel):
     index: int = Field(description="Position of the document in the request's `documents`.")
     relevance_score: float = Field(description="Cosine similarity of query and document embeddings, in [-1, 1].")
+    document: RerankDocumentOut | None = None
 
 
 class RerankV2Response(BaseModel):
