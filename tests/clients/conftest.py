@@ -58,9 +58,11 @@ class Served:
         return np.array([d["embedding"] for d in sorted(response.json()["data"], key=lambda d: d["index"])])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served() -> Served:
-    """One `maas serve` for the whole suite, with every built package (the heavy model in its endpoint process)."""
+    """One `maas serve` for the whole suite, with every built package (the heavy model in its endpoint process).
+    Package scope: `start` sets the AWS variables process-wide until it stops, so it must stop before the other
+    suites run."""
     for model in (EMBEDDING_MODEL, CLASSIFIER, IMAGE_MODEL, HEAVY_MODEL):
         if not (paths.model_dir(model) / "manifest.json").is_file():
             pytest.skip(f"models/{model} is not built (scripts/test.sh builds every package)")
