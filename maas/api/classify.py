@@ -4,14 +4,17 @@ Request: `{"inputs": str | [str], "parameters": {"top_k": n, "candidate_labels":
 "hypothesis_template": "This text is about {}."}, "model": id, "truncate": true}`; `options` (HF's
 wait_for_model/use_cache) is accepted and ignored. Response: per input, in input order, a list of
 `{"label", "score"}` sorted by score, every label unless `top_k` (a single string input still gets a list
-of one list, as the HF Inference API answers and huggingface_hub's InferenceClient expects).
+of one list, as the HF Inference API answers and huggingface_hub's InferenceClient expects; zero-shot answers a
+single string with one flat list, as HF's zero-shot task does).
 
 - Trained classifier (no candidate_labels): the graph's softmax probabilities. `model` omitted means the
   function's first classifier (ticket-intents); `name`, `name@version`, `name@latest` resolve, case-insensitive.
 - Zero-shot (candidate_labels given): runs on the embedding model (`model` omitted or naming it); each label
   is put into the hypothesis template, and scores are softmax(cosine(text, hypothesis) / 0.05)
-  (maas.inference.classifiers.ZERO_SHOT_TEMPERATURE) over the labels. On the ticket-intents held-out set it
-  reaches ~0.76-0.79 accuracy against 0.96 for the trained classifier: train one when the labels are fixed.
+  (maas.inference.classifiers.ZERO_SHOT_TEMPERATURE) over the labels; `parameters.multi_label: true` scores each
+  label on its own instead (a sigmoid of its cosine, maas.inference.classifiers.MULTI_LABEL_CENTER). On the
+  ticket-intents held-out set it reaches ~0.76-0.79 accuracy against 0.96 for the trained classifier: train one
+  when the labels are fixed.
 - Naming a classifier with candidate_labels, or the embedding model without them, is a 400; a model that is
   served nowhere is a 404; a classifier that failed to load is a 503 (retried every 30 s).
 - Billed units: input tokens, [CLS]/[SEP] included, truncated at 256 per text; zero-shot also bills the

@@ -1,4 +1,5 @@
-"""Routes of the embeddings function: POST /v1/embeddings, GET /v1/models[/{id}], OpenAPI and Swagger UI.
+"""Routes of the embeddings function: POST /v1/embeddings, POST /v1/feature-extraction (Hugging Face's shape),
+GET /v1/models[/{id}], OpenAPI and Swagger UI.
 
 POST /v1/embeddings, the hot route, is dispatched directly: the same pydantic model validates the body and
 the same service answers, but Powertools' resolver (routing, event wrappers, middleware stack) cost about
@@ -17,12 +18,21 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from maas.api.metered import json_parser, metered, refused
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import ERRORS, create_resolver, documented, register_post, resolver_response
+from maas.api.routes import model_routes
 from maas.errors import ApiError
 from maas.metering.charge import Billing, caller_from_event
-from maas.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
+from maas.schemas.embeddings import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    FeatureExtractionRequest,
+    FeatureExtractionResponse,
+    ModelCard,
+    ModelList,
+)
 from maas.tasks.embeddings import EmbeddingsService
 
 EMBEDDINGS_PATH = "/v1/embeddings"
+FEATURE_EXTRACTION_PATH = "/v1/feature-extraction"
 
 
 class EmbeddingsApi:
@@ -35,6 +45,7 @@ class EmbeddingsApi:
         self.remote = remote or {}
         self.max_body_bytes = service.settings.max_body_bytes
         self.parse = json_parser(EmbeddingsRequest, self.max_body_bytes)
+        self.parse_features = json_parser(FeatureExtractionRequest, self.max_body_bytes)
         self.app = self._resolver()
 
     def _remote_for(self, model_id: str | None):
@@ -59,8 +70,12 @@ class EmbeddingsApi:
         return answer.body.decode("utf-8", errors="replace"), answer.units, billed
 
     def __call__(self, event: dict, context) -> dict:
-        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == EMBEDDINGS_PATH:
-            return self.post_embeddings(event)
+        if event.get("httpMethod") == "POST":
+            path = event.get("resource") or event.get("path")
+            if path == EMBEDDINGS_PATH:
+                return self.post_embeddings(event)
+            if path == FEATURE_EXTRACTION_PATH:
+                return self.post_feature_extraction(event)
         return self.app.resolve(event, context)
 
     def post_embeddings(self, event: dict) -> dict:
@@ -74,6 +89,17 @@ class EmbeddingsApi:
             return result, result["usage"]["total_tokens"], manifest
 
         return metered(self.billing, event, self.parse, run, logger=self.logger, name="embeddings")
+
+    def post_feature_extraction(self, event: dict) -> dict:
+        """POST /v1/feature-extraction (Hugging Face's shape): the embeddings of /v1/embeddings as plain nested lists,
+        billed exactly as /v1/embeddings (its tokens, task embeddings). Served models only: a heavy model's
+        endpoint answers /v1/embeddings."""
+
+        def run(request: FeatureExtractionRequest, reserve) -> tuple[list, int, object]:
+            result, manifest = self.service.embed_billed(request.as_embeddings(), reserve)
+            return [d["embedding"] for d in result["data"]], result["usage"]["total_tokens"], manifest
+
+        return metered(self.billing, event, self.parse_features, run, logger=self.logger, name="feature-extraction")
 
     def _resolver(self) -> APIGatewayRestResolver:
         app = create_resolver(self.max_body_bytes, self.logger)
@@ -95,13 +121,24 @@ class EmbeddingsApi:
             description="Embeddings",
         )
 
+        register_post(
+            app,
+            FEATURE_EXTRACTION_PATH,
+            FeatureExtractionRequest,
+            self.post_feature_extraction,
+            name="feature_extraction",
+            summary="Feature extraction (Hugging Face; huggingface_hub InferenceClient(base_url=<this URL>))",
+            response=FeatureExtractionResponse,
+            description="One vector per input",
+        )
+
         @app.get(
             "/v1/models",
             summary="List models (OpenAI-compatible)",
             responses={200: documented(ModelList, "Models"), 503: ERRORS[503]},
         )
         def list_models() -> ModelList:
-            return ModelList(data=service.models())
+            return ModelList(data=[with_routes(card) for card in service.models()])
 
         @app.get(
             "/v1/models/<model_id>",
@@ -109,9 +146,19 @@ class EmbeddingsApi:
             responses={200: documented(ModelCard, "The model"), 404: ERRORS[404], 503: ERRORS[503]},
         )
         def get_model(model_id: str) -> ModelCard:
-            return service.model(unquote(model_id))
+            return with_routes(service.model(unquote(model_id)))
 
         return app
+
+
+def with_routes(card: ModelCard) -> ModelCard:
+    """``card`` with the routes that take it (maas.api.routes), from its catalog entry's tasks."""
+    from maas.inference.catalog import default_catalog
+
+    entry = default_catalog().resolve(card.id)
+    tasks = (entry.task, *entry.tasks_also) if entry is not None else (card.task,)
+    v2 = "embeddings" in tasks
+    return card.model_copy(update={"routes": model_routes(card.id, tasks, v2)})
 
 
 def create_app(service: EmbeddingsService, billing: Billing, logger: logging.Logger, remote=None) -> EmbeddingsApi:

@@ -2,8 +2,9 @@
 
 Two request forms:
 - raw bytes: the image as the body with `Content-Type: image/png` or `image/jpeg` (API Gateway delivers them
-  base64-encoded, `isBase64Encoded: true`, as they are binary media types); `?top_k=` and `?model=` in the
-  query string. The answer is one list of `{"label", "score"}`, best first.
+  base64-encoded, `isBase64Encoded: true`, as they are binary media types), or with no Content-Type or
+  `application/octet-stream` when the bytes start like a PNG or JPEG (what huggingface_hub sends); `?top_k=` and
+  `?model=` in the query string. The answer is one list of `{"label", "score"}`, best first.
 - JSON: `{"inputs": "<base64>" | ["<base64>", ...], "parameters": {"top_k": n}, "model": id}`. One image gets
   one list; a list of images gets one list per image, in order (at most MAAS_MAX_INPUTS, default 32).
 
@@ -57,6 +58,25 @@ def media_type(event: dict) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
+# huggingface_hub's InferenceClient sends raw image bytes with no Content-Type; other tools send
+# application/octet-stream. Hugging Face's endpoints look at the bytes: so do we, for these two only.
+UNTYPED = ("", "application/octet-stream")
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+
+
+def sniffed_image(event: dict) -> bool:
+    """Whether the body starts like a PNG or JPEG file (checked on its first bytes only)."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            head = base64.b64decode(body[:16])
+        except (binascii.Error, ValueError):
+            return False
+    else:
+        head = body[:8].encode("utf-8", "surrogateescape")
+    return head.startswith(IMAGE_SIGNATURES)
+
+
 def _query_top_k(query: dict) -> int | None:
     text = query.get("top_k")
     if text is None:
@@ -103,6 +123,8 @@ class ImageClassifyApi:
     def _parse(self, event: dict) -> ImageClassifyRequest | RawImage:
         media = media_type(event)
         if media in MEDIA_TYPES:
+            return raw_image(event, self.max_body_bytes)
+        if media in UNTYPED and sniffed_image(event):
             return raw_image(event, self.max_body_bytes)
         if media and media != JSON:
             raise UnsupportedMediaType(

@@ -162,6 +162,12 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
             return response
         return error_response(NotFound(f"No route for {event.http_method} {event.path}.", code="route_not_found"))
 
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(_: UnicodeDecodeError):
+        # Powertools decodes a base64 (binary) body as UTF-8 before validation: bytes that are not text are the
+        # client's error, not a 500.
+        return error_response(invalid_json("the body is not UTF-8 text"))
+
     @app.exception_handler(RequestUnsupportedContentType)
     def _content_type(_: RequestUnsupportedContentType):
         return error_response(UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json)."))

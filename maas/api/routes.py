@@ -17,8 +17,8 @@ from urllib.parse import unquote
 from pydantic import BaseModel
 
 from maas.schemas.classify import ClassifyRequest
-from maas.schemas.embeddings import EmbeddingsRequest
-from maas.schemas.rerank import RerankRequest
+from maas.schemas.embeddings import EmbeddingsRequest, FeatureExtractionRequest
+from maas.schemas.rerank import RerankRequest, RerankV2Request
 from maas.settings.names import DEFAULT_MAX_DOCUMENTS
 
 
@@ -72,6 +72,8 @@ API_MODULES = {
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/embeddings", "embeddings", body=EmbeddingsRequest),
+    # Hugging Face's feature-extraction shape, for InferenceClient(base_url=".../v1/feature-extraction").
+    Route("POST", "/v1/feature-extraction", "embeddings", body=FeatureExtractionRequest),
     Route("GET", "/v1/models", "embeddings", any_task=True),
     Route("GET", "/v1/models/{model_id}", "embeddings", any_task=True),
     Route("GET", "/docs", "embeddings", auth=False, any_task=True),
@@ -80,6 +82,8 @@ ROUTES: tuple[Route, ...] = (
     # Raw image bodies (image/png, image/jpeg) too: the function alone validates them.
     Route("POST", "/v1/images/classify", "image_classify"),
     Route("POST", "/v1/rerank", "rerank", body=RerankRequest, max_items=DEFAULT_MAX_DOCUMENTS),
+    # Cohere's v2 rerank (cohere.ClientV2, litellm's cohere/); not a KServe route (its errors are the API's shape).
+    Route("POST", "/v2/rerank", "rerank", body=RerankV2Request, max_items=DEFAULT_MAX_DOCUMENTS),
     # Open Inference Protocol (KServe v2) on the embedding package; health is public, as KServe probes are.
     Route("GET", "/v2/health/live", "v2", auth=False),
     Route("GET", "/v2/health/ready", "v2", auth=False),
@@ -95,6 +99,23 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/jobs/{job_id}", "jobs"),
     Route("GET", "/v1/usage", "usage"),
 )
+
+
+# The public routes that take a model of each task (GET /v1/models lists them per model; `{name}` is its id).
+TASK_ROUTES = {
+    "embeddings": ("POST /v1/embeddings", "POST /v1/feature-extraction"),
+    "classify": ("POST /v1/classify",),
+    "image-classify": ("POST /v1/images/classify",),
+    "rerank": ("POST /v1/rerank", "POST /v2/rerank"),
+}
+V2_INFER = "POST /v2/models/{name}/infer"
+
+
+def model_routes(name: str, tasks: Iterable[str], v2: bool) -> list[str]:
+    """The routes that take model ``name`` for ``tasks`` (its catalog task and tasks_also); ``v2``: KServe v2 infer
+    serves it too (the embedding models: the v2 function's package, or a heavy model's proxy)."""
+    found = [route for task in tasks for route in TASK_ROUTES.get(task, ())] + ([V2_INFER] if v2 else [])
+    return [route.replace("{name}", name) for route in dict.fromkeys(found)]
 
 
 def heavy_routes(model: str) -> tuple[Route, ...]:

@@ -7,7 +7,8 @@
     POST /v2/models/{name}[/versions/{v}]/infer
 
 `infer` is authenticated and metered like every task route (units: batch rows, task `v2-infer`); the others
-are not billed. Errors use the API's one error shape (see maas.tasks.v2).
+are not billed. Errors use the API's one error shape (see maas.tasks.v2). The binary tensor data extension
+(tritonclient's default) is refused with a 400 that says how to send JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from maas import __version__
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
-from maas.errors import ServiceUnavailable
+from maas.errors import InvalidRequest, ServiceUnavailable
 from maas.metering.charge import Billing
 from maas.schemas.v2 import (
     InferRequest,
@@ -35,8 +36,9 @@ from maas.schemas.v2 import (
     Readiness,
     ServerMetadata,
 )
-from maas.tasks.v2 import V2Service
+from maas.tasks.v2 import BINARY_REFUSAL, V2Service
 
+BINARY_HEADER = "inference-header-content-length"  # the binary tensor data extension's request (Triton's)
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 
 
@@ -54,9 +56,15 @@ class V2Api:
             return self.post_infer(event, unquote(m["name"]), unquote(m["version"]) if m["version"] else None)
         return self.app.resolve(event, context)
 
+    def _parse(self, event: dict) -> InferRequest:
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        if BINARY_HEADER in headers:
+            raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
+        return self.parse(event)
+
     def post_infer(self, event: dict, name: str, version: str | None) -> dict:
         run = lambda request, reserve: self.service.infer(name, request, version, reserve)  # noqa: E731
-        return metered(self.billing, event, self.parse, run, logger=self.logger)
+        return metered(self.billing, event, self._parse, run, logger=self.logger)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)

@@ -51,6 +51,10 @@ class CatalogEntry(BaseModel):
     memory_mb: int = Field(1024, ge=128, le=10240)
     unit: Literal["tokens", "images", "items"] = "tokens"
     aliases: tuple[str, ...] = ()
+    # What GET /v1/models says about a model the answering function does not load (the package's manifest says the
+    # same; tests/unit/test_catalog.py checks the built ones agree): vector size, or a classifier's labels.
+    dimensions: int | None = Field(None, ge=1)
+    labels: tuple[str, ...] = ()
     description: str = ""
     placeholder: bool = False  # listed for coordination; not deployed yet
 

@@ -15,6 +15,10 @@ from maas.inference.package import Manifest
 # 0.1 in cosine is e^2 = 7.4x the probability; a lead of 0.01 only 1.2x, so near-ties stay near-ties.
 ZERO_SHOT_TEMPERATURE = 0.05
 DEFAULT_HYPOTHESIS_TEMPLATE = "This text is about {}."
+# multi_label (Hugging Face: each label scored on its own, the scores need not sum to 1): sigmoid((cosine -
+# MULTI_LABEL_CENTER) / ZERO_SHOT_TEMPERATURE), so a label's score depends on its cosine alone; 0.3 is where
+# MiniLM's cosines for a related hypothesis begin (unrelated ones mostly stay under 0.2).
+MULTI_LABEL_CENTER = 0.3
 
 
 class TextClassifier(TextEmbedder):
@@ -38,8 +42,12 @@ class TextClassifier(TextEmbedder):
         return self.embed(texts, encodings)
 
 
-def zero_shot_scores(text_vectors: np.ndarray, hypothesis_vectors: np.ndarray) -> np.ndarray:
-    """[texts, labels] probabilities from L2-normalised embeddings: softmax of cosine / temperature."""
+def zero_shot_scores(text_vectors: np.ndarray, hypothesis_vectors: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """[texts, labels] probabilities from L2-normalised embeddings: softmax of cosine / temperature over the labels,
+    or with ``multi_label`` an independent sigmoid per label (see MULTI_LABEL_CENTER)."""
+    if multi_label:
+        z = (text_vectors @ hypothesis_vectors.T - MULTI_LABEL_CENTER) / ZERO_SHOT_TEMPERATURE
+        return 1.0 / (1.0 + np.exp(-z))
     logits = text_vectors @ hypothesis_vectors.T / ZERO_SHOT_TEMPERATURE
     logits -= logits.max(1, keepdims=True)
     p = np.exp(logits)

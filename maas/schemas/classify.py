@@ -17,6 +17,11 @@ class ClassifyParameters(BaseModel):
     hypothesis_template: str | None = Field(
         None, description="Zero-shot: the sentence each label is put into, with '{}' for the label."
     )
+    multi_label: bool | None = Field(
+        None,
+        description="Zero-shot (Hugging Face): true scores each label on its own (a sigmoid of its cosine; several "
+        "labels may be near 1); false or absent: a softmax over the labels (the scores sum to 1).",
+    )
 
 
 class ClassifyOptions(BaseModel):
@@ -46,5 +51,6 @@ class LabelScore(BaseModel):
     score: float
 
 
-class ClassifyResponse(RootModel[list[list[LabelScore]]]):
-    """Per input, in input order, its labels sorted by score (highest first)."""
+class ClassifyResponse(RootModel[list[list[LabelScore]] | list[LabelScore]]):
+    """Per input, in input order, its labels sorted by score (highest first). Zero-shot with a single string input
+    answers one flat list, as the Hugging Face API does."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 
 class EmbeddingsRequest(BaseModel):
@@ -30,7 +30,12 @@ class EmbeddingsRequest(BaseModel):
         if isinstance(data, dict):
             value = data.get("input")
             if isinstance(value, list) and value and all(isinstance(v, int | list) for v in value):
-                raise ValueError("token arrays are not supported as input; send text")
+                # Token ids are a tokenizer's (langchain-openai sends OpenAI's cl100k ids), not this model's: embedding
+                # them would be wrong, silently. Say what to change instead.
+                raise ValueError(
+                    "token arrays are not supported as input; send text (langchain-openai: "
+                    "OpenAIEmbeddings(..., check_embedding_ctx_length=False))"
+                )
         return data
 
 
@@ -53,6 +58,8 @@ class EmbeddingsResponse(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """OpenAI's model object, with what a caller needs to call it: its task, version, size or labels, and routes."""
+
     id: str
     object: Literal["model"] = "model"
     created: int
@@ -61,8 +68,44 @@ class ModelCard(BaseModel):
     version: str | None = None
     dimensions: int | None = None
     max_input_tokens: int | None = None
+    labels: list[str] | None = Field(None, description="A classifier's labels.")
+    runtime: str | None = Field(None, description="layer or s3 (Lambda), sagemaker (the GPU endpoint).")
+    routes: list[str] = Field(default_factory=list, description="The routes that take this model id.")
 
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class FeatureExtractionRequest(BaseModel):
+    """Hugging Face's feature-extraction body (huggingface_hub's InferenceClient.feature_extraction; the parameters
+    sit at the top level, as in Text Embeddings Inference). Unknown fields are refused by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: str | list[str] = Field(description="A text or a list of texts.")
+    model: str | None = Field(None, description="maas extension: the model id; defaults to the served model.")
+    normalize: bool | None = Field(None, description="Vectors are L2-normalised by the model: false is refused.")
+    truncate: bool | None = Field(None, description="Truncate at the model's limit (default); false: a 400 instead.")
+    truncation_direction: Literal["right", "Right"] | None = Field(None, description="Only right (the default).")
+    dimensions: int | None = Field(None, description="Only the model's native size is supported.")
+    prompt_name: None = Field(None, description="Not supported (the model has no prompts).")
+    encoding_format: Literal["float"] | None = Field(None, description="Only float.")
+
+    @field_validator("normalize")
+    @classmethod
+    def _normalized_only(cls, value):
+        if value is False:
+            raise ValueError("false is not supported: the model L2-normalises its vectors")
+        return value
+
+    def as_embeddings(self) -> EmbeddingsRequest:
+        """The same request as POST /v1/embeddings takes it."""
+        return EmbeddingsRequest(
+            input=self.inputs, model=self.model, dimensions=self.dimensions, truncate=self.truncate is not False
+        )
+
+
+class FeatureExtractionResponse(RootModel[list[list[float]]]):
+    """One vector per input, in input order (a single string too: a list of one vector, as TEI answers)."""

@@ -33,7 +33,7 @@ HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container 
 
 @dataclass
 class Classification:
-    body: list[list[dict]]  # per input, [{label, score}] sorted by score
+    body: list  # per input, [{label, score}] sorted by score; zero-shot on one string: that one flat list
     units: int  # billable: tokens the model processed (inputs, plus the hypotheses for zero-shot)
     manifest: Manifest  # what is billed (task "classify")
 
@@ -139,11 +139,12 @@ class ClassifyService:
         if top_k is not None and top_k < 1:
             raise InvalidRequest(f"'parameters.top_k' must be at least 1, got {top_k}.", param="parameters.top_k")
         zero_shot = params is not None and params.candidate_labels is not None
-        if not zero_shot and params is not None and params.hypothesis_template is not None:
-            raise InvalidRequest(
-                "'parameters.hypothesis_template' needs 'parameters.candidate_labels' (zero-shot).",
-                param="parameters.hypothesis_template",
-            )
+        for name in ("hypothesis_template", "multi_label"):
+            if not zero_shot and params is not None and getattr(params, name) is not None:
+                raise InvalidRequest(
+                    f"'parameters.{name}' needs 'parameters.candidate_labels' (zero-shot).",
+                    param=f"parameters.{name}",
+                )
         slot = self._find(request.model, zero_shot)
         texts = text_list(request.inputs, "inputs", self.settings.max_inputs)
         labels = self._candidates(params.candidate_labels) if zero_shot else None
@@ -163,11 +164,14 @@ class ClassifyService:
         if zero_shot:
             hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)
             result = runtime.embed(texts, encodings)
-            probabilities = zero_shot_scores(result.vectors, hyp_vectors)
+            probabilities = zero_shot_scores(result.vectors, hyp_vectors, bool(params.multi_label))
             units = int(sum(result.token_counts) + hyp_tokens)
             manifest = slot.manifest.model_copy(update={"task": "classify"})
         else:
             result = runtime.classify(texts, encodings)
             probabilities, labels, units = result.vectors, runtime.labels, int(sum(result.token_counts))
             manifest = slot.manifest
-        return Classification(ranked(labels, np.asarray(probabilities), top_k), units, manifest)
+        body = ranked(labels, np.asarray(probabilities), top_k)
+        # Hugging Face's zero-shot answers a single text with one flat list (its text-classification keeps the
+        # list of lists); InferenceClient.zero_shot_classification parses exactly that.
+        return Classification(body[0] if zero_shot and isinstance(request.inputs, str) else body, units, manifest)

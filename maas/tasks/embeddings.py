@@ -76,25 +76,53 @@ class EmbeddingsService:
         return self.slot.ready()
 
     def models(self) -> list[ModelCard]:
-        """One card per served version: the default as its bare name, the others as `name@version`."""
+        """One card per served version (the default as its bare name, the others as `name@version`), then every
+        other model of the catalog a caller can call (other tasks, the SageMaker-served ones), from the catalog."""
         self.ready()
-        return [
-            ModelCard(
-                id=m.name if i == 0 else f"{m.name}@{m.version}",
-                created=self.created,
-                owned_by="maas",
-                task=m.task,
-                version=m.version,
-                dimensions=m.dimensions,
-                max_input_tokens=m.max_sequence_length,
+        catalog = default_catalog()
+        cards = []
+        for i, (_, m) in enumerate(self.versions):
+            entry = catalog.resolve(f"{m.name}@{m.version}")
+            cards.append(
+                ModelCard(
+                    id=m.name if i == 0 else f"{m.name}@{m.version}",
+                    created=self.created,
+                    owned_by="maas",
+                    task=m.task,
+                    version=m.version,
+                    dimensions=m.dimensions,
+                    max_input_tokens=m.max_sequence_length,
+                    runtime=entry.runtime if entry is not None else None,
+                )
             )
-            for i, (_, m) in enumerate(self.versions)
-        ]
+        served = {(m.name, m.version) for _, m in self.versions}
+        for entry in catalog.entries:
+            if entry.placeholder or (entry.name, entry.version) in served:
+                continue
+            cards.append(
+                ModelCard(
+                    id=entry.name if entry is catalog.latest(entry.name) else entry.id,
+                    created=self.created,
+                    owned_by="maas",
+                    task=entry.task,
+                    version=entry.version,
+                    dimensions=entry.dimensions,
+                    labels=list(entry.labels) or None,
+                    runtime=entry.runtime,
+                )
+            )
+        return cards
 
     def model(self, model_id: str) -> ModelCard:
-        self.ready()
-        manifest = resolve_among(model_id, [m for _, m in self.versions], param=None)
-        return self.models()[next(i for i, (_, m) in enumerate(self.versions) if m is manifest)]
+        """The card of ``model_id`` (name, name@version, name@latest or an alias of any model GET /v1/models lists);
+        a 404 naming what is served otherwise."""
+        cards = self.models()
+        entry = default_catalog().resolve(model_id)
+        for card in cards:
+            if entry is not None and (card.id.split("@")[0], card.version) == (entry.name, entry.version):
+                return card
+        manifest = resolve_among(model_id, [m for _, m in self.versions], param=None)  # raises the 404
+        return cards[next(i for i, (_, m) in enumerate(self.versions) if m is manifest)]
 
     def pick(self, model_id: str | None) -> tuple[TextEmbedder, Manifest]:
         """The (embedder, manifest) a request's model id names; 404 if it is not served here."""

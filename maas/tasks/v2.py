@@ -20,6 +20,12 @@ from maas.tasks.embeddings import EmbeddingsService, Reserve
 # family of the same name.
 TASK = "v2-infer"
 PLATFORM = "onnxruntime_onnx"
+# tritonclient sends and asks for binary tensors unless told otherwise; this is what to tell it.
+BINARY_REFUSAL = (
+    "The binary tensor data extension is not supported; send JSON tensors (tritonclient: "
+    "InferInput.set_data_from_numpy(array, binary_data=False) and outputs=[InferRequestedOutput(name, "
+    "binary_data=False)])."
+)
 DTYPES = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP64": np.float64, "BOOL": np.bool_}
 
 
@@ -160,7 +166,7 @@ class V2Service:
         ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         embedder, manifest = self._model(name, version)
         if (request.parameters or {}).get("binary_data_output"):
-            raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
+            raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
         out_names = [t.name for t in manifest.outputs]
         wanted = [o.name for o in request.outputs] if request.outputs else out_names
         for o in request.outputs or []:
@@ -171,7 +177,7 @@ class V2Service:
                     param="outputs",
                 )
             if (o.parameters or {}).get("binary_data"):
-                raise InvalidRequest("The binary tensor data extension is not supported; use JSON.", code="unsupported")
+                raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
         feed = self._feed(request, manifest, embedder)
         if reserve is not None:
             reserve(int(next(iter(feed.values())).shape[0]))

@@ -139,3 +139,24 @@ def test_maas_serve_routes_every_task_the_catalog_serves_on_lambda():
             function = task.replace("-", "_")
             assert (paths.FUNCTIONS_DIR / function / "app.py").is_file(), function
             assert function in posts and "MAAS_MODEL_SOURCE" in env[function], function
+
+
+def test_built_packages_agree_with_the_catalogs_dimensions_and_labels():
+    """GET /v1/models describes models the answering function does not load from the catalog: a built package's
+    manifest must say the same."""
+    from maas.inference.package import read_manifest
+
+    checked = 0
+    for entry in default_catalog().entries:
+        folder = paths.model_dir(entry.package_name)
+        if entry.placeholder or not (folder / "manifest.json").is_file():
+            continue
+        manifest = read_manifest(folder)
+        if manifest.version != entry.version:
+            continue
+        if entry.task == "embeddings":
+            assert entry.dimensions == manifest.dimensions, entry.id
+        else:
+            assert list(entry.labels) == list(manifest.labels), entry.id
+        checked += 1
+    assert checked >= 1

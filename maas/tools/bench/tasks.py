@@ -220,6 +220,8 @@ TASKS: dict[str, TaskSpec] = {
             raw="RawZeroShot",
             raw_model=DEFAULT_MODEL,
             payloads=_zero_shot_payloads,
+            # zero-shot answers one string with one flat list (Hugging Face's shape); the raw side gives a list per text
+            view=lambda body: [body] if body and isinstance(body[0], dict) else body,
             raw_options=_zero_shot_options,
             note=CLASSIFY.note + "; both sides keep the label hypotheses' vectors across calls",
         ),
