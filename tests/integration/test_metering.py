@@ -505,28 +505,3 @@ def test_the_same_gateway_request_id_with_another_body_is_billed_as_another_requ
     serve(billing, tenant, 9, other)  # and Lambda retries that one
     # THEN it is billed too, once: never served free
     assert sorted(e.units for e in usage.assert_invariants(tenant)) == [3, 9]
-
-
-def test_the_emulator_trims_delivered_stream_records_and_keeps_counting(aws):
-    # GIVEN a usage table whose stream is delivered with trimming, as maas serve runs it
-    usage = Usage(aws)
-    try:
-        usage.stream.delivered = lambda _shard, sequence: aws.trim_stream(usage.table, sequence)
-        tenant, billing = _tenant(), usage.billing()
-        for _ in range(5):
-            serve(billing, tenant, 2)
-        # WHEN the stream is drained, then more calls come and it is drained again
-        usage.stream.drain()
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
-
-        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(usage.table).stream_shard
-        assert shard.items == []  # delivered records are gone
-        for _ in range(3):
-            serve(billing, tenant, 2)
-        # THEN the later records are still delivered, each once, and the aggregates equal the events
-        events = usage.assert_invariants(tenant)
-        assert sum(e.units for e in events) == 16
-        assert usage.meter.monthly(tenant, month_of(time.time()))[0]["units"] == 16
-    finally:
-        usage.drop()

@@ -119,22 +119,6 @@ class AwsEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def trim_stream(self, table: str, through_sequence: str) -> int:
-        """Forget ``table``'s stream records up to ``through_sequence``, once delivered; returns how many.
-
-        DynamoDB Streams trims records after 24 hours; moto keeps every one in memory (~4 KB per write), so
-        `maas serve` under load would grow without end. Sequence numbers keep counting, as in DynamoDB."""
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
-
-        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(table).stream_shard
-        count = int(through_sequence) - shard.starting_sequence_number + 1
-        if count <= 0:
-            return 0
-        del shard.items[:count]
-        shard.starting_sequence_number += count
-        return count
-
     def client(self, service: str):
         import boto3
 

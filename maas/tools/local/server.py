@@ -498,7 +498,6 @@ def start(
                 emulator.client("dynamodbstreams"),
                 USAGE.local_name,
                 aggregator,
-                delivered=lambda _shard, sequence: emulator.trim_stream(USAGE.local_name, sequence),
             )
             cleanup.callback(stream.start().stop)
         api.load()

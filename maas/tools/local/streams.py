@@ -23,17 +23,8 @@ def billable(record: dict) -> bool:
 class StreamDriver:
     """Polls one table's stream; ``drain()`` delivers everything written so far (tests call it directly)."""
 
-    def __init__(
-        self,
-        ddb,
-        streams,
-        table: str,
-        handler: Callable[[dict, object], object],
-        delivered: Callable[[str, str], object] | None = None,
-    ):
-        """``delivered(shard, sequence)``: told after each handled page (the local emulator trims the records)."""
+    def __init__(self, ddb, streams, table: str, handler: Callable[[dict, object], object]):
         self.ddb, self.streams, self.table, self.handler = ddb, streams, table, handler
-        self.delivered = delivered
         self.arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self._iterators: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -61,8 +52,6 @@ class StreamDriver:
                     self._iterators[shard] = page["NextShardIterator"]
                     if not page["Records"]:
                         break
-                    if self.delivered is not None:
-                        self.delivered(shard, page["Records"][-1]["dynamodb"]["SequenceNumber"])
         return delivered
 
     def start(self, interval_s: float = 1.0) -> StreamDriver:
