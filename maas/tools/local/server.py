@@ -498,7 +498,9 @@ def start(
                 emulator.client("dynamodbstreams"),
                 USAGE.local_name,
                 aggregator,
+                start_at="LATEST",  # the table is new: nothing before now is this server's to aggregate
             )
+            stream.position()
             cleanup.callback(stream.start().stop)
         api.load()
         httpd = LocalHttpServer((host, port), api, max_body_bytes)

@@ -23,8 +23,13 @@ def billable(record: dict) -> bool:
 class StreamDriver:
     """Polls one table's stream; ``drain()`` delivers everything written so far (tests call it directly)."""
 
-    def __init__(self, ddb, streams, table: str, handler: Callable[[dict, object], object]):
+    def __init__(
+        self, ddb, streams, table: str, handler: Callable[[dict, object], object], start_at: str = "TRIM_HORIZON"
+    ):
+        """``start_at``: TRIM_HORIZON delivers the stream's whole history; LATEST (with ``position()`` called before
+        any write to deliver) only what comes after, as a new event source mapping on a new table does."""
         self.ddb, self.streams, self.table, self.handler = ddb, streams, table, handler
+        self.start_at = start_at
         self.arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self._iterators: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -34,15 +39,25 @@ class StreamDriver:
     def _shards(self) -> list[str]:
         return [s["ShardId"] for s in self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]]
 
+    def position(self) -> None:
+        """Place an iterator on every shard now (where ``start_at`` says)."""
+        with self._lock:
+            self._position()
+
+    def _position(self) -> list[str]:
+        shards = self._shards()
+        for shard in shards:
+            if shard not in self._iterators:
+                self._iterators[shard] = self.streams.get_shard_iterator(
+                    StreamArn=self.arn, ShardId=shard, ShardIteratorType=self.start_at
+                )["ShardIterator"]
+        return shards
+
     def drain(self) -> int:
         """Deliver every record written so far, in shard order; return how many were delivered."""
         delivered = 0
         with self._lock:
-            for shard in self._shards():
-                if shard not in self._iterators:
-                    self._iterators[shard] = self.streams.get_shard_iterator(
-                        StreamArn=self.arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-                    )["ShardIterator"]
+            for shard in self._position():
                 while True:
                     page = self.streams.get_records(ShardIterator=self._iterators[shard], Limit=BATCH_SIZE)
                     records = [dict(r, eventSourceARN=self.arn) for r in page["Records"] if billable(r)]
