@@ -187,12 +187,11 @@ class Meter:
             old = exc.response.get("Item")
             return False, (UsageEvent.from_item(old) if old else self.find_event(event.request_id))
 
-    def find_event(self, request_id: str, consistent: bool = False) -> UsageEvent | None:
+    def find_event(self, request_id: str) -> UsageEvent | None:
         """The stored event of ``request_id``, if any (an Idempotency-Key's pre-check: 0.5 RRU)."""
         item = self.ddb.get_item(
             TableName=self.table,
             Key={"pk": {"S": f"EVENT#{request_id}"}, "sk": {"S": EVENT_SK}},
-            ConsistentRead=consistent,
         ).get("Item")
         return UsageEvent.from_item(item) if item else None
 

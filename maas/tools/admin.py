@@ -398,7 +398,7 @@ class Admin:
                             f"({line.model}, {tenant.tenant_id}): priced at 0"
                         )
                 for problem in aggregate_mismatches(item.lines, self.meter.monthly(tenant.tenant_id, month)):
-                    # Events are read from an eventually consistent index; a call billed seconds ago may lag.
+                    # The aggregates trail the events by the stream's batching: a call billed seconds ago may lag.
                     self._warn(f"{tenant.tenant_id} {month}: {problem}")
             result.append(item)
         return result

@@ -74,13 +74,6 @@ def served() -> Served:
 def own_key(moto_url: str) -> str:
     """A key of a tenant of the suite's own: the sample events bill the "demo" tenant under another plan, and one
     tenant's quota leases are counted against whatever plan its next request comes with."""
-    from maas.tables import API_KEYS, TENANTS
-    from maas.tenancy.plans import default_plans
-    from maas.tenancy.store import TenantStore
-    from maas.tools.local.emulator import AwsEmulator
+    from maas.tools.local.server import new_tenant
 
-    emulator = AwsEmulator()
-    emulator.url = moto_url
-    store = TenantStore(emulator.client("dynamodb"), TENANTS.local_name, API_KEYS.local_name, default_plans())
-    tenant = store.create_tenant("Client conformance", "pro")
-    return store.create_key(tenant.tenant_id)[0]
+    return new_tenant(moto_url, "Client conformance", "pro")[1]

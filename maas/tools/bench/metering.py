@@ -64,17 +64,9 @@ class Client:
 
 def bench_tenant(moto_url: str) -> tuple[str, str]:
     """A fresh tenant on the enterprise plan (its 500 requests/s leave a single client unthrottled): (id, key)."""
-    from maas.tables import API_KEYS, TENANTS
-    from maas.tenancy.plans import default_plans
-    from maas.tenancy.store import TenantStore
-    from maas.tools.local.emulator import AwsEmulator
+    from maas.tools.local.server import new_tenant
 
-    emulator = AwsEmulator()
-    emulator.url = moto_url
-    store = TenantStore(emulator.client("dynamodb"), TENANTS.local_name, API_KEYS.local_name, default_plans())
-    tenant = store.create_tenant("Metering bench", "enterprise")
-    key, _ = store.create_key(tenant.tenant_id)
-    return tenant.tenant_id, key
+    return new_tenant(moto_url, "Metering bench", "enterprise")
 
 
 def billed_requests(moto_url: str, tenant_id: str) -> int:

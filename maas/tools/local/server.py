@@ -444,17 +444,33 @@ DEMO_TENANT = "demo"
 DEMO_PLAN = "pro"
 
 
+def tenant_store(emulator: AwsEmulator):
+    """The emulator's tenants and keys, with the packaged plans."""
+    from maas.tenancy.store import TenantStore
+
+    return TenantStore(emulator.client("dynamodb"), TENANTS.local_name, API_KEYS.local_name, default_plans())
+
+
 def seed_demo_tenant(emulator: AwsEmulator) -> str:
     """Create the demo tenant (plan pro) in the emulator and return a fresh key for it."""
-    from maas.tenancy.store import TenancyError, TenantStore
+    from maas.tenancy.store import TenancyError
 
-    store = TenantStore(emulator.client("dynamodb"), TENANTS.local_name, API_KEYS.local_name, default_plans())
+    store = tenant_store(emulator)
     try:
         store.create_tenant("Demo tenant", DEMO_PLAN, tenant_id=DEMO_TENANT)
     except TenancyError:
         pass  # already there: a second key is fine
     key, _ = store.create_key(DEMO_TENANT)
     return key
+
+
+def new_tenant(moto_url: str, name: str, plan: str) -> tuple[str, str]:
+    """A new tenant on ``plan`` in a running server's emulator, and a key for it: (tenant id, key)."""
+    emulator = AwsEmulator()
+    emulator.url = moto_url
+    store = tenant_store(emulator)
+    tenant = store.create_tenant(name, plan)
+    return tenant.tenant_id, store.create_key(tenant.tenant_id)[0]
 
 
 def start(
