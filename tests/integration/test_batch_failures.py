@@ -295,3 +295,26 @@ def test_a_served_model_by_its_alias_or_version_makes_a_job(env):
     for model in ("sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2@1", "all-minilm-l6-v2-fp32"):
         resp = jobs.post("/v1/jobs", json={"model": model})
         assert resp.status == 201 and resp.json["status"] == "awaiting_upload" and resp.json["model"] == model
+
+
+def test_a_job_failed_before_it_started_is_bound_to_that_file_and_cannot_restart(env, embedder):
+    # GIVEN a job whose first event failed before the worker bound it (still awaiting its upload)
+    job_id, event = _upload(env, 2)
+    record = {
+        "requestContext": {"approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responsePayload": {"errorType": "ClientError", "errorMessage": "ProvisionedThroughputExceededException"},
+    }
+    env["sqs"].send_message(QueueUrl=env["failed"], MessageBody=json.dumps(record))
+
+    # WHEN the failure is handled, then a new file is uploaded to the same job
+    assert env["failed_events"].poll() == (1, [])
+    key = j.input_key(env["tenant"].tenant_id, job_id, "jsonl")
+    env["s3"].put_object(Bucket=env["bucket"], Key=key, Body=b'"another file"\n')
+    out = _worker(env, embedder).handle_s3_event(event_for_object(env["s3"], env["bucket"], key), LambdaContext())
+
+    # THEN the job stays failed with its reason, bound to the failed file's version; the new upload is rejected
+    job = env["jobs"].get(env["tenant"].tenant_id, job_id)
+    assert job.status == j.FAILED and "ProvisionedThroughputExceededException" in job.error
+    assert job.version == event["Records"][0]["s3"]["object"]["versionId"]
+    assert out["rejected"] == 1 and _billed(env) == []
