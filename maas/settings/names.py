@@ -39,13 +39,18 @@ ENV_RESULTS_PREFIX = "MAAS_RESULTS_PREFIX"
 ENV_CHUNK_LINES = "MAAS_CHUNK_LINES"  # input lines per result part (and per billed usage event)
 ENV_MAX_CHUNKS = "MAAS_MAX_CHUNKS_PER_INVOCATION"  # 0: as many as the invocation's time allows
 ENV_CONTINUATION_QUEUE_URL = "MAAS_CONTINUATION_QUEUE_URL"  # where a job too big for one invocation continues
-ENV_DLQ_URL = "MAAS_DLQ_URL"  # the SQS worker forwards a message here, with its error, on its last receive
+# The SQS worker forwards a message here (the failed-events queue), with its error, on its last receive.
+ENV_DLQ_URL = "MAAS_DLQ_URL"
+ENV_DEAD_LETTERS_URL = "MAAS_DEAD_LETTERS_URL"  # functions/failed_events parks every failed event here
+ENV_JOB_STALL_AFTER_S = "MAAS_JOB_STALL_AFTER_S"  # a running job with no progress this long reads stalled
 ENV_MAX_RECEIVE_COUNT = "MAAS_MAX_RECEIVE_COUNT"  # the requests queue's redrive maxReceiveCount
 JOBS_PREFIX = "jobs/"
 DEFAULT_RESULTS_PREFIX = "results/"
 DEFAULT_CHUNK_LINES = 5000
 DEFAULT_MAX_RECEIVE_COUNT = 3
 PRESIGNED_URL_TTL_S = 3600
+# The longest a Lambda invocation may run: a live worker records progress after every part, far more often.
+DEFAULT_JOB_STALL_AFTER_S = 900
 
 # Text classification (POST /v1/classify). MAAS_MODEL_SOURCE names the embedding model (zero-shot);
 # MAAS_CLASSIFIER_SOURCES the trained classifier packages, comma-separated (folders or s3:// URIs).
