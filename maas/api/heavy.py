@@ -5,10 +5,11 @@
     GET  /v2/models/{name}[/versions/{v}]/ready   200 when the endpoint answers, 503 (in the error shape) if not
     POST /v1/embeddings                           OpenAI embeddings, forwarded (billed: tokens)
 
-The same request and response contracts, authentication, quota pre-check, exactly-once metering and error shape
-as the Lambda-served routes: the body's shape is validated here (malformed JSON or fields never reach the GPU),
-forwarded unchanged, checked tensor by tensor in the endpoint by the same code as the Lambda route, and billed
-with the units the endpoint counted; nothing refused is billed. Endpoint failures map to 503 (maas.heavy.client).
+The same request and response contracts, authentication, quota pre-check, exactly-once metering and error shapes
+(KServe v2's on the /v2 routes) as the Lambda-served routes: the body's shape is validated here (malformed JSON or
+fields never reach the GPU), forwarded unchanged, checked tensor by tensor in the endpoint by the same code as the
+Lambda route, and billed with the units the endpoint counted; nothing refused is billed. Endpoint failures map to
+503 (maas.heavy.client).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import unquote
 
 from maas.api.metered import json_parser, metered
 from maas.api.resolver import error_result, internal_error_result, proxy_result
+from maas.api.routes import is_kserve_path
 from maas.bodies import dumps
 from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable
 from maas.heavy.client import BilledModel, HeavyEndpoint
@@ -52,6 +54,7 @@ class HeavyApi:
 
     def __call__(self, event: dict, context) -> dict:
         method, path = event.get("httpMethod"), event.get("path") or ""
+        kserve = is_kserve_path(path)  # the model's /v2 routes answer errors in KServe v2's shape
         try:
             if path == EMBEDDINGS_PATH:
                 if method != "POST":
@@ -75,15 +78,16 @@ class HeavyApi:
         except ApiError as err:
             # Not billed routes (metadata, readiness, unknown paths): not counted as failed requests either.
             self.logger.info("request refused", extra={"status": err.status, "code": err.code})
-            return error_result(err)
+            return error_result(err, kserve=kserve)
         except Exception:
             self.logger.exception("unhandled error")
-            return internal_error_result()
+            return internal_error_result(kserve)
 
     def _metered(self, event: dict, route: str, attributes: dict) -> dict:
         # The endpoint counts the units: the call is fitted to the quota when it has answered.
         run = lambda _, reserve: (*self._forward(event, route, attributes), self.billed[route])  # noqa: E731
-        return metered(self.billing, event, self.parse[route], run, logger=self.logger)
+        kserve = route == "v2-infer"
+        return metered(self.billing, event, self.parse[route], run, logger=self.logger, kserve=kserve)
 
     def _forward(self, event: dict, route: str, attributes: dict) -> tuple[str, int]:
         body = event.get("body") or ""

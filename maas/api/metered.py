@@ -37,12 +37,18 @@ def json_parser(model: type[BaseModel], max_body_bytes: int) -> Callable[[dict],
 
 
 def refused(
-    billing: Billing, caller: Caller | None, err: ApiError, logger: logging.Logger, ticket: Ticket | None = None
+    billing: Billing,
+    caller: Caller | None,
+    err: ApiError,
+    logger: logging.Logger,
+    ticket: Ticket | None = None,
+    *,
+    kserve: bool = False,
 ) -> dict:
-    """The refusal's proxy result; the request is counted apart, never billed."""
+    """The refusal's proxy result (``kserve``: in KServe v2's error shape); counted apart, never billed."""
     logger.info("request refused", extra={"status": err.status, "code": err.code})
     billing.release(ticket)
-    return error_result(err, billing.failed(caller, err, ticket.request_id if ticket else None))
+    return error_result(err, billing.failed(caller, err, ticket.request_id if ticket else None), kserve=kserve)
 
 
 def metered(
@@ -53,6 +59,7 @@ def metered(
     *,
     logger: logging.Logger,
     name: str = "metered call",
+    kserve: bool = False,
 ) -> dict:
     """Answer one billed request (an API Gateway event) as a proxy result.
 
@@ -60,7 +67,7 @@ def metered(
     units, billed manifest)``: ``reserve(units)`` before the model runs (a run that cannot count first, a forward to
     a heavy model's endpoint, skips it and is fitted after), the body a dict or already-serialised JSON text, the
     manifest what the usage event records (the version that answered). ``name``: the message of the call's DEBUG
-    log line (the route's task)."""
+    log line (the route's task). ``kserve``: errors in KServe v2's shape (the /v2 tensor routes)."""
     caller, ticket = None, None
     try:
         caller = billing.caller(event)
@@ -75,8 +82,8 @@ def metered(
         logger.debug(name, extra={"units": units, "ms": round(compute_ms, 2)})
         return proxy_result(200, result if isinstance(result, str) else dumps(result), headers)
     except ApiError as err:
-        return refused(billing, caller, err, logger, ticket)
+        return refused(billing, caller, err, logger, ticket, kserve=kserve)
     except Exception:
         billing.release(ticket)
         logger.exception("unhandled error")
-        return internal_error_result()
+        return internal_error_result(kserve)

@@ -7,7 +7,8 @@
     POST /v2/models/{name}[/versions/{v}]/infer
 
 `infer` is authenticated and metered like every task route (units: batch rows, task `v2-infer`); the others
-are not billed. Errors use the API's one error shape (see maas.tasks.v2). The binary tensor data extension
+are not billed. Errors are the protocol's `{"error": "<message>"}` (the code in the X-Error-Code header).
+The binary tensor data extension
 (tritonclient's default) is refused with a 400 that says how to send JSON.
 """
 
@@ -24,7 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from maas import __version__
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
+from maas.api.resolver import ERRORS, JSON, create_resolver, documented, kserve_docs, resolver_response
 from maas.errors import InvalidRequest, ServiceUnavailable
 from maas.metering.charge import Billing
 from maas.schemas.v2 import (
@@ -39,6 +40,8 @@ from maas.schemas.v2 import (
 from maas.tasks.v2 import BINARY_REFUSAL, V2Service
 
 BINARY_HEADER = "inference-header-content-length"  # the binary tensor data extension's request (Triton's)
+# The routes' documented errors, in the protocol's body ({"error": "<message>"}).
+V2_ERRORS = kserve_docs(ERRORS)
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 
 
@@ -64,15 +67,15 @@ class V2Api:
 
     def post_infer(self, event: dict, name: str, version: str | None) -> dict:
         run = lambda request, reserve: self.service.infer(name, request, version, reserve)  # noqa: E731
-        return metered(self.billing, event, self._parse, run, logger=self.logger)
+        return metered(self.billing, event, self._parse, run, logger=self.logger, kserve=True)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)
         service = self.service
         metadata_responses = {
             200: {"description": "Model metadata", "content": {JSON: {"model": ModelMetadata}}},
-            404: ERRORS[404],
-            503: ERRORS[503],
+            404: V2_ERRORS[404],
+            503: V2_ERRORS[503],
         }
 
         @app.get("/v2", summary="Server metadata (KServe v2)")
@@ -86,7 +89,7 @@ class V2Api:
         @app.get(
             "/v2/health/ready",
             summary="Readiness (KServe v2): 503 while the model is not loaded",
-            responses={200: documented(Readiness, "Ready"), 503: ERRORS[503]},
+            responses={200: documented(Readiness, "Ready"), 503: V2_ERRORS[503]},
         )
         def ready() -> Readiness:
             if not service.ready():
@@ -101,7 +104,7 @@ class V2Api:
         def version_metadata(name: str, version: str):
             return service.metadata(unquote(name), unquote(version))
 
-        ready_responses = {200: documented(ModelReadiness, "Ready"), 404: ERRORS[404], 503: ERRORS[503]}
+        ready_responses = {200: documented(ModelReadiness, "Ready"), 404: V2_ERRORS[404], 503: V2_ERRORS[503]}
 
         @app.get("/v2/models/<name>/ready", summary="Model readiness (KServe v2)", responses=ready_responses)
         def model_ready(name: str) -> ModelReadiness:
@@ -121,7 +124,7 @@ class V2Api:
             "summary": "Inference on named tensors (KServe v2)",
             "responses": {
                 200: {"description": "Output tensors", "content": {JSON: {"model": InferResponse}}},
-                **ERRORS,
+                **V2_ERRORS,
             },
         }
 

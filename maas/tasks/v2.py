@@ -2,9 +2,8 @@
 
 Tensors travel as KServe's JSON: `{"name", "datatype", "shape", "data"}` with `data` flat in row-major order
 (a nested, rectangular list is accepted too). The model's inputs and outputs, their datatypes and shapes come
-from the package's manifest; dynamic dimensions are -1, as KServe writes them. Errors keep the API's one shape
-(`{"error": {"message", "type", "code"}}`), not KServe's `{"error": "..."}`: every route of the API answers
-alike, and a KServe client that reads `error` still finds it (as an object, with `message` inside).
+from the package's manifest; dynamic dimensions are -1, as KServe writes them. Errors are raised as ApiError; the
+routes (maas.api.v2, maas.api.heavy) answer them in the protocol's shape, `{"error": "<message>"}`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from maas.metering.store import Meter
 from maas.tables import USAGE
 from maas.tools.local.functions import load_handler
-from tests.client import JSON_HEADERS, Client, assert_error
+from tests.client import JSON_HEADERS, Client, assert_kserve_error
 from tests.conftest import function_env, load_event
 
 AUTH = {"principalId": "t-v2", "tenant_id": "t-v2", "plan": "enterprise", "key_prefix": "maas_v2000000"}
@@ -104,8 +104,8 @@ def test_model_metadata_comes_from_the_manifest(v2, model_dir):
         "outputs": [{"name": "sentence_embedding", "datatype": "FP32", "shape": [-1, 384]}],
     }
     assert _call(v2, "GET", f"/v2/models/{MODEL}/versions/1").json == body
-    assert_error(_call(v2, "GET", "/v2/models/nope"), 404, message="'nope' does not exist")
-    assert_error(_call(v2, "GET", f"/v2/models/{MODEL}/versions/7"), 404, message="does not exist")
+    assert_kserve_error(_call(v2, "GET", "/v2/models/nope"), 404, "model_not_found", message="'nope' does not exist")
+    assert_kserve_error(_call(v2, "GET", f"/v2/models/{MODEL}/versions/7"), 404, message="does not exist")
 
 
 def test_infer_round_trip_equals_the_embedder(v2, model_dir, tensors):
@@ -187,19 +187,23 @@ def test_bad_tensors_get_a_400_in_the_error_shape(v2, tensors):
     for name, body, status, fragment in _bad(*tensors):
         resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", body)
         assert resp.status == status, (name, resp.json)
-        assert_error(resp, status, message=fragment)
+        assert_kserve_error(resp, status, message=fragment)
 
 
 def test_other_refusals(v2, tensors):
     ids, mask = tensors
     body = {"inputs": _inputs(ids, mask)}
-    assert_error(_call(v2, "POST", "/v2/models/gpt-4/infer", body), 404, message="'gpt-4' does not exist")
-    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope"), 400, message="not valid JSON")
-    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None), 401, message="API key")
+    assert_kserve_error(_call(v2, "POST", "/v2/models/gpt-4/infer", body), 404, message="'gpt-4' does not exist")
+    assert_kserve_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope"), 400, message="not valid JSON")
+    no_key = _call(v2, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None)
+    assert_kserve_error(no_key, 401, "invalid_api_key", message="API key")
     resp = _call(v2, "GET", f"/v2/models/{MODEL}/infer")
-    assert resp.status == 405 and resp.result["multiValueHeaders"]["Allow"] == ["POST"]
+    assert_kserve_error(resp, 405, "method_not_allowed", message="use POST")
+    assert resp.result["multiValueHeaders"]["Allow"] == ["POST"]
     big = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [1] * 800_000}]}
-    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", big), 413, message="exceeds the")
+    assert_kserve_error(
+        _call(v2, "POST", f"/v2/models/{MODEL}/infer", big), 413, "payload_too_large", message="exceeds"
+    )
 
 
 def test_infer_is_billed_once_per_request_in_rows(v2, aws, tensors):
@@ -229,6 +233,6 @@ def test_sample_events(v2):
 
 def test_not_ready_while_the_model_is_missing(tmp_path):
     handler = load_handler("v2", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
-    assert_error(_call(Client(handler, AUTH), "GET", "/v2/health/ready"), 503, message="not loaded")
+    assert_kserve_error(_call(Client(handler, AUTH), "GET", "/v2/health/ready"), 503, message="not loaded")
     assert _call(Client(handler, AUTH), "GET", "/v2/health/live").status == 200
-    assert_error(_call(Client(handler, AUTH), "GET", f"/v2/models/{MODEL}"), 503, message="unavailable")
+    assert_kserve_error(_call(Client(handler, AUTH), "GET", f"/v2/models/{MODEL}"), 503, message="unavailable")
