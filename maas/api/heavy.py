@@ -1,6 +1,6 @@
 """Routes of the heavy-model proxy (functions/heavy_proxy): a SageMaker-served catalog model behind the same API.
 
-    POST /v2/models/{name}[/versions/{v}]/infer   KServe v2 infer, forwarded to the endpoint (billed: rows)
+    POST /v2/models/{name}[/versions/{v}]/infer   KServe v2 infer, forwarded to the endpoint (billed: tokens)
     GET  /v2/models/{name}[/versions/{v}]         model metadata, from the endpoint (not billed)
     GET  /v2/models/{name}[/versions/{v}]/ready   200 when the endpoint answers, 503 (in the error shape) if not
     POST /v1/embeddings                           OpenAI embeddings, forwarded (billed: tokens)

@@ -6,7 +6,7 @@
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer
 
-`infer` is authenticated and metered like every task route (units: batch rows, task `v2-infer`); the others
+`infer` is authenticated and metered like every task route (units: the tokens run, task `v2-infer`); the others
 are not billed. Errors are the protocol's `{"error": "<message>"}` (the code in the X-Error-Code header).
 The binary tensor data extension
 (tritonclient's default) is refused with a 400 that says how to send JSON.

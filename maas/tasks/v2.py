@@ -15,8 +15,9 @@ from maas.inference.package import BilledUnder, Manifest
 from maas.schemas.v2 import InferRequest, InferTensor
 from maas.tasks.embeddings import EmbeddingsService, Reserve
 
-# Billed per batch row (KServe infer has no text to count); recorded under this task, priced by the plans'
-# family of the same name.
+# Billed per token the model runs, like /v1/embeddings: the non-padding positions (the attention mask's ones), at
+# least one per row (a row that is all padding still runs). Recorded under this task, priced by the plans' family of
+# the same name.
 TASK = "v2-infer"
 PLATFORM = "onnxruntime_onnx"
 # tritonclient sends and asks for binary tensors unless told otherwise; this is what to tell it.
@@ -30,6 +31,16 @@ DTYPES = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP64": np.f
 
 def _dims(shape: list[int | str]) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape]
+
+
+def billable_tokens(feed: dict[str, np.ndarray]) -> int:
+    """The tokens a feed runs: per row the attention mask's ones (its non-padding positions), at least 1; a feed
+    without a mask runs every position. The same count /v1/embeddings bills for the same text."""
+    mask = feed.get("attention_mask")
+    if mask is None:
+        return int(np.prod(next(iter(feed.values())).shape))
+    rows = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    return int(np.maximum(rows, 1).sum())
 
 
 class V2Service:
@@ -161,7 +172,8 @@ class V2Service:
         self, name: str, request: InferRequest, version: str | None = None, reserve: Reserve | None = None
     ) -> tuple[dict, int, Manifest]:
         """Run the named tensors through the session as given (no re-tokenisation, no re-batching);
-        return (KServe response body, rows, what the usage event records: the version that answered).
+        return (KServe response body, billable tokens (``billable_tokens``), what the usage event records: the
+        version that answered).
         ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         embedder, manifest = self._model(name, version)
         if (request.parameters or {}).get("binary_data_output"):
@@ -178,8 +190,9 @@ class V2Service:
             if (o.parameters or {}).get("binary_data"):
                 raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
         feed = self._feed(request, manifest, embedder)
+        units = billable_tokens(feed)
         if reserve is not None:
-            reserve(int(next(iter(feed.values())).shape[0]))
+            reserve(units)
         session = embedder.session
         results = session.run(wanted, {i.name: feed[i.name] for i in session.get_inputs()})
         specs = {t.name: t for t in manifest.outputs}
@@ -196,4 +209,4 @@ class V2Service:
         body = {"model_name": manifest.name, "model_version": manifest.version, "outputs": outputs}
         if request.id is not None:
             body["id"] = request.id
-        return body, int(next(iter(feed.values())).shape[0]), self.billed(manifest)
+        return body, units, self.billed(manifest)

@@ -27,7 +27,6 @@ from tests.client import assert_error, assert_kserve_error
 from tests.conftest import function_env, load_event
 from tests.integration.test_batch_jobs import _results, _units, embedder, env  # noqa: F401 (fixtures)
 from tests.integration.test_v2_handler import (
-    TEXTS,
     _bad,
     _call,
     _inputs,
@@ -132,7 +131,8 @@ def test_metered_exactly_once_per_request_and_never_for_refusals(proxy, aws, ten
     assert _call(proxy, "POST", INFER, {"inputs": [body["inputs"][0]]}, authorizer=auth).status == 400
     assert _call(proxy, "GET", f"/v2/models/{HEAVY}", authorizer=auth).status == 200
     events = meter.events(tenant, start, time.time() + 1)
-    assert sorted((e.model, e.task, e.units) for e in events) == [(HEAVY, "v2-infer", len(TEXTS))] * 2
+    tokens = int(tensors[1].sum())  # the attention mask's ones: the tokens the endpoint ran, not its padding
+    assert sorted((e.model, e.task, e.units) for e in events) == [(HEAVY, "v2-infer", tokens)] * 2
 
 
 def test_payloads_over_the_endpoint_limit_are_413_before_any_call(aws, fp32_model_dir):

@@ -206,18 +206,37 @@ def test_other_refusals(v2, tensors):
     )
 
 
-def test_infer_is_billed_once_per_request_in_rows(v2, aws, tensors):
+def test_infer_is_billed_once_per_request_in_the_tokens_it_ran(v2, aws, tensors, embeddings_handler):
+    # GIVEN TEXTS as padded token tensors, and what /v1/embeddings bills for the same texts
     meter, tenant, auth = fresh_tenant(aws)
-    start, request_id = time.time() - 1, str(uuid.uuid4())
+    embedded = Client(embeddings_handler, authorizer=auth).post("/v1/embeddings", json={"input": TEXTS})
+    assert embedded.status == 200, embedded.body
+    tokens = embedded.json["usage"]["prompt_tokens"]
+    ids, mask = tensors
+    assert tokens == int(mask.sum()) < ids.size  # the padding is not billed
+    start, request_id = time.time(), str(uuid.uuid4())
     body = {"inputs": _inputs(*tensors)}
-    for _ in range(2):  # the same event twice (a Lambda retry): billed once
+    # WHEN the same event arrives twice (a Lambda retry)
+    for _ in range(2):
         path = f"/v2/models/{MODEL}/infer"
         resp = _call(v2, "POST", path, body, authorizer=auth, request_id=request_id)
         assert resp.status == 200 and "X-Quota-Remaining" in resp.result["multiValueHeaders"]
-    [event] = meter.events(tenant, start, time.time() + 1)
-    assert (event.model, event.task, event.units) == (MODEL, "v2-infer", len(TEXTS))
+    # THEN it is billed once, in the tokens it ran: what /v1/embeddings bills for the same texts
+    [event] = [e for e in meter.events(tenant, start - 1, time.time() + 1) if e.task == "v2-infer"]
+    assert (event.model, event.task, event.units) == (MODEL, "v2-infer", tokens)
     assert _call(v2, "GET", f"/v2/models/{MODEL}", authorizer=auth).status == 200
     assert len(meter.events(tenant, start, time.time() + 1)) == 1  # metadata is not billed
+
+
+def test_a_row_of_padding_is_billed_one_token(v2, aws):
+    meter, tenant, auth = fresh_tenant(aws)
+    start = time.time() - 1
+    ids = np.array([[101, 2054, 102, 0], [0, 0, 0, 0]], dtype=np.int64)
+    mask = np.array([[1, 1, 1, 0], [0, 0, 0, 0]], dtype=np.int64)
+    resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)}, authorizer=auth)
+    assert resp.status == 200, resp.body
+    [event] = meter.events(tenant, start, time.time() + 1)
+    assert event.units == 3 + 1
 
 
 def test_sample_events(v2):

@@ -5,7 +5,7 @@ onnxruntime's CUDA provider when a GPU is there and the CPU provider otherwise, 
 and response contracts as the Lambda routes, so the proxy forwards bodies unchanged:
 
     route embeddings    OpenAI `POST /v1/embeddings` body  -> OpenAI response (usage = billable tokens)
-    route v2-infer      KServe v2 infer body               -> KServe v2 response (billable units = rows)
+    route v2-infer      KServe v2 infer body               -> KServe v2 response (billable units = tokens)
     route v2-metadata   (no body)                          -> KServe v2 model metadata
     route embed-batch   {"input": [texts]}                 -> {"dimensions", "vectors" (base64 little-endian
                         (batch jobs: maas.heavy.client.RemoteEmbedder)  float32, row-major), "tokens", "truncated"}
@@ -163,8 +163,8 @@ class EndpointService:
                 return Answer(200, dumps(result).encode(), result["usage"]["prompt_tokens"])
             request = parse_json(text, InferRequest, limit)
             name, version = self._model(attributes)
-            result, rows, _ = self.v2.infer(name, request, version)
-            return Answer(200, dumps(result).encode(), rows)
+            result, tokens, _ = self.v2.infer(name, request, version)
+            return Answer(200, dumps(result).encode(), tokens)
         except ApiError as err:
             return self._error(err)
         except Exception:
