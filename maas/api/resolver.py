@@ -76,10 +76,12 @@ def register_post(
     response: type,
     description: str,
     errors: dict | None = None,
+    limits: str | None = None,
 ) -> None:
     """Register a metered POST route in ``app`` for routing (405 on other methods) and the OpenAPI document; the
     function's ``__call__`` dispatches the route to ``answer(event)`` without the resolver (so that every refusal,
-    body validation included, is counted), and this registration answers the same way if it is reached."""
+    body validation included, is counted), and this registration answers the same way if it is reached.
+    ``limits``: the operation's description, the limits the route enforces (maas.api.limits)."""
     from typing import Annotated
 
     from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -91,7 +93,7 @@ def register_post(
     route.__annotations__ = {"request": Annotated[body, Body()]}
     route.__name__ = route.__qualname__ = name
     responses = {200: {"description": description, "content": {JSON: {"model": response}}}, **(errors or ERRORS)}
-    app.post(path, summary=summary, responses=responses)(route)
+    app.post(path, summary=summary, description=limits, responses=responses)(route)
 
 
 def resolver_response(result: dict) -> Response:

@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas import __version__
+from maas.api import limits
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import ERRORS, JSON, create_resolver, documented, kserve_docs, resolver_response
@@ -122,6 +123,7 @@ class V2Api:
 
         infer_doc = {
             "summary": "Inference on named tensors (KServe v2)",
+            "description": limits.V2_INFER,
             "responses": {
                 200: {"description": "Output tensors", "content": {JSON: {"model": InferResponse}}},
                 **V2_ERRORS,

@@ -12,7 +12,9 @@ import numpy as np
 
 from maas.errors import InvalidRequest, NotFound
 from maas.inference.package import BilledUnder, Manifest
+from maas.inference.validation import check_token_budget
 from maas.schemas.v2 import InferRequest, InferTensor
+from maas.settings import names as c
 from maas.tasks.embeddings import EmbeddingsService, Reserve
 
 # Billed per token the model runs, like /v1/embeddings: the non-padding positions (the attention mask's ones), at
@@ -45,12 +47,14 @@ def billable_tokens(feed: dict[str, np.ndarray]) -> int:
 
 class V2Service:
     """KServe v2 on the container's embedding model (the same EmbeddingsService: one session, 503 on a failed
-    load, retried). Limits: at most ``max_rows`` rows and the model's maximum sequence length."""
+    load, retried). Limits: at most ``max_rows`` rows (and MAX_FLOAT_INPUTS), the model's maximum sequence length,
+    and the settings' token budget on rows x positions."""
 
     def __init__(self, embeddings: EmbeddingsService, max_rows: int):
         self.embeddings = embeddings
         self.settings = embeddings.settings
-        self.max_rows = max_rows
+        # JSON output tensors: as many rows as float embeddings fit Lambda's 6 MB response
+        self.max_rows = min(max_rows, c.MAX_FLOAT_INPUTS)
         self.billed = BilledUnder(TASK)  # the answering version's manifest under this task
 
     def ready(self) -> bool:
@@ -190,6 +194,10 @@ class V2Service:
             if (o.parameters or {}).get("binary_data"):
                 raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
         feed = self._feed(request, manifest, embedder)
+        # the session runs every position, padding included: that is what the time budget counts
+        shape = next(iter(feed.values())).shape
+        positions = int(np.prod(shape))
+        check_token_budget(positions, self.settings.request_token_budget, f"{shape[0]} rows x {shape[-1]} positions")
         units = billable_tokens(feed)
         if reserve is not None:
             reserve(units)

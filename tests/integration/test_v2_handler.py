@@ -174,7 +174,7 @@ def _bad(ids, mask):
         ("twice", {"inputs": [*good, good[0]]}, 400, "given twice"),
         ("shapes differ", {"inputs": [good[0], _tensor("attention_mask", mask[:1])]}, 400, "all must match"),
         ("too long", {"inputs": _inputs(np.ones((1, 257), np.int64), np.ones((1, 257), np.int64))}, 400, "256"),
-        ("too many rows", {"inputs": _inputs(np.ones((513, 2), np.int64), np.ones((513, 2), np.int64))}, 400, "512"),
+        ("too many rows", {"inputs": _inputs(np.ones((1025, 2), np.int64), np.ones((1025, 2), np.int64))}, 400, "1024"),
         ("unknown output", {"inputs": good, "outputs": [{"name": "logits"}]}, 400, "unknown output 'logits'"),
         ("binary", {"inputs": good, "parameters": {"binary_data_output": True}}, 400, "binary"),
         ("no inputs", {}, 400, "missing required parameter: 'inputs'"),

@@ -43,6 +43,7 @@ from maas.settings.functions import EmbeddingsSettings
 from maas.tasks.embeddings import EmbeddingsService
 from maas.tasks.v2 import V2Service
 
+MAX_POSITIONS = 512  # BERT-family positions: no heavy package reads longer inputs
 ROUTES = ("embeddings", "embed-batch", "v2-infer", "v2-metadata")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -110,6 +111,9 @@ class EndpointService:
                 threads=settings.threads,
                 max_inputs=settings.max_inputs,
                 max_body_bytes=settings.max_body_bytes,
+                # Not the Lambda CPU budget: a GPU runs 128 x 512 tokens in ~86 ms (README), so its largest request
+                # (max_inputs x 512 tokens) is far inside API Gateway's 29 s; the input limits bound it.
+                max_request_tokens=settings.max_inputs * MAX_POSITIONS,
                 batch_size=settings.batch_size or (256 if gpu else c.DEFAULT_BATCH_SIZE),
                 batch_tokens=settings.batch_tokens or (65536 if gpu else c.DEFAULT_BATCH_TOKENS),
                 metering="off",  # the proxy meters; the endpoint reports units
