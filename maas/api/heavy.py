@@ -23,12 +23,13 @@ from maas.api.metered import json_parser, metered
 from maas.api.resolver import error_result, internal_error_result, proxy_result
 from maas.api.routes import is_kserve_path
 from maas.bodies import dumps
-from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable
+from maas.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
 from maas.heavy.client import BilledModel, HeavyEndpoint
 from maas.inference.catalog import default_catalog
 from maas.metering.charge import Billing
 from maas.schemas.embeddings import EmbeddingsRequest
 from maas.schemas.v2 import InferRequest
+from maas.tasks.v2 import BINARY_HEADER, BINARY_REFUSAL
 from maas.tasks.v2 import TASK as V2_TASK
 
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
@@ -68,6 +69,9 @@ class HeavyApi:
             if m["action"] == "/infer":
                 if method != "POST":
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST.")
+                if any(k.lower() == BINARY_HEADER.lower() for k in event.get("headers") or {}):
+                    # the endpoint takes JSON tensors only: say what to send instead, not billed, never forwarded
+                    raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
                 return self._metered(event, "v2-infer", attributes)
             if method != "GET":
                 raise MethodNotAllowed(f"{method} is not allowed on {path}; use GET.")

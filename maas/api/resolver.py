@@ -3,8 +3,10 @@ error responses, OpenAPI/Swagger. Route modules share pieces through here (and m
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pydantic_core
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -50,6 +52,25 @@ def error_docs(*statuses: tuple[int, str]) -> dict:
 ERRORS = error_docs(
     (400, "Invalid request"), (404, "Unknown model"), (413, "Body too large"), (503, "Model unavailable")
 )
+
+
+@dataclass(frozen=True)
+class BinaryBody:
+    """A response body of bytes (sent base64-encoded with isBase64Encoded, as API Gateway expects them)."""
+
+    data: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+def binary_result(status: int, body: BinaryBody, headers: dict[str, str] | None = None) -> dict:
+    """A REST proxy integration result carrying bytes: API Gateway decodes the base64 for the client (the API's
+    binary media types, infra/api.py, make it do so)."""
+    multi = {"Content-Type": [body.content_type]}
+    for key, value in {**body.headers, **(headers or {})}.items():
+        multi[key] = [value]
+    encoded = base64.b64encode(body.data).decode("ascii")
+    return {"statusCode": status, "multiValueHeaders": multi, "body": encoded, "isBase64Encoded": True}
 
 
 def kserve_docs(responses: dict) -> dict:

@@ -20,11 +20,12 @@ MAX_FLOAT_INPUTS = 1024  # encoding_format "float" (and KServe v2's JSON tensors
 LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 # The per-request token budget: what a function finishes within API Gateway's 29 s integration timeout with a 2x
 # margin, at its deployed memory's CPU share (Lambda gives 1 vCPU at 1,769 MB, pro rata below). Measured by
-# `maas bench budget`: one onnxruntime thread runs about 5,000 tokens of all-MiniLM-L6-v2 int8 per CPU-second
-# (inputs of 256 tokens, the slowest per token; process CPU time, so other load on the machine does not skew it).
+# `maas bench budget` (one onnxruntime thread, process CPU time, so other load on the machine does not skew it):
+# the handlers ran all-MiniLM-L6-v2 int8 at 4,260 (rerank) to 4,760 (embeddings) tokens per CPU-second on inputs
+# of 256 tokens, the slowest per token; the budget takes 3,600, ~15% under the slowest, for run-to-run noise.
 ENV_MAX_REQUEST_TOKENS = "MAAS_MAX_REQUEST_TOKENS"  # override of the derived budget (tokens per request)
 ENV_LAMBDA_MEMORY_MB = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda in every function's environment
-TOKENS_PER_VCPU_SECOND = 5000
+TOKENS_PER_VCPU_SECOND = 3600
 LAMBDA_MB_PER_VCPU = 1769
 GATEWAY_TIMEOUT_S = 29
 BUDGET_MARGIN = 2
@@ -102,3 +103,8 @@ DEFAULT_IMAGE_MAX_INPUTS = 32
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 DEFAULT_IMAGE_TOP_K = 5  # Hugging Face's default for image classification
 IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg")
+# API Gateway's binary media types: every type. tritonclient's binary tensors come with no Content-Type (and no
+# Accept), raw images as image/png or image/jpeg or untyped: only */* passes such bodies to the function intact
+# (base64, isBase64Encoded) and the binary tensor responses back to such a client as bytes. JSON bodies then arrive
+# base64-encoded too; every function decodes them (maas.bodies.json_body, Powertools' decoded_body).
+BINARY_MEDIA_TYPES = ("*/*",)

@@ -94,11 +94,19 @@ def test_the_v2_contract_tests_give_the_same_answers_as_the_lambda_route(proxy, 
     cases = [case for case in _bad(*tensors) if case[0] != "too long"]
     long = np.ones((1, 513), np.int64)
     cases.append(("too long", {"inputs": _inputs(long, long)}, 400, "maximum is 512"))
+    # the endpoint answers JSON only: binary outputs are refused with the setting that avoids them
+    cases.append(
+        ("binary", {"inputs": _inputs(*tensors), "parameters": {"binary_data_output": True}}, 400, "binary_data=False")
+    )
     for name, body, status, fragment in cases:
         resp = _call(proxy, "POST", INFER, body)
         assert resp.status == status, (name, resp.json)
         assert_kserve_error(resp, status, message=fragment)
     assert_kserve_error(_call(proxy, "POST", INFER, raw=b"{nope"), 400, message="not valid JSON")
+    binary = {"Inference-Header-Content-Length": "2"}
+    assert_kserve_error(
+        _call(proxy, "POST", INFER, raw=b"{}", headers=binary), 400, "unsupported", message="binary_data=False"
+    )
     assert_kserve_error(_call(proxy, "POST", INFER, {"inputs": []}, authorizer=None), 401, message="API key")
     assert_kserve_error(_call(proxy, "GET", INFER), 405, "method_not_allowed", message="use POST")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -176,7 +177,6 @@ def _bad(ids, mask):
         ("too long", {"inputs": _inputs(np.ones((1, 257), np.int64), np.ones((1, 257), np.int64))}, 400, "256"),
         ("too many rows", {"inputs": _inputs(np.ones((1025, 2), np.int64), np.ones((1025, 2), np.int64))}, 400, "1024"),
         ("unknown output", {"inputs": good, "outputs": [{"name": "logits"}]}, 400, "unknown output 'logits'"),
-        ("binary", {"inputs": good, "parameters": {"binary_data_output": True}}, 400, "binary"),
         ("no inputs", {}, 400, "missing required parameter: 'inputs'"),
         ("extra field", {"inputs": good, "temperature": 1}, 400, "unsupported parameter"),
         ("shape not ints", {"inputs": [{**good[0], "shape": ["a", 2]}, good[1]]}, 400, "shape"),
@@ -255,3 +255,83 @@ def test_not_ready_while_the_model_is_missing(tmp_path):
     assert_kserve_error(_call(Client(handler, AUTH), "GET", "/v2/health/ready"), 503, message="not loaded")
     assert _call(Client(handler, AUTH), "GET", "/v2/health/live").status == 200
     assert_kserve_error(_call(Client(handler, AUTH), "GET", f"/v2/models/{MODEL}"), 503, message="unavailable")
+
+
+# ------------------------------------------------------------ the binary tensor data extension (Triton's)
+
+
+def _binary_request(arrays: dict, **extra) -> tuple[bytes, dict]:
+    """(body, headers) as tritonclient sends binary inputs: the JSON part, then each input's little-endian bytes."""
+    inputs = [
+        {"name": n, "datatype": "INT64", "shape": list(a.shape), "parameters": {"binary_data_size": a.nbytes}}
+        for n, a in arrays.items()
+    ]
+    head = json.dumps({"inputs": inputs, **extra}).encode()
+    body = head + b"".join(np.ascontiguousarray(a, dtype="<i8").tobytes() for a in arrays.values())
+    # tritonclient sends no Content-Type: the JSON part's length says where the bytes start
+    return body, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def _binary_answer(resp) -> tuple[dict, bytes]:
+    assert resp.status == 200, resp.body[:300]
+    assert resp.headers["Content-Type"] == "application/octet-stream"
+    split = int(resp.headers["Inference-Header-Content-Length"])
+    return json.loads(resp.body[:split]), resp.body[split:]
+
+
+def test_binary_inputs_and_outputs_answer_what_json_tensors_do_and_bill_the_same_tokens(v2, aws, tensors):
+    # GIVEN the same tensors as JSON and as binary data, from a fresh tenant
+    meter, tenant, auth = fresh_tenant(aws)
+    ids, mask = tensors
+    start = time.time() - 1
+    json_answer = _call(v2, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)}).json["outputs"][0]
+    body, headers = _binary_request({"input_ids": ids, "attention_mask": mask}, parameters={"binary_data_output": True})
+    # WHEN they are sent with binary outputs asked for (tritonclient's defaults)
+    resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=body, headers=headers, authorizer=auth)
+    # THEN the output's bytes are the JSON answer's values, float32 little-endian, and its JSON part says their size
+    head, data = _binary_answer(resp)
+    [out] = head["outputs"]
+    assert out == {
+        "name": "sentence_embedding",
+        "datatype": "FP32",
+        "shape": [len(TEXTS), 384],
+        "parameters": {"binary_data_size": len(TEXTS) * 384 * 4},
+    }
+    vectors = np.frombuffer(data, dtype="<f4").reshape(out["shape"])
+    np.testing.assert_allclose(vectors, np.array(json_answer["data"]).reshape(out["shape"]), atol=1e-8)
+    # AND it is billed the tokens it ran, as JSON tensors are
+    [event] = meter.events(tenant, start, time.time() + 1)
+    assert (event.task, event.units) == ("v2-infer", int(mask.sum()))
+    # an output may ask for JSON while the inputs are binary: a plain JSON answer
+    body, headers = _binary_request(
+        {"input_ids": ids, "attention_mask": mask},
+        outputs=[{"name": "sentence_embedding", "parameters": {"binary_data": False}}],
+    )
+    resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=body, headers=headers)
+    assert resp.status == 200 and resp.json["outputs"][0]["data"] == json_answer["data"]
+
+
+def test_malformed_binary_bodies_are_400s_in_the_kserve_shape_and_not_billed(v2, aws, tensors):
+    meter, tenant, auth = fresh_tenant(aws)
+    ids, mask = tensors
+    start = time.time() - 1
+    body, headers = _binary_request({"input_ids": ids, "attention_mask": mask})
+    split = int(headers["Inference-Header-Content-Length"])
+    head = json.loads(body[:split])
+    cases = [
+        ("length not a number", body, {"Inference-Header-Content-Length": "ten"}, "JSON part's length"),
+        ("length past the body", body, {"Inference-Header-Content-Length": str(len(body) + 1)}, "JSON part's length"),
+        ("length cuts the JSON", body, {"Inference-Header-Content-Length": str(split - 3)}, "not valid JSON"),
+        ("bytes missing", body[:-8], headers, "does not fit"),
+        ("bytes left over", body + b"\0" * 8, headers, "belong to no input"),
+    ]
+    bad = {**head["inputs"][0], "parameters": {"binary_data_size": 7}}
+    odd = json.dumps({"inputs": [bad, head["inputs"][1]]}).encode()
+    cases.append(("size not a multiple", odd + body[split:], {"Inference-Header-Content-Length": str(len(odd))}, "7"))
+    both = json.dumps({"inputs": [{**head["inputs"][0], "data": [1]}, head["inputs"][1]]}).encode()
+    cases.append(("data and bytes", both + body[split:], {"Inference-Header-Content-Length": str(len(both))}, "both"))
+    for name, raw, hdrs, fragment in cases:
+        resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=raw, headers=hdrs, authorizer=auth)
+        assert resp.status == 400, (name, resp.body)
+        assert_kserve_error(resp, 400, message=fragment)
+    assert meter.events(tenant, start, time.time() + 1) == []

@@ -128,7 +128,8 @@ class EndpointService:
             if settings.batching
             else None,
         )
-        self.v2 = V2Service(self.embeddings, settings.max_inputs)
+        # The proxy passes the endpoint's answer on as JSON text: binary outputs are refused with what to send instead
+        self.v2 = V2Service(self.embeddings, settings.max_inputs, binary_outputs=False)
 
     @property
     def device(self) -> str:

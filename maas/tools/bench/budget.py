@@ -121,7 +121,7 @@ def measure(route: BudgetRoute, handler: InProcessHandler, budget: int, count, r
 
 
 def _small(route: BudgetRoute) -> dict:
-    return route.build(1024, lambda texts: 256 * len(texts))[0]
+    return route.build(4096, lambda texts: 256 * len(texts))[0]
 
 
 def run(args) -> int:
