@@ -33,5 +33,6 @@ CLASSIFY = f"Limits: at most {c.DEFAULT_CLASSIFY_MAX_INPUTS:,} inputs; " + budge
 V2_INFER = (
     f"Limits: at most {c.MAX_FLOAT_INPUTS:,} rows and the model's maximum sequence length; "
     + budget_text("rows x sequence length: every position runs, padding included")
-    + " Billed: the tokens run (per row the attention mask's ones, at least 1)."
+    + " Billed: the tokens run (per row the attention mask's ones, at least 1). Also takes Triton's binary tensor "
+    "data extension (a body of `Inference-Header-Content-Length` bytes of this JSON, then the inputs' bytes)."
 )

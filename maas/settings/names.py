@@ -21,8 +21,8 @@ LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 # The per-request token budget: what a function finishes within API Gateway's 29 s integration timeout with a 2x
 # margin, at its deployed memory's CPU share (Lambda gives 1 vCPU at 1,769 MB, pro rata below). Measured by
 # `maas bench budget` (one onnxruntime thread, process CPU time, so other load on the machine does not skew it):
-# the handlers ran all-MiniLM-L6-v2 int8 at 4,260 (rerank) to 4,760 (embeddings) tokens per CPU-second on inputs
-# of 256 tokens, the slowest per token; the budget takes 3,600, ~15% under the slowest, for run-to-run noise.
+# the handlers ran all-MiniLM-L6-v2 int8 at 4,200 (v2 infer) to 4,650 (embeddings) tokens per CPU-second on
+# inputs of 256 tokens, the slowest per token; the budget takes 3,600, ~15% under the slowest, for run-to-run noise.
 ENV_MAX_REQUEST_TOKENS = "MAAS_MAX_REQUEST_TOKENS"  # override of the derived budget (tokens per request)
 ENV_LAMBDA_MEMORY_MB = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda in every function's environment
 TOKENS_PER_VCPU_SECOND = 3600
