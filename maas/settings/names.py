@@ -42,6 +42,7 @@ ENV_CONTINUATION_QUEUE_URL = "MAAS_CONTINUATION_QUEUE_URL"  # where a job too bi
 ENV_DLQ_URL = "MAAS_DLQ_URL"  # the SQS worker forwards a message here, with its error, on its last receive
 ENV_MAX_RECEIVE_COUNT = "MAAS_MAX_RECEIVE_COUNT"  # the requests queue's redrive maxReceiveCount
 JOBS_PREFIX = "jobs/"
+FILES_PREFIX = "files/"  # files/{tenant}/{file id}: the Files API (batch inputs and outputs); never starts a job
 DEFAULT_RESULTS_PREFIX = "results/"
 DEFAULT_CHUNK_LINES = 5000
 DEFAULT_MAX_RECEIVE_COUNT = 3
