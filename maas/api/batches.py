@@ -222,10 +222,8 @@ class BatchesApi:
             self.logger.info("batch created", extra={"tenant_id": who.tenant_id, "batch_id": body["id"]})
             return ok(body)
 
-        @app.get("/v1/batches", summary="The caller's batches, newest first", responses={200: documented(BatchList, "")})
-        def list_batches(
-            after: Annotated[str | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
-        ):
+        @app.get("/v1/batches", summary="Batches, newest first", responses={200: documented(BatchList, "")})
+        def list_batches(after: Annotated[str | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
             return ok(batches.list(caller(), after, limit))
 
         @app.get(

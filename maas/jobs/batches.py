@@ -68,6 +68,7 @@ class BatchRecord:
     error_file_id: str | None = None
     errors: list[dict] = field(default_factory=list)
     times: dict[str, int] = field(default_factory=dict)  # in_progress_at, cancelling_at, ... (Unix seconds)
+    created_ns: int = 0  # orders the batches made in one second (OpenAI lists newest first)
 
     @classmethod
     def from_item(cls, item: dict) -> BatchRecord:
@@ -87,6 +88,7 @@ class BatchRecord:
             error_file_id=s("error_file_id"),
             errors=json.loads(s("errors")) if s("errors") else [],
             times=times,
+            created_ns=int(item.get("created_ns", {"N": "0"})["N"]),
         )
 
     @property
@@ -159,9 +161,11 @@ class BatchStore:
     def create(
         self, caller: Caller, job_id: str, endpoint: str, input_file_id: str, metadata: dict | None
     ) -> BatchRecord:
-        now = int(time.time())
+        now_ns = time.time_ns()
+        now = now_ns // 1_000_000_000
         item = {
             **self._key(caller.tenant_id, job_id),
+            "created_ns": _n(now_ns),
             "status": {"S": j.AWAITING_UPLOAD},
             "model": {"S": ""},
             "input_format": {"S": "jsonl"},
@@ -204,7 +208,7 @@ class BatchStore:
             if not start:
                 break
         batches = [BatchRecord.from_item(i) for i in items]
-        return sorted(batches, key=lambda b: (b.job.created, b.id), reverse=True)
+        return sorted(batches, key=lambda b: (b.job.created, b.created_ns, b.id), reverse=True)
 
     def _update(self, job: Job, expression: str, values: dict, condition: str, names: dict | None = None) -> bool:
         try:
