@@ -20,6 +20,7 @@ from maas.settings.names import (
     ENV_JOB_BUCKET,
     ENV_MAX_RECEIVE_COUNT,
     ENV_RESULTS_PREFIX,
+    FILES_PREFIX,  # files/{tenant}/... : the Files API (a batch's output and error files)
     JOBS_PREFIX,  # jobs/{tenant}/... : a tenant's input files
 )
 
@@ -74,6 +75,9 @@ class BatchJobs(Construct):
         job_bucket.grant_read(s3_worker.role, f"{JOBS_PREFIX}*")
         job_bucket.grant_put(s3_worker.role, f"{RESULTS_PREFIX}*")
         job_bucket.grant_put(sqs_worker.role, f"{RESULTS_PREFIX}*")
+        for worker in (s3_worker, sqs_worker):  # a batch's parts are read back into its output and error files
+            job_bucket.grant_read(worker.role, f"{RESULTS_PREFIX}*")
+            job_bucket.grant_put(worker.role, f"{FILES_PREFIX}*")
         # S3 invokes asynchronously: after Lambda's retries a failed job event lands in the dead-letter queue.
         s3_worker.alias.configure_async_invoke(
             retry_attempts=2, on_failure=destinations.SqsDestination(self.dead_letters)

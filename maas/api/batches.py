@@ -187,7 +187,10 @@ class BatchesApi:
             f"{FILES_PATH}/<file_id>/content",
             summary="A file's content (JSON lines); large files answer 302 to a presigned URL",
             responses={
-                200: {"description": "The file's bytes", "content": {"application/jsonl": {"schema": {}}, JSON: {}}},
+                200: {
+                    "description": "The file's bytes",
+                    "content": {"application/jsonl": {"schema": {"type": "string", "description": "JSON lines"}}},
+                },
                 302: {"description": "Location: a presigned URL of the content"},
                 404: ERRORS[404],
             },

@@ -87,3 +87,4 @@ DEFAULT_IMAGE_MAX_INPUTS = 32
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 DEFAULT_IMAGE_TOP_K = 5  # Hugging Face's default for image classification
 IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg")
+MULTIPART_MEDIA_TYPE = "multipart/form-data"  # POST /v1/files: a binary media type in API Gateway

@@ -97,11 +97,13 @@ def test_functions_follow_config(built):
     config = load_config()
     functions = lambda_functions(built.service_template)
     ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
-    # authorizer, usage, jobs, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch workers
+    # authorizer, usage, jobs, batches, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch
+    # workers
     prefixes = (
         "Authorizer",
         "Usage",
         "Jobs",
+        "Files",
         "Taskembeddings",
         "Taskrerank",
         "Taskclassify",
@@ -187,7 +189,9 @@ def test_image_classify_carries_its_own_model_layer_and_limits(built):
 def test_raw_images_reach_the_function_base64_encoded(built):
     """image/png and image/jpeg are binary media types: API Gateway passes such bodies base64-encoded."""
     _, api = only(built.service_template, "AWS::ApiGateway::RestApi")
-    assert sorted(api["Properties"]["BinaryMediaTypes"]) == sorted(constants.IMAGE_MEDIA_TYPES)
+    assert sorted(api["Properties"]["BinaryMediaTypes"]) == sorted(
+        [*constants.IMAGE_MEDIA_TYPES, constants.MULTIPART_MEDIA_TYPE]
+    )
     route = routes(built.service_template)[("POST", "/v1/images/classify")]
     assert "RequestModels" not in route  # raw bodies are not JSON: the function validates both forms
 
