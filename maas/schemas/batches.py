@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# What a batch may ask for: OpenAI's embeddings, and (a maas extension) classify and rerank with their own bodies.
-BATCH_ENDPOINTS = ("/v1/embeddings", "/v1/classify", "/v1/rerank")
 BatchStatus = Literal[
     "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
 ]
@@ -45,9 +43,8 @@ class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input_file_id: str = Field(min_length=1, max_length=64, description="A file uploaded with purpose `batch`.")
-    endpoint: Literal["/v1/embeddings", "/v1/classify", "/v1/rerank"] = Field(
-        description="Every line's `url`; `/v1/classify` and `/v1/rerank` are maas extensions."
-    )
+    # The batch workers hold the embedding package only: classify and rerank lines are not answered in batches.
+    endpoint: Literal["/v1/embeddings"] = Field(description="Every line's `url`.")
     completion_window: Literal["24h"] = Field(description="Only `24h`, as OpenAI.")
     metadata: dict[str, str] | None = Field(None, description="Up to 16 pairs: keys of 64 characters, values of 512.")
     output_expires_after: dict | None = Field(None, description="Accepted for compatibility; outputs are kept.")

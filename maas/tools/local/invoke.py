@@ -11,6 +11,7 @@ from pathlib import Path
 from maas.api.routes import HEAVY_FUNCTION, RouteMatcher, api_routes
 from maas.settings import names as c
 from maas.tables import USAGE
+from maas.tools.local.batch import LOCAL_JOB_BUCKET
 from maas.tools.local.emulator import AwsEmulator, aws_env, table_env
 from maas.tools.local.endpoint import heavy_models, proxy_env, start_if_built
 from maas.tools.local.functions import (
@@ -21,6 +22,9 @@ from maas.tools.local.functions import (
     model_missing_hint,
     patched_environ,
 )
+
+
+JOB_BUCKET_FUNCTIONS = ("jobs", "batches")  # the functions that need the job bucket (presigned URLs, files)
 
 
 def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -> int:
@@ -56,6 +60,9 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
         emulator.start()
         emulator.create_tables()
         merged = {**aws_env(emulator.url), **table_env(), **merged}
+        if function in JOB_BUCKET_FUNCTIONS and c.ENV_JOB_BUCKET not in merged:  # as `maas serve` gives them one
+            emulator.client("s3").create_bucket(Bucket=LOCAL_JOB_BUCKET)
+            merged[c.ENV_JOB_BUCKET] = LOCAL_JOB_BUCKET
     try:
         t0 = time.perf_counter()
         try:
