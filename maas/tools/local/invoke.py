@@ -23,7 +23,6 @@ from maas.tools.local.functions import (
     patched_environ,
 )
 
-
 JOB_BUCKET_FUNCTIONS = ("jobs", "batches")  # the functions that need the job bucket (presigned URLs, files)
 
 
