@@ -24,14 +24,27 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import JSON, create_resolver, documented, dumps, error_docs, error_result, proxy_result
 from maas.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from maas.jobs.batches import BatchesService
-from maas.jobs.files import FileStore
+from maas.jobs.batches import BatchesService, Conflict
+from maas.jobs.files import PART_ID_RE, FileStore, UploadStore, upload_body
 from maas.metering.charge import caller_from_event
-from maas.schemas.batches import Batch, BatchCreate, BatchList, FileDeleted, FileList, FileObject
+from maas.schemas.batches import (
+    Batch,
+    BatchCreate,
+    BatchList,
+    FileDeleted,
+    FileList,
+    FileObject,
+    Upload,
+    UploadComplete,
+    UploadCreate,
+    UploadPart,
+)
 from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 from maas.tenancy.store import Caller
 
 FILES_PATH = "/v1/files"
+UPLOADS_PATH = "/v1/uploads"
+PARTS_PATH = "/v1/uploads/{upload_id}/parts"
 # A Lambda invocation carries at most 6 MB, and API Gateway sends a binary body base64-encoded (4/3 larger): a file
 # posted to POST /v1/files may have 4 MiB. Larger batch files: the Uploads API is not served; see the README.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -85,14 +98,44 @@ def form_of(event: dict, max_bytes: int) -> dict[str, FormPart]:
 class BatchesApi:
     """The function's API: call it with an API Gateway REST event and a Lambda context."""
 
-    def __init__(self, batches: BatchesService, files: FileStore, logger: logging.Logger):
-        self.batches, self.files, self.logger = batches, files, logger
+    def __init__(self, batches: BatchesService, files: FileStore, uploads: UploadStore, logger: logging.Logger):
+        self.batches, self.files, self.uploads, self.logger = batches, files, uploads, logger
         self.app = self._resolver()
 
     def __call__(self, event: dict, context) -> dict:
-        if event.get("httpMethod") == "POST" and (event.get("resource") or event.get("path")) == FILES_PATH:
-            return self.upload(event)
+        if event.get("httpMethod") == "POST":
+            resource = event.get("resource") or event.get("path")
+            if resource == FILES_PATH:
+                return self.upload(event)
+            if resource == PARTS_PATH:
+                return self.add_part(event)
         return self.app.resolve(event, context)
+
+    def pending_upload(self, caller: Caller, upload_id: str) -> dict:
+        """The caller's upload ``upload_id``, still taking parts (404 if none, 409 once it ended)."""
+        upload = self.uploads.get(caller.tenant_id, upload_id)
+        if upload is None:
+            raise NotFound(f"No upload '{upload_id}'.", code="upload_not_found")
+        if upload["status"] != "pending":
+            raise Conflict(f"The upload '{upload_id}' is {upload['status']}.", code="upload_not_pending")
+        return upload
+
+    def add_part(self, event: dict) -> dict:
+        """POST /v1/uploads/{id}/parts without the resolver: one part, the multipart field `data`."""
+        try:
+            caller = self._caller(event)
+            upload_id = (event.get("pathParameters") or {}).get("upload_id") or ""
+            upload = self.pending_upload(caller, upload_id)
+            data = form_of(event, MAX_FILE_BYTES).get("data")
+            if data is None:
+                raise InvalidRequest("Send the part as the multipart field 'data'.", param="data")
+            if len(data.data) > MAX_FILE_BYTES:
+                raise PayloadTooLarge(f"A part has at most {MAX_FILE_BYTES} bytes; send smaller parts.")
+            part = self.uploads.add_part(caller.tenant_id, upload, data.data)
+        except ApiError as err:
+            self.logger.info("request refused", extra={"status": err.status, "code": err.code})
+            return error_result(err)
+        return proxy_result(200, dumps(part))
 
     def upload(self, event: dict) -> dict:
         """POST /v1/files without the resolver: the multipart body is bytes, not JSON."""
@@ -245,12 +288,70 @@ class BatchesApi:
         def cancel_batch(batch_id: str):
             return ok(batches.cancel(caller(), batch_id))
 
+        @app.post(
+            UPLOADS_PATH,
+            summary="Start an upload of a file in parts (parts of at most 4 MiB)",
+            responses={200: documented(Upload, "The upload, pending"), 400: ERRORS[400]},
+        )
+        def create_upload(request: Annotated[UploadCreate, Body()]):
+            who = caller()
+            upload = self.uploads.create(
+                who.tenant_id, request.filename, request.purpose, request.bytes, request.mime_type
+            )
+            return ok(upload_body(upload))
+
+        @app.post(
+            "/v1/uploads/<upload_id>/parts",
+            summary="Add a part (multipart/form-data: data)",
+            responses={200: documented(UploadPart, "The part"), 404: ERRORS[404], 409: ERRORS[409]},
+        )
+        def add_upload_part(upload_id: str):
+            from maas.api.resolver import resolver_response
+
+            return resolver_response(self.add_part(app.current_event.raw_event))
+
+        @app.post(
+            "/v1/uploads/<upload_id>/complete",
+            summary="Assemble the parts, in the order given, into a file",
+            responses={200: documented(Upload, "The upload, completed, with its file"), 400: ERRORS[400]},
+        )
+        def complete_upload(upload_id: str, request: Annotated[UploadComplete, Body()]):
+            who = caller()
+            upload = self.pending_upload(who, upload_id)
+            bad = [p for p in request.part_ids if not PART_ID_RE.match(p)]
+            if bad or len(set(request.part_ids)) != len(request.part_ids):
+                raise InvalidRequest("'part_ids' must name this upload's parts, each once.", param="part_ids")
+            try:
+                record, md5 = self.uploads.complete(who.tenant_id, upload, request.part_ids)
+            except self.files.s3.exceptions.NoSuchKey:
+                raise InvalidRequest("'part_ids' names a part this upload does not have.", param="part_ids") from None
+            size = record.bytes if record else 0
+            problem = None
+            if size != upload["bytes"]:
+                problem = f"The parts hold {size} bytes; the upload was created for {upload['bytes']}."
+            elif request.md5 is not None and request.md5.lower() != md5:
+                problem = f"The parts' md5 is {md5}, not {request.md5}."
+            if problem:
+                if record is not None:
+                    self.files.delete(who.tenant_id, record.id)
+                raise InvalidRequest(problem, code="upload_mismatch", param="part_ids")
+            return ok(upload_body(self.uploads.finish(who.tenant_id, upload, "completed", record.body())))
+
+        @app.post(
+            "/v1/uploads/<upload_id>/cancel",
+            summary="Cancel an upload; its parts are dropped",
+            responses={200: documented(Upload, "The upload, cancelled"), 404: ERRORS[404], 409: ERRORS[409]},
+        )
+        def cancel_upload(upload_id: str):
+            who = caller()
+            return ok(upload_body(self.uploads.finish(who.tenant_id, self.pending_upload(who, upload_id), "cancelled")))
+
         return app
 
 
 def openapi_app() -> APIGatewayRestResolver:
     """The resolver as the function registers it, for the API's OpenAPI document (maas.api.openapi)."""
-    return BatchesApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app
+    return BatchesApi(DOCS_ONLY, DOCS_ONLY, DOCS_ONLY, DOCS_ONLY).app
 
 
 def openapi_patch(doc: dict) -> None:
@@ -271,5 +372,18 @@ def openapi_patch(doc: dict) -> None:
             }
         },
     }
-    cancel = next(item["post"] for path, item in doc["paths"].items() if path.endswith("/cancel"))
-    cancel["requestBody"] = {"required": False, "content": {JSON: {"schema": {"type": "object"}}}}
+    doc["paths"][PARTS_PATH]["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "string", "format": "binary", "description": "at most 4 MiB"}},
+                }
+            }
+        },
+    }
+    for path, item in doc["paths"].items():
+        if path.endswith("/cancel"):
+            item["post"]["requestBody"] = {"required": False, "content": {JSON: {"schema": {"type": "object"}}}}

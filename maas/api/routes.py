@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel
 
-from maas.schemas.batches import BatchCreate
+from maas.schemas.batches import BatchCreate, UploadComplete, UploadCreate
 from maas.schemas.classify import ClassifyRequest
 from maas.schemas.embeddings import EmbeddingsRequest, FeatureExtractionRequest
 from maas.schemas.rerank import RerankRequest, RerankV2Request
@@ -105,6 +105,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/files/{file_id}", "batches"),
     Route("DELETE", "/v1/files/{file_id}", "batches"),
     Route("GET", "/v1/files/{file_id}/content", "batches"),
+    # OpenAI's Uploads API (client.uploads.upload_file_chunked): files over one request's limit, in parts.
+    Route("POST", "/v1/uploads", "batches", body=UploadCreate),
+    Route("POST", "/v1/uploads/{upload_id}/parts", "batches"),
+    Route("POST", "/v1/uploads/{upload_id}/complete", "batches", body=UploadComplete),
+    Route("POST", "/v1/uploads/{upload_id}/cancel", "batches"),
     Route("POST", "/v1/batches", "batches", body=BatchCreate),
     Route("GET", "/v1/batches", "batches"),
     Route("GET", "/v1/batches/{batch_id}", "batches"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from maas.errors import ApiError, InvalidRequest, NotFound
 from maas.jobs import store as j
-from maas.jobs.files import FileStore, file_key
+from maas.jobs.files import MAX_UPLOAD_BYTES, FileStore, file_key
 from maas.jobs.store import Job, JobStore
 from maas.tenancy.store import Caller
 
@@ -32,7 +32,7 @@ TERMINAL = (j.COMPLETED, j.FAILED, CANCELLED, EXPIRED)
 COMPLETION_WINDOW_S = 24 * 3600
 # OpenAI's limits for a batch's input file, checked before any line runs.
 MAX_BATCH_LINES = 50_000
-MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024
+MAX_BATCH_FILE_BYTES = MAX_UPLOAD_BYTES
 MAX_REPORTED_ERRORS = 100  # errors.data lists at most this many problems of a refused file
 MAX_METADATA_PAIRS = 16
 

@@ -7,6 +7,8 @@ lookup is keyed by the caller's tenant: no caller can name another tenant's file
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 import uuid
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from maas.settings.names import FILES_PREFIX
+from maas.settings.names import FILES_PREFIX, UPLOADS_PREFIX
 
 FILE_ID_RE = re.compile(r"^file-[a-f0-9]{24}$")
 PURPOSES = ("batch", "batch_output")
@@ -164,3 +166,95 @@ class FileStore:
         return self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": file_key(tenant_id, file_id)}, ExpiresIn=self.url_ttl_s
         )
+
+
+# ------------------------------------------------------------------------------------------ the Uploads API
+
+UPLOAD_ID_RE = re.compile(r"^upload_[a-f0-9]{24}$")
+PART_ID_RE = re.compile(r"^part_[a-f0-9]{24}$")
+UPLOAD_TTL_S = 3600  # OpenAI's: an upload not completed within an hour expires
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # what a batch may read (maas.jobs.batches.MAX_BATCH_FILE_BYTES)
+
+
+class UploadStore:
+    """OpenAI's Uploads API: a file sent in parts (each one request), then assembled into a file in order.
+
+    Keys: uploads/{tenant}/{upload id}/upload.json (what the upload object says) and .../{part id} per part. The
+    parts are read back in the order `complete` names them and written as one file (FileStore.assemble), so no part
+    size is forced on the client beyond the one request's limit."""
+
+    def __init__(self, files: FileStore):
+        self.files, self.s3, self.bucket = files, files.s3, files.bucket
+
+    def _key(self, tenant_id: str, upload_id: str, name: str = "upload.json") -> str:
+        return f"{UPLOADS_PREFIX}{tenant_id}/{upload_id}/{name}"
+
+    def _save(self, tenant_id: str, upload: dict) -> dict:
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self._key(tenant_id, upload["id"]),
+            Body=json.dumps(upload).encode(),
+            ContentType="application/json",
+        )
+        return upload
+
+    def create(self, tenant_id: str, filename: str, purpose: str, size: int, mime_type: str) -> dict:
+        now = int(time.time())
+        upload = {
+            "id": f"upload_{uuid.uuid4().hex[:24]}",
+            "object": "upload",
+            "bytes": size,
+            "created_at": now,
+            "expires_at": now + UPLOAD_TTL_S,
+            "filename": filename,
+            "purpose": purpose,
+            "status": "pending",
+            "file": None,
+            "mime_type": mime_type,
+        }
+        return self._save(tenant_id, upload)
+
+    def get(self, tenant_id: str, upload_id: str) -> dict | None:
+        if not UPLOAD_ID_RE.match(upload_id):
+            return None
+        try:
+            raw = self.s3.get_object(Bucket=self.bucket, Key=self._key(tenant_id, upload_id))["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        upload = json.loads(raw)
+        if upload["status"] == "pending" and time.time() > upload["expires_at"]:
+            upload["status"] = "expired"
+        return upload
+
+    def add_part(self, tenant_id: str, upload: dict, data: bytes) -> dict:
+        part = {"id": f"part_{uuid.uuid4().hex[:24]}", "object": "upload.part", "created_at": int(time.time())}
+        self.s3.put_object(Bucket=self.bucket, Key=self._key(tenant_id, upload["id"], part["id"]), Body=data)
+        return {**part, "upload_id": upload["id"]}
+
+    def complete(self, tenant_id: str, upload: dict, part_ids: list[str]) -> tuple[FileRecord | None, str]:
+        """Assemble the parts, in ``part_ids``' order, into a new file: (the file, its md5 hex digest)."""
+        digest = hashlib.md5(usedforsecurity=False)
+
+        def chunks() -> Iterable[bytes]:
+            for part_id in part_ids:
+                data = self.s3.get_object(Bucket=self.bucket, Key=self._key(tenant_id, upload["id"], part_id))[
+                    "Body"
+                ].read()
+                digest.update(data)
+                yield data
+
+        record = self.files.assemble(tenant_id, new_file_id(), upload["filename"], upload["purpose"], chunks())
+        return record, digest.hexdigest()
+
+    def finish(self, tenant_id: str, upload: dict, status: str, file: dict | None = None) -> dict:
+        """Mark the upload completed (with its file) or cancelled, and drop its parts."""
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self._key(tenant_id, upload["id"], ""))
+        for obj in listed.get("Contents", []):
+            if not obj["Key"].endswith("/upload.json"):
+                self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+        return self._save(tenant_id, {**upload, "status": status, "file": file})
+
+
+def upload_body(upload: dict) -> dict:
+    """The upload object as OpenAI's API answers it."""
+    return {k: v for k, v in upload.items() if k != "mime_type"}

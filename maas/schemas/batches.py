@@ -118,3 +118,41 @@ class BatchInputLine(BaseModel):
     method: Literal["POST"]
     url: str
     body: dict
+
+
+class UploadCreate(BaseModel):
+    """`POST /v1/uploads`: a file that will come in parts (the SDK's `uploads.upload_file_chunked`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bytes: int = Field(ge=1, le=200 * 1024 * 1024, description="The whole file's size; `complete` checks it.")
+    filename: str = Field(min_length=1, max_length=255)
+    mime_type: str = Field(min_length=1, max_length=255)
+    purpose: Literal["batch"]
+    expires_after: dict | None = Field(None, description="Accepted for compatibility; uploads expire in an hour.")
+
+
+class UploadComplete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    part_ids: list[str] = Field(min_length=1, max_length=10_000, description="The parts, in the file's order.")
+    md5: str | None = Field(None, description="The whole file's md5 (hex); checked when given.")
+
+
+class UploadPart(BaseModel):
+    id: str
+    object: Literal["upload.part"] = "upload.part"
+    created_at: int
+    upload_id: str
+
+
+class Upload(BaseModel):
+    id: str
+    object: Literal["upload"] = "upload"
+    bytes: int
+    created_at: int
+    expires_at: int
+    filename: str
+    purpose: str
+    status: Literal["pending", "completed", "cancelled", "expired"]
+    file: FileObject | None = None

@@ -43,6 +43,7 @@ ENV_DLQ_URL = "MAAS_DLQ_URL"  # the SQS worker forwards a message here, with its
 ENV_MAX_RECEIVE_COUNT = "MAAS_MAX_RECEIVE_COUNT"  # the requests queue's redrive maxReceiveCount
 JOBS_PREFIX = "jobs/"
 FILES_PREFIX = "files/"  # files/{tenant}/{file id}: the Files API (batch inputs and outputs); never starts a job
+UPLOADS_PREFIX = "uploads/"  # uploads/{tenant}/{upload id}/...: the Uploads API's parts until they become a file
 DEFAULT_RESULTS_PREFIX = "results/"
 DEFAULT_CHUNK_LINES = 5000
 DEFAULT_MAX_RECEIVE_COUNT = 3

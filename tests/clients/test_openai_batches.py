@@ -13,6 +13,7 @@ import numpy as np
 import openai
 import pytest
 
+from maas.api.batches import MAX_FILE_BYTES
 from maas.jobs.batches import MAX_BATCH_LINES
 from maas.metering.export import invoice_lines
 from maas.metering.store import Meter
@@ -225,3 +226,36 @@ def test_batches_list_pages_with_after_and_limit_and_files_are_the_callers_own(s
         client.batches.retrieve("batch_" + "0" * 24)
     with pytest.raises(openai.BadRequestError):
         client.files.create(file=("x.jsonl", b"{}"), purpose="fine-tune")
+
+
+def test_a_file_over_one_requests_limit_goes_up_in_parts_with_the_sdks_uploads_api(client):
+    # GIVEN a 5 MiB batch file (over the 4 MiB a single POST /v1/files takes) and a small one
+    big = jsonl(embedding_lines(["x" * 1000] * 5000))[: 5 * 1024 * 1024]
+    assert len(big) > MAX_FILE_BYTES
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.files.create(file=("big.jsonl", big), purpose="batch")
+    assert refused.value.status_code == 413
+    small = jsonl(embedding_lines(texts(40, "u")))
+
+    # WHEN each goes up with uploads.upload_file_chunked, in parts under the limit
+    whole = client.uploads.upload_file_chunked(
+        file=big, filename="big.jsonl", bytes=len(big), mime_type="text/jsonl", purpose="batch", part_size=2 << 20
+    )
+    parted = client.uploads.upload_file_chunked(
+        file=small, filename="small.jsonl", bytes=len(small), mime_type="text/jsonl", purpose="batch", part_size=1000
+    )
+
+    # THEN each is a file with the exact bytes, in order, and a batch runs on the small one
+    assert whole.status == "completed" and whole.file.bytes == len(big)
+    assert client.files.content(whole.file.id).content == big
+    assert parted.status == "completed" and client.files.content(parted.file.id).content == small
+    batch = client.batches.create(input_file_id=parted.file.id, endpoint="/v1/embeddings", completion_window="24h")
+    done = wait(client, batch.id)
+    assert done.status == "completed" and done.request_counts.completed == 40
+    # AND parts of a finished upload, and a size that does not add up, are refused
+    with pytest.raises(openai.ConflictError):
+        client.uploads.parts.create(upload_id=parted.id, data=b"more")
+    short = client.uploads.create(bytes=10, filename="s.jsonl", mime_type="text/jsonl", purpose="batch")
+    part = client.uploads.parts.create(upload_id=short.id, data=b"12345")
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.complete(upload_id=short.id, part_ids=[part.id])
