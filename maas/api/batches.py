@@ -22,7 +22,16 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import JSON, create_resolver, documented, dumps, error_docs, error_result, proxy_result
+from maas.api.resolver import (
+    JSON,
+    create_resolver,
+    documented,
+    dumps,
+    error_docs,
+    error_result,
+    proxy_result,
+    resolver_response,
+)
 from maas.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from maas.jobs.batches import BatchesService, Conflict
 from maas.jobs.files import PART_ID_RE, FileStore, UploadStore, upload_body
@@ -190,8 +199,6 @@ class BatchesApi:
             responses={200: documented(FileObject, "The file"), 400: ERRORS[400], 401: ERRORS[401]},
         )
         def upload_file():
-            from maas.api.resolver import resolver_response
-
             return resolver_response(self.upload(app.current_event.raw_event))
 
         @app.get(FILES_PATH, summary="The caller's files", responses={200: documented(FileList, "Files")})
@@ -306,8 +313,6 @@ class BatchesApi:
             responses={200: documented(UploadPart, "The part"), 404: ERRORS[404], 409: ERRORS[409]},
         )
         def add_upload_part(upload_id: str):
-            from maas.api.resolver import resolver_response
-
             return resolver_response(self.add_part(app.current_event.raw_event))
 
         @app.post(
