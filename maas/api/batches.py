@@ -248,10 +248,14 @@ class BatchesApi:
         def file_content(file_id: str):
             who = caller()
             record = file_record(who, file_id)
+            redirect = Response(status_code=302, headers={"Location": files.url(who.tenant_id, file_id)}, body="")
             if record.bytes > INLINE_CONTENT_BYTES:
-                return Response(status_code=302, headers={"Location": files.url(who.tenant_id, file_id)}, body="")
+                return redirect
             data = files.read(who.tenant_id, file_id)
-            return Response(status_code=200, content_type="application/jsonl", body=data.decode("utf-8"))
+            try:
+                return Response(status_code=200, content_type="application/jsonl", body=data.decode("utf-8"))
+            except UnicodeDecodeError:  # an uploaded file that is not text: S3 answers its bytes as they are
+                return redirect
 
         @app.delete(
             f"{FILES_PATH}/<file_id>",
