@@ -21,6 +21,7 @@ from maas.settings.names import (
     ENV_JOB_BUCKET,
     ENV_MAX_RECEIVE_COUNT,
     ENV_RESULTS_PREFIX,
+    FILES_PREFIX,  # files/{tenant}/... : the Files API (a batch's output and error files)
     JOBS_PREFIX,  # jobs/{tenant}/... : a tenant's input files
 )
 
@@ -88,6 +89,9 @@ class BatchJobs(Construct):
         job_bucket.grant_read(s3_worker.role, f"{JOBS_PREFIX}*")
         job_bucket.grant_put(s3_worker.role, f"{RESULTS_PREFIX}*")
         job_bucket.grant_put(sqs_worker.role, f"{RESULTS_PREFIX}*")
+        for worker in (s3_worker, sqs_worker):  # a batch's parts are read back into its output and error files
+            job_bucket.grant_read(worker.role, f"{RESULTS_PREFIX}*")
+            job_bucket.grant_put(worker.role, f"{FILES_PREFIX}*")
         # S3 invokes asynchronously: after Lambda's retries (an exception, a timeout, out of memory) the failed job
         # event's destination record, with the error, goes to the failed-events queue.
         s3_worker.alias.configure_async_invoke(

@@ -349,10 +349,10 @@ def failed_event_lines(config: Config) -> list[Line]:
 
 def alarm_count(config: Config) -> int:
     """Alarms the Monitoring construct and autoscaling create (target tracking adds two per policy at deploy)."""
-    # authorizer, usage, jobs, tasks (rerank and v2 with the embeddings model), proxies, two batch workers, the
-    # usage aggregator, the failed-events handler
+    # authorizer, usage, jobs, files and batches, tasks (rerank and v2 with the embeddings model), proxies, two batch
+    # workers, the usage aggregator, the failed-events handler
     tasks = set(config.lambda_tasks) | ({"rerank", "v2"} if config.embedding_model is not None else set())
-    functions = 3 + len(tasks) + len(config.sagemaker_models) + 2 + 1 + 1
+    functions = 4 + len(tasks) + len(config.sagemaker_models) + 2 + 1 + 1
     throttled = functions - 2  # all but the batch workers
     # API 5xx + p99, errors per function, throttles, dead letters, the aggregator's iterator age
     alarms = 2 + functions + throttled + 1 + 1

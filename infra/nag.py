@@ -26,7 +26,7 @@ def regex(pattern: str) -> RegexAppliesTo:
 GRANT_WILDCARDS = [
     regex(r"^Resource::.*/index/\*$"),  # a table's GSIs (query by index)
     regex(r"^Action::s3:(GetObject|GetBucket|List|Abort|DeleteObject)\*$"),  # grant_read/put action groups
-    regex(r"^Resource::.*/(jobs|results|models)/.*\*$"),  # object keys under one prefix of one bucket
+    regex(r"^Resource::.*/(jobs|results|models|files|uploads)/.*\*$"),  # object keys under one prefix of one bucket
 ]
 GRANT_REASON = (
     "Wildcards come from grant_* scoped to one table's indexes or one bucket prefix; the actions are the "

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.api import InferenceApi
 from infra.assets import AssetBuilder, Placeholder
-from infra.batch import JOBS_PREFIX, RESULTS_PREFIX, BatchJobs
+from infra.batch import FILES_PREFIX, JOBS_PREFIX, RESULTS_PREFIX, BatchJobs
 from infra.config import Config, ModelConfig, Plan
 from infra.front_door import FunctionUrlFrontDoor
 from infra.functions import ServiceFunction
@@ -68,6 +68,8 @@ class DataStack(Stack):
             lifecycle_rules=[
                 s3.LifecycleRule(prefix=JOBS_PREFIX, expiration=expire),
                 s3.LifecycleRule(prefix=RESULTS_PREFIX, expiration=expire),
+                # parts of uploads never completed (the Uploads API); completed ones are deleted at completion
+                s3.LifecycleRule(prefix=constants.UPLOADS_PREFIX, expiration=expire),
             ],
         ).bucket
         for spec in (TENANTS, API_KEYS, USAGE):
@@ -210,6 +212,29 @@ class ServiceStack(Stack):
         )
         for route in function_routes("jobs"):
             self.api.add_route(route, jobs.alias)
+
+        # OpenAI's Files, Uploads and Batch API: files under files/ and upload parts under uploads/ (put, read, list,
+        # delete); a batch's input copied to jobs/{tenant}/{job}/input.jsonl, whose ObjectCreated event starts the S3
+        # worker; batch items in the jobs table. Small, like jobs.
+        batches = function(  # its id is not "Batch...": that names the S3/SQS workers (no URL, no throttle alarm)
+            "Files",
+            "batches",
+            "maas: OpenAI Files, Uploads and Batch API (/v1/files, /v1/uploads, /v1/batches)",
+            config.authorizer,
+            None,
+            {JOBS.env_var: jobs_table.table_name, constants.ENV_JOB_BUCKET: job_bucket.bucket_name},
+        )
+        jobs_table.grant_read_write_data(batches.role)
+        for prefix in (
+            FILES_PREFIX,
+            constants.UPLOADS_PREFIX,
+        ):  # files, and the parts of uploads (OpenAI's Uploads API)
+            job_bucket.grant_read(batches.role, f"{prefix}*")
+            job_bucket.grant_put(batches.role, f"{prefix}*")
+            job_bucket.grant_delete(batches.role, f"{prefix}*")
+        job_bucket.grant_put(batches.role, f"{JOBS_PREFIX}*")
+        for route in function_routes("batches"):
+            self.api.add_route(route, batches.alias)
 
         task_functions: dict[str, ServiceFunction] = {}
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel
 
+from maas.schemas.batches import BatchCreate, UploadComplete, UploadCreate
 from maas.schemas.classify import ClassifyRequest
 from maas.schemas.embeddings import EmbeddingsRequest, FeatureExtractionRequest
 from maas.schemas.rerank import RerankRequest, RerankV2Request
@@ -67,6 +68,7 @@ API_MODULES = {
     "rerank": "maas.api.rerank",
     "v2": "maas.api.v2",
     "jobs": "maas.api.jobs",
+    "batches": "maas.api.batches",
     "usage": "maas.api.usage",
 }
 
@@ -97,6 +99,21 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/jobs", "jobs"),
     Route("GET", "/v1/jobs", "jobs"),
     Route("GET", "/v1/jobs/{job_id}", "jobs"),
+    # OpenAI's Files and Batches API on the jobs engine (a batch is one job). POST /v1/files is multipart.
+    Route("POST", "/v1/files", "batches"),
+    Route("GET", "/v1/files", "batches"),
+    Route("GET", "/v1/files/{file_id}", "batches"),
+    Route("DELETE", "/v1/files/{file_id}", "batches"),
+    Route("GET", "/v1/files/{file_id}/content", "batches"),
+    # OpenAI's Uploads API (client.uploads.upload_file_chunked): files over one request's limit, in parts.
+    Route("POST", "/v1/uploads", "batches", body=UploadCreate),
+    Route("POST", "/v1/uploads/{upload_id}/parts", "batches"),
+    Route("POST", "/v1/uploads/{upload_id}/complete", "batches", body=UploadComplete),
+    Route("POST", "/v1/uploads/{upload_id}/cancel", "batches"),
+    Route("POST", "/v1/batches", "batches", body=BatchCreate),
+    Route("GET", "/v1/batches", "batches"),
+    Route("GET", "/v1/batches/{batch_id}", "batches"),
+    Route("POST", "/v1/batches/{batch_id}/cancel", "batches"),
     Route("GET", "/v1/usage", "usage"),
 )
 

@@ -114,6 +114,7 @@ class Job:
     units: int = 0
     csv_header: list[str] = field(default_factory=list)
     error: str | None = None
+    endpoint: str | None = None  # a batch's (maas.jobs.batches): its lines are answered by maas.jobs.batch_run
 
     @classmethod
     def from_item(cls, item: dict) -> Job:
@@ -143,6 +144,7 @@ class Job:
             units=n("units"),
             csv_header=[v["S"] for v in item.get("csv_header", {}).get("L", [])],
             error=s("error"),
+            endpoint=s("endpoint"),
         )
 
 

@@ -175,6 +175,10 @@ class BatchWorker:
         job = started
         if job.status != j.RUNNING:
             return JobOutcome(job.job_id, job.tenant_id, job.status, note="duplicate")
+        if job.endpoint:  # a batch made by POST /v1/batches: OpenAI's request lines, validated first
+            from maas.jobs.batch_run import run_batch
+
+            return run_batch(self, ref, job, caller, context)
         engine = self.engine(job.model)
         if engine is None:
             self.jobs.finish(job, j.FAILED, f"model_not_found: the model '{job.model}' is not served here")

@@ -76,6 +76,7 @@ class Ticket:
     keyed: bool = False  # the billing id comes from the client's Idempotency-Key
     replay: bool = False  # an Idempotency-Key retry of a request billed before: served again, not billed
     reservation: Reservation | None = None
+    batch: bool = False  # a Batch API part: priced at the plan's batch price
 
 
 class Billing:
@@ -188,6 +189,7 @@ class Billing:
             time=self.clock(),
             window=reservation.window,
             fingerprint=ticket.fingerprint,
+            batch=ticket.batch,
         )
         if self.metrics is not None:
             self.metrics.add_dimension(name="model", value=manifest.name)
@@ -219,10 +221,12 @@ class Billing:
         units: int,
         compute_ms: float,
         before: QuotaStatus | None = None,
+        batch: bool = False,
     ) -> dict[str, str]:
         """Reserve and bill in one step, for work whose units are known only once it ran (batch parts, a heavy
-        model's answer): QuotaExceeded if they do not fit, and then the work is not billed."""
-        ticket = Ticket(caller, request_id, "")
+        model's answer): QuotaExceeded if they do not fit, and then the work is not billed. ``batch``: a Batch API
+        part, priced at the plan's batch price (maas.metering.pricing)."""
+        ticket = Ticket(caller, request_id, "", batch=batch)
         self.reserve(ticket, units)
         return self.commit(ticket, manifest, units, compute_ms)
 

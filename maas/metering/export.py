@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from maas.metering.pricing import amount_usd, family_of, price_per_million
+from maas.metering.pricing import amount_usd, batch_price_per_million, family_of, price_per_million
 from maas.metering.store import UsageEvent
 from maas.tenancy.plans import Plan
 
@@ -21,7 +21,8 @@ CLOUDEVENT_TYPE = "com.maas.usage.recorded"
 
 @dataclass(frozen=True)
 class InvoiceLine:
-    """One tenant's usage of one model (served under one task) in one month, priced by the tenant's plan."""
+    """One tenant's usage of one model (served under one task, synchronously or through the Batch API) in one month,
+    priced by the tenant's plan."""
 
     tenant_id: str
     model: str  # name@version
@@ -33,17 +34,23 @@ class InvoiceLine:
     unit_price_per_million_usd: Decimal
     amount_usd: Decimal
     priced: bool  # False: the plan has no price for this family (billed at 0)
+    batch: bool = False  # Batch API usage: its own line, at the plan's batch price
+
+    @property
+    def channel(self) -> str:
+        """How the units were served: `sync` (the HTTP routes, queued requests, jobs) or `batch` (the Batch API)."""
+        return "batch" if self.batch else "sync"
 
 
 def invoice_lines(tenant_id: str, plan: Plan, events: Iterable[UsageEvent]) -> list[InvoiceLine]:
-    """Group a tenant's events by (model, task) and price each group; sorted by model."""
-    groups: dict[tuple[str, str], list[UsageEvent]] = {}
+    """Group a tenant's events by (model, task, batch or not) and price each group; sorted by model."""
+    groups: dict[tuple[str, str, bool], list[UsageEvent]] = {}
     for event in events:
-        groups.setdefault((event.model_id, event.task), []).append(event)
+        groups.setdefault((event.model_id, event.task, event.batch), []).append(event)
     lines = []
-    for (model, task), group in sorted(groups.items()):
+    for (model, task, batch), group in sorted(groups.items()):
         family = family_of(task)
-        price = price_per_million(plan, family)
+        price = batch_price_per_million(plan, family) if batch else price_per_million(plan, family)
         units = sum(e.units for e in group)
         lines.append(
             InvoiceLine(
@@ -57,6 +64,7 @@ def invoice_lines(tenant_id: str, plan: Plan, events: Iterable[UsageEvent]) -> l
                 unit_price_per_million_usd=price,
                 amount_usd=amount_usd(units, price),
                 priced=family in plan.price_per_million_units_usd,
+                batch=batch,
             )
         )
     return lines
@@ -81,5 +89,6 @@ def cloud_event(event: UsageEvent) -> dict:
             "units": event.units,
             "compute_ms": event.compute_ms,
             "request_id": event.request_id,
+            "channel": "batch" if event.batch else "sync",
         },
     }

@@ -26,6 +26,11 @@ def price_per_million(plan: Plan, family: str) -> Decimal:
     return Decimal(str(plan.price(family)))
 
 
+def batch_price_per_million(plan: Plan, family: str) -> Decimal:
+    """The Batch API's price per million units of ``family``: the plan's price less its batch discount, exact."""
+    return price_per_million(plan, family) * (1 - Decimal(str(plan.batch_discount)))
+
+
 def amount_usd(units: int, price_per_million_usd: Decimal) -> Decimal:
     """Exact units x price / 10^6, rounded once to cents, half-up."""
     return (Decimal(units) * price_per_million_usd / MILLION).quantize(CENTS, rounding=ROUND_HALF_UP)

@@ -45,6 +45,7 @@ class UsageEvent:
     time: float  # epoch seconds
     window: int = 0
     fingerprint: str = ""
+    batch: bool = False  # served through the Batch API: priced at the plan's batch price
 
     @property
     def model_id(self) -> str:
@@ -68,6 +69,7 @@ class UsageEvent:
             "time": _n(round(self.time, 3)),
             "window": _n(self.window),
             "fingerprint": {"S": self.fingerprint or "-"},
+            **({"batch": {"BOOL": True}} if self.batch else {}),
         }
 
     @classmethod
@@ -84,6 +86,7 @@ class UsageEvent:
             time=float(item["time"]["N"]),
             window=int(item.get("window", {"N": "0"})["N"]),
             fingerprint=_unset(item.get("fingerprint", {"S": "-"})["S"]),
+            batch=item.get("batch", {}).get("BOOL", False),
         )
 
 

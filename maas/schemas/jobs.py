@@ -40,7 +40,8 @@ class JobResults(BaseModel):
 class Job(BaseModel):
     id: str
     object: Literal["batch_job"] = "batch_job"
-    status: Literal["awaiting_upload", "running", "completed", "failed"]
+    # cancelled and expired: a batch of the Batch API (maas.jobs.batches), which is a job too
+    status: Literal["awaiting_upload", "running", "completed", "failed", "cancelled", "expired"]
     model: str
     input_format: Literal["jsonl", "csv"]
     encoding_format: Literal["float", "base64"]

@@ -19,6 +19,8 @@ class Plan(BaseModel):
     burst_limit: int = Field(gt=0)
     monthly_quota: int = Field(ge=0)
     price_per_million_units_usd: dict[str, float]
+    # The Batch API's price: the same units at (1 - batch_discount) of the price; 0 where a plan sets none.
+    batch_discount: float = Field(0.0, ge=0, le=1)
 
     def price(self, family: str) -> float:
         """USD per million units of a model family; a family the plan does not price costs 0."""

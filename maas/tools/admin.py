@@ -51,6 +51,7 @@ CSV_COLUMNS = (
     "month",
     "model",
     "family",
+    "channel",
     "units",
     "requests",
     "unit_price_per_million_usd",
@@ -414,9 +415,8 @@ class Admin:
             for line in m.lines:
                 price, amount = line.unit_price_per_million_usd, line.amount_usd
                 compute = f"{line.compute_ms:.1f}"
-                rows.append(
-                    (t, plan, line.model, line.family, _n(line.units), _n(line.requests), compute, price, amount)
-                )
+                family = f"{line.family} (batch)" if line.batch else line.family
+                rows.append((t, plan, line.model, family, _n(line.units), _n(line.requests), compute, price, amount))
             rows.append((t, plan, TOTAL, "-", _n(m.units), _n(m.requests), f"{m.compute_ms:.1f}", "-", m.amount_usd))
         grand = (
             _n(sum(m.units for m in months)),
@@ -459,13 +459,14 @@ def write_csv(months: list[TenantMonth], month: str, f: TextIO) -> int:
         t = m.tenant
         for line in m.lines:
             w.writerow(
-                (t.tenant_id, t.name, m.plan.name, month, line.model, line.family, line.units, line.requests)
+                (t.tenant_id, t.name, m.plan.name, month, line.model, line.family, line.channel, line.units)
+                + (line.requests,)
                 + (line.unit_price_per_million_usd, line.amount_usd)
             )
-        w.writerow((t.tenant_id, t.name, m.plan.name, month, TOTAL, "", m.units, m.requests, "", m.amount_usd))
+        w.writerow((t.tenant_id, t.name, m.plan.name, month, TOTAL, "", "", m.units, m.requests, "", m.amount_usd))
     units, requests = sum(m.units for m in months), sum(m.requests for m in months)
     w.writerow(
-        (TOTAL, "", "", month, "", "", units, requests, "", sum((m.amount_usd for m in months), Decimal("0.00")))
+        (TOTAL, "", "", month, "", "", "", units, requests, "", sum((m.amount_usd for m in months), Decimal("0.00")))
     )
     return sum(len(m.lines) for m in months)
 

@@ -36,6 +36,7 @@ FUNCTION_FOLDERS = (
     "image_classify",
     "v2",
     "jobs",
+    "batches",
     "authorizer",
     "usage",
     "heavy_proxy",

@@ -24,7 +24,7 @@ from tests.openapi_checks import assert_documented
 
 def expected_routes(config) -> tuple[set, set]:
     """(authorized, public) (method, path) pairs of the route table that ``config`` deploys."""
-    functions = {"usage", "jobs", HEAVY_FUNCTION} | {function_folder(task) for task in config.lambda_tasks}
+    functions = {"usage", "jobs", "batches", HEAVY_FUNCTION} | {function_folder(task) for task in config.lambda_tasks}
     if config.embedding_model is not None:
         functions |= {"rerank", "v2"}
     deployed = [r for r in api_routes(m.name for m in config.sagemaker_models) if r.any_task or r.function in functions]

@@ -8,7 +8,7 @@ from maas.tables import API_KEYS
 from maas.tenancy import frontdoor
 from tests.infra.templates import only, policy_of_role, resources, text
 
-URL_FUNCTIONS = ("Taskembeddings", "Taskrerank", "V2", "Usage", "Jobs", "Proxyallminilml6v2fp32")
+URL_FUNCTIONS = ("Taskembeddings", "Taskrerank", "V2", "Usage", "Jobs", "Files", "Proxyallminilml6v2fp32")
 
 
 def test_xray_records_calls_by_a_low_fixed_rate_rule_scoped_to_the_stage(built):

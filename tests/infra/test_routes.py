@@ -27,6 +27,7 @@ ALIASES = {
     "rerank": "TaskrerankAlias",
     "v2": "V2Alias",
     "jobs": "JobsAlias",
+    "batches": "FilesAlias",
     "usage": "UsageAlias",
     HEAVY_FUNCTION: "Proxy",
 }

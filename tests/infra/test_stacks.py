@@ -97,12 +97,13 @@ def test_functions_follow_config(built):
     config = load_config()
     functions = lambda_functions(built.service_template)
     ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
-    # authorizer, usage, jobs, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch workers,
-    # the aggregator and the failed-events handler
+    # authorizer, usage, jobs, batches, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch
+    # workers, the aggregator and the failed-events handler
     prefixes = (
         "Authorizer",
         "Usage",
         "Jobs",
+        "Files",
         "Taskembeddings",
         "Taskrerank",
         "Taskclassify",

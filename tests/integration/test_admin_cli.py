@@ -324,6 +324,7 @@ def test_csv_export_has_exact_amounts_and_totals(cli, billed, tmp_path):
         "month",
         "model",
         "family",
+        "channel",
         "units",
         "requests",
         "unit_price_per_million_usd",

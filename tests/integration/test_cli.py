@@ -31,6 +31,22 @@ OTHER_STATUSES = {
     "jobs-list-get.json": 200,
     "jobs-get.json": 404,
     "failed_events-batch.json": 200,
+    # The Files and Batches API: the listings and creations answer; the sample ids name nothing on a fresh emulator.
+    "batches-files-post.json": 200,
+    "batches-files-post-invalid.json": 400,
+    "batches-files-get.json": 200,
+    "batches-files-retrieve-get.json": 404,
+    "batches-files-content-get.json": 404,
+    "batches-files-delete.json": 404,
+    "batches-uploads-post.json": 200,
+    "batches-uploads-parts-post.json": 404,
+    "batches-uploads-complete-post.json": 404,
+    "batches-uploads-cancel-post.json": 404,
+    "batches-post.json": 404,
+    "batches-post-invalid.json": 400,
+    "batches-list-get.json": 200,
+    "batches-get.json": 404,
+    "batches-cancel-post.json": 404,
 }
 
 

@@ -109,6 +109,7 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
         **tasks,
         "usage": tables,
         "jobs": {**tables, c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET},
+        "batches": {**tables, c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET},
         AUTHORIZER_FUNCTION: tables,
     }
 

@@ -1,5 +1,6 @@
 """Invoice lines from usage events, and usage events as CloudEvents."""
 
+import dataclasses
 from decimal import Decimal
 
 from maas.metering.export import CLOUDEVENT_TYPE, cloud_event, invoice_lines
@@ -100,3 +101,29 @@ def test_a_usage_event_is_a_cloudevent_with_the_key_prefix_only():
     assert (ce["source"], ce["subject"]) == ("/maas/acme", "acme")
     assert ce["time"] == "2026-01-01T00:00:07.000Z"
     assert ce["data"]["key_prefix"] == "maas_AbCdEfGh" and ce["data"]["units"] == 42
+
+
+def test_batch_usage_is_its_own_line_at_the_plans_batch_price():
+    # GIVEN the same model billed synchronously and through the Batch API, under a plan with a 50% batch discount
+    plan = PLAN.model_copy(update={"batch_discount": 0.5})
+    events = [_event(1, "minilm", "1", "embeddings", 1_000_000), _event(2, "minilm", "1", "embeddings", 3_000_000)]
+    events[1] = dataclasses.replace(events[1], batch=True)
+
+    # WHEN the invoice lines are made
+    sync, batch = invoice_lines("acme", plan, events)
+
+    # THEN the batch units are a separate line at half the price, and the CloudEvent says which channel it was
+    assert (sync.channel, sync.units, sync.unit_price_per_million_usd, sync.amount_usd) == (
+        "sync",
+        1_000_000,
+        Decimal("0.02"),
+        Decimal("0.02"),
+    )
+    assert (batch.channel, batch.units, batch.unit_price_per_million_usd, batch.amount_usd) == (
+        "batch",
+        3_000_000,
+        Decimal("0.010"),
+        Decimal("0.03"),
+    )
+    assert cloud_event(events[1])["data"]["channel"] == "batch"
+    assert UsageEvent.from_item(events[1].item()).batch and not UsageEvent.from_item(events[0].item()).batch
