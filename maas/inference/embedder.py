@@ -68,6 +68,8 @@ class TextEmbedder:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = manifest.outputs[0].name
         self.dimensions = manifest.dimensions
+        # what an explanation puts in place of a masked word (BERT's [MASK]; RoBERTa's <mask>); None: no mask token
+        self.mask_id = next((i for i in map(self.tokenizer.token_to_id, ("[MASK]", "<mask>")) if i is not None), None)
 
     def tokenize(self, texts: list[str]):
         if len(texts) == 1:  # encode_batch's thread hand-off costs ~60 us, a fifth of our per-call overhead
@@ -87,6 +89,19 @@ class TextEmbedder:
                 start = end - 1
         groups.append(order[start:])
         return [g for g in groups if len(g)]
+
+    def run_rows(self, ids: np.ndarray, max_tokens: int = 32768) -> tuple[np.ndarray, int]:
+        """The graph's output for rows of token ids that all have the same length (no padding: an explanation's
+        masked copies of one input): as few session.run calls as ``max_tokens`` tokens per call allow (the
+        activations of 32,768 tokens take about 50 MB). Returns the outputs and the number of calls."""
+        per_call = max(1, max_tokens // max(1, ids.shape[1]))
+        out, calls = [], 0
+        for start in range(0, len(ids), per_call):
+            chunk = ids[start : start + per_call]
+            feed = {"input_ids": chunk, "attention_mask": np.ones_like(chunk), "token_type_ids": np.zeros_like(chunk)}
+            out.append(self.session.run([self.output_name], {k: feed[k] for k in self.input_names})[0])
+            calls += 1
+        return np.concatenate(out), calls
 
     def embed(self, texts: list[str], encodings=None) -> Embeddings:
         encodings = encodings if encodings is not None else self.tokenize(texts)

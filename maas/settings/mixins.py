@@ -33,6 +33,14 @@ class LimitsEnv(EnvSettings):
     max_body_bytes: int = Field(c.DEFAULT_MAX_BODY_BYTES, alias=c.ENV_MAX_BODY_BYTES, ge=1024, le=10 * 1024 * 1024)
 
 
+class ExplainEnv(EnvSettings):
+    """Explanations: the most model evaluations one request may cost (a 400 above it, before anything runs)."""
+
+    max_explain_evaluations: int = Field(
+        c.DEFAULT_MAX_EXPLAIN_EVALUATIONS, alias=c.ENV_MAX_EXPLAIN_EVALUATIONS, ge=2, le=1_000_000
+    )
+
+
 class PlansEnv(EnvSettings):
     """The plans (prices, quotas): the packaged plans.toml unless a file overrides it."""
 

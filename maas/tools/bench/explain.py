@@ -1,0 +1,114 @@
+"""`maas bench explain`: how faithful and how fast the served explanations are.
+
+Faithfulness is a deletion test: for each held-out input, delete the 3 players (words, image cells) with the
+largest Shapley values for the predicted label, and compare the drop of that label's probability with the mean
+drop over random draws of 3 players. An explanation that points at what the model uses wins most comparisons.
+Nothing here asserts a number: it measures and reports (the tests hold the thresholds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from maas.inference.explain import text_work
+from maas.inference.package import read_manifest
+from maas.settings import names as c
+
+TOP = 3  # players deleted
+DRAWS = 10  # random draws of TOP players per input, averaged
+TWENTY_WORDS = (
+    "Hello, I ordered a blue jacket three weeks ago and the tracking page still says it has not left the warehouse."
+)
+
+
+def held_out_texts(data: Path) -> list[str]:
+    """The held-out texts of a classifier data set (the CSV's split column)."""
+    with data.open(newline="") as f:
+        return [row["text"] for row in csv.DictReader(f) if row["split"] == "test"]
+
+
+def _deletion(drop, players: int, values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """(drop when the TOP highest-valued players are deleted, mean drop over DRAWS random TOP players)."""
+    top = drop(set(np.argsort(-values, kind="stable")[:TOP].tolist()))
+    random = float(np.mean([drop(set(rng.choice(players, TOP, replace=False).tolist())) for _ in range(DRAWS)]))
+    return top, random
+
+
+def _summary(pairs: list[tuple[float, float]], evaluations: list[int]) -> dict:
+    tops, randoms = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    return {
+        "n": len(pairs),
+        "wins": int((tops > randoms).sum()),
+        "rate": round(float((tops > randoms).mean()), 4),
+        "mean_drop_top": round(float(tops.mean()), 4),
+        "mean_drop_random": round(float(randoms.mean()), 4),
+        "mean_evaluations": round(float(np.mean(evaluations)), 1),
+    }
+
+
+def text_deletion(folder: Path, texts: list[str], budget: int = c.DEFAULT_EXPLAIN_EVALUATIONS, seed: int = 0) -> dict:
+    """The deletion test on a classifier package: explanations as served (maas.tasks.classify.explain_texts),
+    deletion by removing the words from the text (and classifying what is left)."""
+    from maas.inference.classifiers import TextClassifier
+    from maas.tasks.classify import explain_texts
+
+    model = TextClassifier(folder, read_manifest(folder))
+    rng = np.random.default_rng(seed)
+    pairs, evaluations = [], []
+    for text in texts:
+        work = text_work(text, model.tokenize([text])[0], budget)
+        probabilities, (explanation,) = explain_texts(model, [text], [work])
+        label = int(np.argmax(probabilities[0]))
+        spans, values = work.players.spans, np.array([w["value"] for w in explanation["words"]])
+
+        def drop(deleted: set[int], text=text, spans=spans, label=label, p=probabilities[0]) -> float:
+            kept = " ".join(text[s:e] for i, (s, e) in enumerate(spans) if i not in deleted)
+            return float(p[label] - model.embed([kept]).vectors[0, label])
+
+        pairs.append(_deletion(drop, len(spans), values, rng))
+        evaluations.append(work.plan.evaluations)
+    return _summary(pairs, evaluations)
+
+
+def text_latency(folder: Path, text: str = TWENTY_WORDS, rounds: int = 10) -> dict:
+    """p50 of one explained input (default budget) vs the same input classified plainly, interleaved."""
+    from maas.inference.classifiers import TextClassifier
+    from maas.tasks.classify import explain_texts
+
+    model = TextClassifier(folder, read_manifest(folder))
+    plain, explained = [], []
+    for _ in range(rounds + 1):  # the first round warms up
+        started = time.perf_counter()
+        model.embed([text])
+        plain.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        work = text_work(text, model.tokenize([text])[0], c.DEFAULT_EXPLAIN_EVALUATIONS)
+        explain_texts(model, [text], [work])
+        explained.append(time.perf_counter() - started)
+    p50_plain, p50_explained = float(np.median(plain[1:])), float(np.median(explained[1:]))
+    return {
+        "words": len(text.split()),
+        "tokens": len(work.ids),
+        "method": work.plan.method,
+        "evaluations": work.plan.evaluations,
+        "p50_plain_ms": round(p50_plain * 1000, 2),
+        "p50_explained_ms": round(p50_explained * 1000, 1),
+        "ratio": round(p50_explained / p50_plain, 1),
+    }
+
+
+def run(models: Path, data: Path, out: Path | None = None) -> dict:
+    """Every measurement of the README's explanation section; printed, and written to ``out`` as JSON."""
+    folder = models / c.DEFAULT_CLASSIFIER
+    texts = [t for t in held_out_texts(data) if len(t.split()) >= 2 * TOP]
+    results = {"text_deletion": text_deletion(folder, texts), "text_latency": text_latency(folder)}
+    print(json.dumps(results, indent=2))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
