@@ -108,6 +108,22 @@ def shapley_values(p: Plan, outputs: np.ndarray) -> np.ndarray:
     return values / len(p.orders)
 
 
+def explain_outputs(p: Plan, outputs: np.ndarray) -> tuple[int, np.ndarray, dict]:
+    """The label probabilities [evaluations, labels] the model gave on ``p.coalitions`` -> the predicted label
+    (the unmasked row's best), the Shapley values of its probability, and the fields every explanation body
+    has (the API's ``Explanation``)."""
+    label = int(np.argmax(outputs[0]))
+    values = shapley_values(p, outputs[:, label])
+    common = {
+        "output": "probability",
+        "value": round(float(outputs[0, label]), 6),
+        "base_value": round(float(outputs[1, label]), 6),
+        "method": p.method,
+        "evaluations": p.evaluations,
+    }
+    return label, values, common
+
+
 _WORD = re.compile(r"\S+")
 
 
@@ -167,3 +183,42 @@ def text_players(text: str, offsets: list[tuple[int, int]], special: list[int]) 
     renumber = {w: i for i, w in enumerate(used)}
     token_word = np.asarray([renumber.get(int(w), -1) for w in token_word], dtype=np.int64)
     return TextPlayers([spans[w] for w in used], token_word)
+
+
+@dataclass(frozen=True)
+class ImageWork:
+    """One preprocessed image's explanation before it runs: a grid x grid map of cells over the model's input."""
+
+    image: np.ndarray  # the model's input for the image: [C, H, W] (NCHW) or [H, W, C] (NHWC)
+    blank: np.ndarray  # [C]: what a masked cell's pixels become (the background grey, preprocessed)
+    grid: int
+    channels_first: bool
+    plan: Plan
+
+    def cells(self) -> list[tuple[int, int, int, int]]:
+        """(top, bottom, left, right) of each cell in the model's input, row by row."""
+        height, width = self.image.shape[1:] if self.channels_first else self.image.shape[:2]
+        rows = [(height * i // self.grid, height * (i + 1) // self.grid) for i in range(self.grid)]
+        cols = [(width * j // self.grid, width * (j + 1) // self.grid) for j in range(self.grid)]
+        return [(top, bottom, left, right) for top, bottom in rows for left, right in cols]
+
+    def rows(self) -> np.ndarray:
+        """float32 [evaluations, *image.shape]: the plan's coalitions, each absent cell blanked."""
+        return self.masked(self.plan.coalitions)
+
+    def masked(self, coalitions: np.ndarray) -> np.ndarray:
+        """float32 [coalitions, *image.shape]: the image with every absent cell of each coalition blanked."""
+        out = np.repeat(self.image[None], len(coalitions), axis=0)
+        blank = self.blank[:, None, None] if self.channels_first else self.blank[None, None, :]
+        for k, (top, bottom, left, right) in enumerate(self.cells()):
+            absent = ~coalitions[:, k]
+            if self.channels_first:
+                out[absent, :, top:bottom, left:right] = blank
+            else:
+                out[absent, top:bottom, left:right, :] = blank
+        return out
+
+
+def image_work(image: np.ndarray, blank: np.ndarray, grid: int, channels_first: bool, budget: int) -> ImageWork:
+    """Plan one preprocessed image's explanation over grid x grid cells within ``budget`` evaluations."""
+    return ImageWork(image, blank, grid, channels_first, plan(grid * grid, budget))

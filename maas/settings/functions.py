@@ -54,6 +54,9 @@ class ImageClassifySettings(EmbeddingsSettings, ExplainEnv):
     model_source: str = Field(c.DEFAULT_IMAGE_MODEL_SOURCE, alias=c.ENV_MODEL_SOURCE, min_length=1)
     max_inputs: int = Field(c.DEFAULT_IMAGE_MAX_INPUTS, alias=c.ENV_MAX_INPUTS, ge=1, le=256)
     max_image_pixels: int = Field(c.DEFAULT_MAX_IMAGE_PIXELS, alias=c.ENV_MAX_IMAGE_PIXELS, ge=64, le=100_000_000)
+    max_explain_evaluations: int = Field(
+        c.DEFAULT_IMAGE_MAX_EXPLAIN_EVALUATIONS, alias=c.ENV_MAX_EXPLAIN_EVALUATIONS, ge=2, le=1_000_000
+    )
 
 
 class HeavyProxySettings(HeavyEndpointEnv, MeteringEnv):

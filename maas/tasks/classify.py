@@ -24,7 +24,7 @@ from maas.errors import InvalidRequest, NotFound
 from maas.inference.catalog import default_catalog
 from maas.inference.classifiers import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifier, ranked, zero_shot_scores
 from maas.inference.embedder import TextEmbedder
-from maas.inference.explain import TextWork, shapley_values, text_work
+from maas.inference.explain import TextWork, explain_outputs, text_work
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
 from maas.inference.validation import text_list, tokenize_checked
@@ -231,20 +231,11 @@ def explain_texts(
     for text, work in zip(texts, works, strict=True):
         outputs, _ = runtime.run_rows(work.rows(runtime.mask_id))
         outputs = score(outputs) if score else outputs
-        label = int(np.argmax(outputs[0]))
-        values = shapley_values(work.plan, outputs[:, label])
+        _, values, common = explain_outputs(work.plan, outputs)
         probabilities.append(outputs[0])
-        explanations.append(
-            {
-                "output": "probability",
-                "value": round(float(outputs[0, label]), 6),
-                "base_value": round(float(outputs[1, label]), 6),
-                "method": work.plan.method,
-                "evaluations": work.plan.evaluations,
-                "words": [
-                    {"text": text[start:end], "start": start, "end": end, "value": round(float(v), 6)}
-                    for (start, end), v in zip(work.players.spans, values, strict=True)
-                ],
-            }
-        )
+        words = [
+            {"text": text[start:end], "start": start, "end": end, "value": round(float(v), 6)}
+            for (start, end), v in zip(work.players.spans, values, strict=True)
+        ]
+        explanations.append({**common, "words": words})
     return np.stack(probabilities), explanations

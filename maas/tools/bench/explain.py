@@ -75,6 +75,32 @@ def text_deletion(folder: Path, texts: list[str], budget: int = c.DEFAULT_EXPLAI
     return _summary(pairs, evaluations)
 
 
+def image_deletion(folder: Path, images: np.ndarray, grid: int = c.DEFAULT_EXPLAIN_GRID, seed: int = 0) -> dict:
+    """The deletion test on an image package: ``images`` are preprocessed model inputs; explanations as served
+    (maas.tasks.images.explain_images), deletion by painting the cells the background grey."""
+    from maas.inference.explain import image_work
+    from maas.inference.images import ImageClassifier, blank
+    from maas.tasks.images import ExplainImages, explain_images
+
+    manifest = read_manifest(folder)
+    model = ImageClassifier(folder, manifest)
+    explain = ExplainImages(grid=grid)
+    probabilities, explanations = explain_images(model, images, explain)
+    rng = np.random.default_rng(seed)
+    pairs, evaluations = [], []
+    for image, p, explanation in zip(images, probabilities, explanations, strict=True):
+        label = int(np.argmax(p))
+        work = image_work(image, blank(manifest.image), grid, manifest.image.layout == "NCHW", 2)
+
+        def drop(deleted: set[int], work=work, label=label, p=p) -> float:
+            keep = np.array([[k not in deleted for k in range(grid * grid)]])
+            return float(p[label] - model.classify(work.masked(keep))[0, label])
+
+        pairs.append(_deletion(drop, grid * grid, np.ravel(explanation["cells"]), rng))
+        evaluations.append(explanation["evaluations"])
+    return _summary(pairs, evaluations)
+
+
 def text_latency(folder: Path, text: str = TWENTY_WORDS, rounds: int = 10) -> dict:
     """p50 of one explained input (default budget) vs the same input classified plainly, interleaved."""
     from maas.inference.classifiers import TextClassifier
@@ -102,11 +128,23 @@ def text_latency(folder: Path, text: str = TWENTY_WORDS, rounds: int = 10) -> di
     }
 
 
+def held_out_digits(folder: Path) -> np.ndarray:
+    """The digits package's held-out images as model inputs (scikit-learn's bundled data, the build's split)."""
+    from maas.tools.build import digits
+
+    return digits.normalize(digits.load_split()["x_test"], read_manifest(folder).image)
+
+
 def run(models: Path, data: Path, out: Path | None = None) -> dict:
     """Every measurement of the README's explanation section; printed, and written to ``out`` as JSON."""
     folder = models / c.DEFAULT_CLASSIFIER
     texts = [t for t in held_out_texts(data) if len(t.split()) >= 2 * TOP]
-    results = {"text_deletion": text_deletion(folder, texts), "text_latency": text_latency(folder)}
+    images = models / c.DEFAULT_IMAGE_MODEL
+    results = {
+        "text_deletion": text_deletion(folder, texts),
+        "image_deletion": image_deletion(images, held_out_digits(images)),
+        "text_latency": text_latency(folder),
+    }
     print(json.dumps(results, indent=2))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
