@@ -108,8 +108,8 @@ def test_explained_images_bill_their_evaluations_and_the_cap_is_a_400(image_hand
     status, body = _json(image_handler, {"inputs": [picture] * 2, "parameters": {"explain": True}}, auth)
     evaluations = body[0][0]["explanation"]["evaluations"]
     assert status == 200 and evaluations == body[1][0]["explanation"]["evaluations"]
-    # refusals, never billed: over the cap (the fewest images whose evaluations exceed 16384), a grid too fine for an 8 x 8 input, options
-    # without explain, a query flag that is no boolean
+    # refusals, never billed: over the cap (the fewest images whose evaluations exceed 16384), a grid too fine
+    # for an 8 x 8 input, options without explain, a query flag that is no boolean
     over = 16384 // evaluations + 1
     status, err = _json(image_handler, {"inputs": [picture] * over, "parameters": {"explain": True}}, auth)
     assert status == 400 and err["error"]["code"] == "too_many_evaluations", err
