@@ -223,13 +223,13 @@ class ClassifyService:
 def explain_texts(
     runtime: TextEmbedder, texts: list[str], works: list[TextWork], score=None
 ) -> tuple[np.ndarray, list]:
-    """Run every input's coalitions (one input's rows in as few session.run calls as possible) and explain each
-    input's predicted label. ``score(outputs) -> probabilities`` turns the graph's outputs into label probabilities
+    """Run every input's coalitions (all inputs' rows packed into as few session.run calls as possible) and explain
+    each input's predicted label. ``score(outputs) -> probabilities`` turns the graph's outputs into label probabilities
     (zero-shot: cosines against the hypotheses); None: the graph answers probabilities. Returns the inputs'
     probabilities (the unmasked coalition's, row 0) and one explanation body per input."""
     probabilities, explanations = [], []
-    for text, work in zip(texts, works, strict=True):
-        outputs, _ = runtime.run_rows(work.rows(runtime.mask_id))
+    outputs_per_input, _ = runtime.run_rows([work.rows(runtime.mask_id) for work in works])
+    for text, work, outputs in zip(texts, works, outputs_per_input, strict=True):
         outputs = score(outputs) if score else outputs
         _, values, common = explain_outputs(work.plan, outputs)
         probabilities.append(outputs[0])

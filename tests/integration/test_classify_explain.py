@@ -60,7 +60,8 @@ class MaskedModel:
         rows = np.tile(self.ids, (len(z), 1))
         for r, keep in enumerate(np.asarray(z) > 0.5):
             rows[r, (self.word_of >= 0) & ~keep[np.maximum(self.word_of, 0)]] = self.mask
-        return self.model.run_rows(rows)[0][:, self.label].astype(np.float64)
+        feed = {"input_ids": rows, "attention_mask": np.ones_like(rows), "token_type_ids": np.zeros_like(rows)}
+        return self.model.session.run(["probabilities"], feed)[0][:, self.label].astype(np.float64)
 
 
 def _explained(classify, text: str, **params) -> dict:
@@ -162,3 +163,20 @@ def test_deleting_the_top_words_lowers_the_probability_more_than_random_words(cl
     result = text_deletion(classifier_dir, texts)
     assert result["n"] == len(texts) >= 25
     assert result["rate"] >= 0.8, result
+
+
+def test_masked_rows_of_several_inputs_are_packed_into_few_session_runs(classifier_dir):
+    from maas.inference.classifiers import TextClassifier
+
+    model = TextClassifier(classifier_dir, read_manifest(classifier_dir), threads=1)
+    texts = ["Where is my parcel?", "I want my money back for the broken lamp", "Cancel it"]
+    groups = [np.tile(np.asarray(e.ids), (n, 1)) for e, n in zip(model.tokenize(texts), (40, 25, 60), strict=True)]
+    alone = [model.embed([t]).vectors[0] for t in texts]
+    # all 125 rows fit one call of 32,768 tokens; at 200 tokens per call (widths 4, 7 and 11 tokens, packed
+    # shortest first): 50 x 4 | 10 x 4 + 18 x 7 | 22 x 7 | 18 x 11 | 7 x 11
+    for max_tokens, calls in ((32768, 1), (200, 5)):
+        outs, used = model.run_rows(groups, max_tokens=max_tokens)
+        assert used == calls
+        for out, group, expected in zip(outs, groups, alone, strict=True):
+            assert out.shape == (len(group), 7)
+            np.testing.assert_allclose(out, np.tile(expected, (len(group), 1)), atol=1e-5)

@@ -115,7 +115,7 @@ def text_estimator_error(folder: Path, texts: list[str], budget: int = c.DEFAULT
         players = sampled.players
 
         def run(coalitions: np.ndarray, ids=sampled.ids, players=players) -> np.ndarray:
-            return model.run_rows(players.masked_ids(ids, coalitions, model.mask_id))[0]
+            return model.run_rows([players.masked_ids(ids, coalitions, model.mask_id)])[0][0]
 
         full = plan(len(players.spans), 1 << 30)
         label, exact, _ = explain_outputs(full, run(full.coalitions))
