@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from PIL import Image
 
 from maas.tools.cli import main
@@ -45,3 +46,19 @@ def test_png_is_a_picture(tmp_path, model_dir):
 def test_a_bad_suffix_is_refused(tmp_path, capsys):
     assert main(["explain", TEXT, "--out", str(tmp_path / "why.jpg")]) == 2
     assert "--out must end in .png or .html" in capsys.readouterr().out
+
+
+def test_url_asks_a_running_api_and_draws_the_same_explanation(tmp_path, model_dir):
+    from maas.tools.explain import explain_locally
+    from maas.tools.local.server import start
+
+    running = start(port=0, model_dir=model_dir)
+    try:
+        out = tmp_path / "why.html"
+        args = ["explain", TEXT, "--out", str(out), "--url", running.base_url, "--api-key", running.demo_key]
+        assert main(args) == 0
+    finally:
+        running.stop()
+    local = explain_locally(TEXT, "ticket-intents", None, model_dir.parent)["explanation"]
+    titles = [float(v) for v in re.findall(r'title="([+-][\d.]+)"', out.read_text(encoding="utf-8"))]
+    assert titles == [pytest.approx(w["value"], abs=1e-4) for w in local["words"]]  # drawn to 4 decimals
