@@ -13,7 +13,8 @@ EXPLAIN_DESCRIPTION = (
 )
 EVALUATIONS_DESCRIPTION = (
     "With explain: the model evaluations each input may take (default 256): exact Shapley values when all "
-    "2^players coalitions fit, else antithetic permutation sampling with as many permutations as fit."
+    "2^players coalitions fit, else antithetic permutation sampling with as many permutations as fit (at least one "
+    "permutation and its reverse: an input of M words takes up to 2M evaluations whatever the budget)."
 )
 
 
