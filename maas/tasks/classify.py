@@ -27,7 +27,7 @@ from maas.inference.embedder import TextEmbedder
 from maas.inference.explain import TextWork, explain_outputs, text_work
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
-from maas.inference.validation import text_list, tokenize_checked
+from maas.inference.validation import check_token_budget, text_list, tokenize_checked
 from maas.schemas.classify import ClassifyRequest
 from maas.settings import names as c
 from maas.settings.functions import ClassifySettings
@@ -190,10 +190,16 @@ class ClassifyService:
         encodings = tokenize_checked(runtime, texts, request.truncate, "inputs")
         hypotheses = [template.replace("{}", label, 1) for label in labels] if zero_shot else []
         works = self._explain_plan(runtime, texts, encodings, params.explain_evaluations) if explain else None
+        hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
+        # an explained input runs (and bills) its tokens once per model evaluation
+        tokens = (sum(w.units for w in works) if works else sum(len(e.ids) for e in encodings)) + hyp_tokens
+        counted = f"{len(texts)} inputs" + (f" and {len(hypotheses)} label hypotheses" if hypotheses else "")
+        if works:
+            counted = f"{len(texts)} inputs x {sum(w.plan.evaluations for w in works)} explanation evaluations in all"
+            counted += f" and {len(hypotheses)} label hypotheses" if hypotheses else ""
+        check_token_budget(tokens, self.settings.request_token_budget, counted)
         if reserve is not None:
-            hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
-            input_units = sum(w.units for w in works) if works else sum(len(e.ids) for e in encodings)
-            reserve(input_units + hyp_tokens)
+            reserve(tokens)
         score = None
         if zero_shot:
             hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from maas.inference.explain import plan
 from maas.inference.package import read_manifest
 from maas.metering.store import Meter
 from maas.tables import USAGE
@@ -150,6 +151,13 @@ def test_an_explained_call_bills_its_evaluations_and_the_cap_is_a_400(classify, 
     assert_error(resp, 400, "too_many_evaluations")
     assert "2176 model evaluations" in resp.json["error"]["message"] and "2048" in resp.json["error"]["message"]
     assert _post(classify, {"inputs": text, "parameters": {"explain": True, "explain_evaluations": 1}}, auth)[0] == 400
+    # every evaluation runs the input's tokens: a 151-word text explained (one permutation and its reverse, ~300
+    # evaluations of 153 tokens) is over the function's token budget per request, a 413 before anything runs
+    long = {"inputs": " ".join(["the parcel never came"] * 38)[:-5], "parameters": {"explain": True}}
+    resp = classify.post("/v1/classify", json=long, authorizer=auth)
+    assert_error(resp, 413, "token_budget_exceeded")
+    evaluations = plan(151, 256).evaluations
+    assert f"1 inputs x {evaluations} explanation evaluations in all" in resp.json["error"]["message"]
     assert _post(classify, {"inputs": text, "parameters": {"explain_evaluations": 64}}, auth)[0] == 400
     events = list(meter.events(auth["tenant_id"], start, time.time() + 1))
     assert [(e.model, e.units) for e in events] == [(NAME, 2**7 * len(tok.encode(text).ids))]
