@@ -22,9 +22,22 @@ from math import factorial
 
 import numpy as np
 
+from maas.errors import InvalidRequest
+
 EXACT = "exact"
 PERMUTATION = "permutation"
 PERMUTATION_SEED = 20261206  # fixed: the same input gets the same permutations, values and bill on every call
+
+
+def check_evaluations(evaluations: int, cap: int, what: str, param: str, hint: str) -> None:
+    """The per-request cap on model evaluations: a 400 ``too_many_evaluations`` above it, before anything runs.
+    Checked on the requested budget before planning (a plan is as large as its budget) and on the planned total."""
+    if evaluations > cap:
+        raise InvalidRequest(
+            f"{what} takes {evaluations} model evaluations; the maximum per request is {cap}. {hint}",
+            code="too_many_evaluations",
+            param=param,
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from maas.errors import InvalidRequest, NotFound
 from maas.inference.catalog import default_catalog
 from maas.inference.classifiers import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifier, ranked, zero_shot_scores
 from maas.inference.embedder import TextEmbedder
-from maas.inference.explain import TextWork, explain_outputs, text_work
+from maas.inference.explain import TextWork, check_evaluations, explain_outputs, text_work
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
 from maas.inference.validation import check_token_budget, text_list, tokenize_checked
@@ -33,6 +33,7 @@ from maas.settings import names as c
 from maas.settings.functions import ClassifySettings
 from maas.tasks.embeddings import Reserve
 
+PARAM = "parameters.explain_evaluations"
 HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container (384 floats each: ~6 MB at most)
 
 
@@ -144,16 +145,12 @@ class ClassifyService:
                 code="unsupported_parameter",
                 param="parameters.explain",
             )
-        budget = budget or c.DEFAULT_EXPLAIN_EVALUATIONS
+        budget, cap, param = budget or c.DEFAULT_EXPLAIN_EVALUATIONS, self.settings.max_explain_evaluations, PARAM
+        check_evaluations(budget, cap, f"'{param}' = {budget} per input", param, "Lower it.")
         works = [text_work(text, e, budget) for text, e in zip(texts, encodings, strict=True)]
-        total, cap = sum(w.plan.evaluations for w in works), self.settings.max_explain_evaluations
-        if total > cap:
-            raise InvalidRequest(
-                f"Explaining these inputs takes {total} model evaluations; the maximum per request is {cap}. "
-                "Send fewer inputs or a lower 'parameters.explain_evaluations'.",
-                code="too_many_evaluations",
-                param="parameters.explain_evaluations",
-            )
+        total = sum(w.plan.evaluations for w in works)
+        hint = f"Send fewer inputs or a lower '{param}'."
+        check_evaluations(total, cap, "Explaining these inputs", param, hint)
         return works
 
     def classify(self, request: ClassifyRequest, reserve: Reserve | None = None) -> Classification:

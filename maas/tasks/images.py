@@ -20,7 +20,7 @@ import numpy as np
 from maas.errors import InvalidRequest
 from maas.inference.catalog import resolve_served
 from maas.inference.classifiers import ranked
-from maas.inference.explain import explain_outputs, image_work, plan
+from maas.inference.explain import check_evaluations, explain_outputs, image_work, plan
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
 from maas.schemas.images import ImageClassifyRequest
@@ -144,14 +144,12 @@ class ImageClassifyService:
                     f"'{prefix}explain_evaluations' must be at least 2, got {explain.evaluations}.",
                     param=f"{prefix}explain_evaluations",
                 )
-            total, cap = count * self.evaluations(explain), self.settings.max_explain_evaluations
-            if total > cap:
-                raise InvalidRequest(
-                    f"Explaining these images takes {total} model evaluations; the maximum per request is {cap}. "
-                    f"Send fewer images, a lower '{prefix}explain_evaluations' or a smaller '{prefix}explain_grid'.",
-                    code="too_many_evaluations",
-                    param=f"{prefix}explain_evaluations",
-                )
+            cap, param = self.settings.max_explain_evaluations, f"{prefix}explain_evaluations"
+            check_evaluations(
+                explain.evaluations, cap, f"'{param}' = {explain.evaluations} per image", param, "Lower it."
+            )
+            hint = f"Send fewer images, a lower '{param}' or a smaller '{prefix}explain_grid'."
+            check_evaluations(count * self.evaluations(explain), cap, "Explaining these images", param, hint)
 
     @staticmethod
     def evaluations(explain: ExplainImages) -> int:

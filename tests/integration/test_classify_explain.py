@@ -151,6 +151,11 @@ def test_an_explained_call_bills_its_evaluations_and_the_cap_is_a_400(classify, 
     assert_error(resp, 400, "too_many_evaluations")
     assert "2176 model evaluations" in resp.json["error"]["message"] and "2048" in resp.json["error"]["message"]
     assert _post(classify, {"inputs": text, "parameters": {"explain": True, "explain_evaluations": 1}}, auth)[0] == 400
+    # a budget above the cap is refused as asked, before any plan is made (a plan is as large as its budget)
+    huge = {"inputs": text, "parameters": {"explain": True, "explain_evaluations": 10**12}}
+    resp = classify.post("/v1/classify", json=huge, authorizer=auth)
+    assert_error(resp, 400, "too_many_evaluations")
+    assert f"'parameters.explain_evaluations' = {10**12} per input takes" in resp.json["error"]["message"]
     # every evaluation runs the input's tokens: a 151-word text explained (one permutation and its reverse, ~300
     # evaluations of 153 tokens) is over the function's token budget per request, a 413 before anything runs
     long = {"inputs": " ".join(["the parcel never came"] * 38)[:-5], "parameters": {"explain": True}}

@@ -119,6 +119,8 @@ def test_explained_images_bill_their_evaluations_and_the_cap_is_a_400(image_hand
     status, err = _json(image_handler, {"inputs": picture, "parameters": {"explain_grid": 2}}, auth)
     assert status == 400 and "needs 'parameters.explain'" in err["error"]["message"]
     png = digits.render(x[0], 8)
+    status, err = _call(image_handler, png, "image/png", query="explain=true&explain_evaluations=99999999", auth=auth)
+    assert status == 400 and err["error"]["code"] == "too_many_evaluations", err
     assert _call(image_handler, png, "image/png", query="explain=maybe", auth=auth)[0] == 400
     assert _call(image_handler, png, "image/png", query="explain_grid=2", auth=auth)[0] == 400
     events = list(meter.events(auth["tenant_id"], start, time.time() + 1))
