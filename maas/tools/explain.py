@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import urllib.request
+from functools import cache
 from pathlib import Path
 
 from maas.tools import paths
@@ -17,9 +18,9 @@ from maas.tools import paths
 POSITIVE, NEGATIVE = (255, 0, 81), (0, 139, 251)  # shap's own red and blue
 
 
-def explain_locally(text: str, model: str, labels: list[str] | None, models_dir: Path) -> dict:
-    """The first label of POST /v1/classify with explain, answered by the classify service in this process."""
-    from maas.schemas.classify import ClassifyRequest
+@cache
+def _service(models_dir: Path, classifier: str):
+    """The classify service over the packages in ``models_dir`` (metering off), built once per process."""
     from maas.settings import names as c
     from maas.settings.functions import ClassifySettings
     from maas.tasks.classify import ClassifyService
@@ -27,13 +28,30 @@ def explain_locally(text: str, model: str, labels: list[str] | None, models_dir:
     settings = ClassifySettings.from_env(
         {
             c.ENV_MODEL_SOURCE: str(models_dir / paths.DEFAULT_MODEL),
-            c.ENV_CLASSIFIER_SOURCES: str(models_dir / (model if labels is None else c.DEFAULT_CLASSIFIER)),
+            c.ENV_CLASSIFIER_SOURCES: str(models_dir / classifier),
             c.ENV_METERING: "off",
         }
     )
-    parameters = {"explain": True, **({"candidate_labels": labels} if labels else {})}
+    return ClassifyService(settings)
+
+
+def classify_locally(
+    text: str, model: str, labels: list[str] | None, models_dir: Path, explain: bool = False
+) -> list[dict]:
+    """POST /v1/classify's labels for one text, answered by the classify service in this process."""
+    from maas.schemas.classify import ClassifyRequest
+    from maas.settings import names as c
+
+    parameters = {"explain": True} if explain else {}
+    parameters.update({"candidate_labels": labels} if labels else {})
     request = ClassifyRequest(inputs=[text], parameters=parameters, model=None if labels is None else model)
-    return ClassifyService(settings).classify(request).body[0][0]
+    service = _service(models_dir, model if labels is None else c.DEFAULT_CLASSIFIER)
+    return service.classify(request).body[0]
+
+
+def explain_locally(text: str, model: str, labels: list[str] | None, models_dir: Path) -> dict:
+    """The first label of POST /v1/classify with explain, answered by the classify service in this process."""
+    return classify_locally(text, model, labels, models_dir, explain=True)[0]
 
 
 def explain_remotely(text: str, model: str, labels: list[str] | None, url: str, api_key: str) -> dict:

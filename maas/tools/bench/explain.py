@@ -73,6 +73,29 @@ def text_deletion(folder: Path, texts: list[str], budget: int = c.DEFAULT_EXPLAI
     return _summary(pairs, evaluations)
 
 
+def zero_shot_deletion(models: Path, texts: list[str], labels: list[str], seed: int = 0) -> dict:
+    """The deletion test on zero-shot classification (the embedding model, ``labels`` as candidates), through the
+    classify service itself (metering off): explained with parameters.explain, deletion by classifying the text
+    without the words."""
+    from maas.tools import paths
+    from maas.tools.explain import classify_locally
+
+    rng = np.random.default_rng(seed)
+    pairs, evaluations = [], []
+    for text in texts:
+        top = classify_locally(text, paths.DEFAULT_MODEL, labels, models, explain=True)[0]
+        words = top["explanation"]["words"]
+
+        def drop(deleted: set[int], words=words, top=top) -> float:
+            kept = " ".join(w["text"] for i, w in enumerate(words) if i not in deleted)
+            scores = {s["label"]: s["score"] for s in classify_locally(kept, paths.DEFAULT_MODEL, labels, models)}
+            return float(top["score"] - scores[top["label"]])
+
+        pairs.append(_deletion(drop, len(words), np.array([w["value"] for w in words]), rng))
+        evaluations.append(top["explanation"]["evaluations"])
+    return _summary(pairs, evaluations)
+
+
 def image_deletion(folder: Path, images: np.ndarray, grid: int = c.DEFAULT_EXPLAIN_GRID, seed: int = 0) -> dict:
     """The deletion test on an image package: ``images`` are preprocessed model inputs; explanations as served
     (maas.tasks.images.explain_images), deletion by painting the cells the background grey."""
@@ -174,9 +197,11 @@ def run(models: Path, data: Path, out: Path | None = None) -> dict:
     """Every measurement of the README's explanation section; printed, and written to ``out`` as JSON."""
     folder = models / c.DEFAULT_CLASSIFIER
     texts = [t for t in held_out_texts(data) if len(t.split()) >= 2 * TOP]
+    labels = read_manifest(folder).labels
     images = models / c.DEFAULT_IMAGE_MODEL
     results = {
         "text_deletion": text_deletion(folder, texts),
+        "zero_shot_deletion": zero_shot_deletion(models, texts, [label.replace("_", " ") for label in labels]),
         "image_deletion": image_deletion(images, held_out_digits(images)),
         "text_estimator_error": text_estimator_error(folder, [t for t in texts if len(t.split()) in (9, 10)][:10]),
         "text_latency": text_latency(folder),
