@@ -190,10 +190,9 @@ class ClassifyService:
         hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
         # an explained input runs (and bills) its tokens once per model evaluation
         tokens = (sum(w.units for w in works) if works else sum(len(e.ids) for e in encodings)) + hyp_tokens
-        counted = f"{len(texts)} inputs" + (f" and {len(hypotheses)} label hypotheses" if hypotheses else "")
-        if works:
-            counted = f"{len(texts)} inputs x {sum(w.plan.evaluations for w in works)} explanation evaluations in all"
-            counted += f" and {len(hypotheses)} label hypotheses" if hypotheses else ""
+        counted = f"{len(texts)} inputs"
+        counted += f" x {sum(w.plan.evaluations for w in works)} explanation evaluations in all" if works else ""
+        counted += f" and {len(hypotheses)} label hypotheses" if hypotheses else ""
         check_token_budget(tokens, self.settings.request_token_budget, counted)
         if reserve is not None:
             reserve(tokens)
