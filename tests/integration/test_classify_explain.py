@@ -19,6 +19,7 @@ from maas.inference.package import read_manifest
 from maas.metering.store import Meter
 from maas.tables import USAGE
 from tests.client import assert_error
+from tests.conftest import load_event
 from tests.integration.test_classify_handler import (  # noqa: F401
     NAME,
     _auth,
@@ -193,3 +194,11 @@ def test_masked_rows_of_several_inputs_are_packed_into_few_session_runs(classifi
         for out, group, expected in zip(outs, groups, alone, strict=True):
             assert out.shape == (len(group), 7)
             np.testing.assert_allclose(out, np.tile(expected, (len(group), 1)), atol=1e-5)
+
+
+def test_the_sample_event_explains_its_text(classify):
+    resp = classify.invoke(load_event("classify-post-explain.json"))
+    assert resp.status == 200, resp.json
+    top = resp.json[0][0]
+    assert top["label"] == "shipping"
+    _check_additive("My parcel was due on Monday and still has not arrived", top)
