@@ -17,8 +17,14 @@ single string with one flat list, as HF's zero-shot task does).
   when the labels are fixed.
 - Naming a classifier with candidate_labels, or the embedding model without them, is a 400; a model that is
   served nowhere is a 404; a classifier that failed to load is a 503 (retried every 30 s).
+- Explanations (`parameters.explain: true`): each input's first label carries `explanation`: Shapley values of
+  its probability per word (whitespace-delimited, with character offsets), `base_value` (every word [MASK]ed)
+  and `value` (the score), additive; `parameters.explain_evaluations` (default 256) bounds each input's model
+  evaluations (exact up to 8 words, antithetic permutation sampling above).
 - Billed units: input tokens, [CLS]/[SEP] included, truncated at 256 per text; zero-shot also bills the
-  hypotheses' tokens (their vectors are cached per container, their tokens billed on every call).
+  hypotheses' tokens (their vectors are cached per container, their tokens billed on every call). An explained
+  input bills its tokens once per model evaluation; a request over MAAS_MAX_EXPLAIN_EVALUATIONS (default 2048)
+  evaluations is a 400 `too_many_evaluations`, refused before anything runs.
 - Limits: 256 inputs (MAAS_MAX_INPUTS), 32 candidate labels of at most 200 characters, unique
   case-insensitively; the body limit of the embeddings function (MAAS_MAX_BODY_BYTES).
 """

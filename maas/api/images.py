@@ -8,6 +8,10 @@ Two request forms:
 - JSON: `{"inputs": "<base64>" | ["<base64>", ...], "parameters": {"top_k": n}, "model": id}`. One image gets
   one list; a list of images gets one list per image, in order (at most MAAS_MAX_INPUTS, default 32).
 
+`explain=true` (the query for raw bodies, `parameters.explain` for JSON) adds the top label's attribution map: Shapley
+values of its probability over a grid of cells (`explain_grid`, default 4 x 4), from `explain_evaluations` model
+evaluations per image (default 1024), each billed as an image.
+
 `top_k` defaults to 5 (Hugging Face's default); larger than the label count gives every label; below 1 is a
 400. Any other content type is a 415. Authenticated and metered like every task route: the tenant from the
 authorizer's context, a quota pre-check, one exactly-once usage event per request whose units are the number
@@ -31,7 +35,7 @@ from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from maas.inference.images import MEDIA_TYPES
 from maas.metering.charge import Billing
 from maas.schemas.images import ImageClassifyRequest, ImageClassifyResponse
-from maas.tasks.images import ImageClassifyService
+from maas.tasks.images import ExplainImages, ImageClassifyService
 
 IMAGES_PATH = "/v1/images/classify"
 ERRORS = error_docs(
@@ -50,6 +54,7 @@ class RawImage:
     data: bytes
     top_k: int | None
     model: str | None
+    explain: ExplainImages | None = None
 
 
 def media_type(event: dict) -> str:
@@ -77,14 +82,24 @@ def sniffed_image(event: dict) -> bool:
     return head.startswith(IMAGE_SIGNATURES)
 
 
-def _query_top_k(query: dict) -> int | None:
-    text = query.get("top_k")
+def _query_int(query: dict, name: str) -> int | None:
+    text = query.get(name)
     if text is None:
         return None
     try:
         return int(text)
     except ValueError:
-        raise InvalidRequest(f"'top_k' must be an integer, got {text!r}.", param="top_k") from None
+        raise InvalidRequest(f"'{name}' must be an integer, got {text!r}.", param=name) from None
+
+
+def _query_explain(query: dict) -> ExplainImages | None:
+    text = query.get("explain")
+    if text is not None and text.lower() not in ("true", "false", "1", "0"):
+        raise InvalidRequest(f"'explain' must be true or false, got {text!r}.", param="explain")
+    explain = text is not None and text.lower() in ("true", "1")
+    return ImageClassifyService.explain_options(
+        explain, _query_int(query, "explain_evaluations"), _query_int(query, "explain_grid"), ""
+    )
 
 
 def raw_image(event: dict, max_body_bytes: int) -> RawImage:
@@ -104,7 +119,7 @@ def raw_image(event: dict, max_body_bytes: int) -> RawImage:
     if not data:
         raise InvalidRequest("The request body is empty; send a PNG or JPEG image.", param="body")
     query = event.get("queryStringParameters") or {}
-    return RawImage(data, _query_top_k(query), query.get("model"))
+    return RawImage(data, _query_int(query, "top_k"), query.get("model"), _query_explain(query))
 
 
 class ImageClassifyApi:
@@ -135,7 +150,7 @@ class ImageClassifyApi:
 
     def _run(self, request: ImageClassifyRequest | RawImage, reserve) -> tuple[list, int, object]:
         if isinstance(request, RawImage):
-            result = self.service.from_bytes(request.data, request.top_k, request.model, reserve)
+            result = self.service.from_bytes(request.data, request.top_k, request.model, reserve, request.explain)
         else:
             result = self.service.from_json(request, reserve)
         return result.body, result.units, self.service.manifest
@@ -191,6 +206,27 @@ def openapi_patch(doc: dict) -> None:
                 "required": False,
                 "schema": {"type": "string"},
                 "description": f"model id; {raw_only}",
+            },
+            {
+                "name": "explain",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean"},
+                "description": f"explain the top label with an attribution map over cells; {raw_only}",
+            },
+            {
+                "name": "explain_evaluations",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 2},
+                "description": f"with explain: model evaluations per image (default 1024); {raw_only}",
+            },
+            {
+                "name": "explain_grid",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 2, "maximum": 8},
+                "description": f"with explain: cells per side (default 4); {raw_only}",
             },
         ]
     )

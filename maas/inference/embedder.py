@@ -68,6 +68,8 @@ class TextEmbedder:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = manifest.outputs[0].name
         self.dimensions = manifest.dimensions
+        # what an explanation puts in place of a masked word (BERT's [MASK]; RoBERTa's <mask>); None: no mask token
+        self.mask_id = next((i for i in map(self.tokenizer.token_to_id, ("[MASK]", "<mask>")) if i is not None), None)
 
     def tokenize(self, texts: list[str]):
         if len(texts) == 1:  # encode_batch's thread hand-off costs ~60 us, a fifth of our per-call overhead
@@ -87,6 +89,48 @@ class TextEmbedder:
                 start = end - 1
         groups.append(order[start:])
         return [g for g in groups if len(g)]
+
+    def run_rows(self, groups: list[np.ndarray], max_tokens: int = 32768) -> tuple[list[np.ndarray], int]:
+        """The graph's outputs for groups of token-id rows, the rows of a group all of one length (an explanation's
+        masked copies of one input): every group packed into as few session.run calls as ``max_tokens`` padded
+        tokens per call allow (the activations of 32,768 tokens take about 50 MB), shorter groups first, each
+        padded only to its call's widest. Returns one output array per group, and the number of calls."""
+        outs = [np.empty((len(g), self.dimensions), dtype=np.float32) for g in groups]
+        pending: list[tuple[int, int, int]] = []  # (group, first row, end row) of the next call
+        calls = 0
+
+        def flush(width: int) -> None:
+            rows = sum(end - start for _, start, end in pending)
+            ids = np.zeros((rows, width), dtype=np.int64)
+            mask = np.zeros((rows, width), dtype=np.int64)
+            at = 0
+            for g, start, end in pending:
+                n, w = end - start, groups[g].shape[1]
+                ids[at : at + n, :w], mask[at : at + n, :w] = groups[g][start:end], 1
+                at += n
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            out = self.session.run([self.output_name], {k: feed[k] for k in self.input_names})[0]
+            at = 0
+            for g, start, end in pending:
+                outs[g][start:end] = out[at : at + end - start]
+                at += end - start
+
+        width = rows = 0
+        for g in sorted(range(len(groups)), key=lambda g: groups[g].shape[1]):
+            start, size, w = 0, len(groups[g]), groups[g].shape[1]
+            while start < size:
+                room = max_tokens // max(width, w) - rows
+                if room <= 0 and pending:
+                    flush(width)
+                    calls, pending, width, rows = calls + 1, [], 0, 0
+                    continue
+                end = min(size, start + max(room, 1))
+                pending.append((g, start, end))
+                rows, width, start = rows + end - start, max(width, w), end
+        if pending:
+            flush(width)
+            calls += 1
+        return outs, calls
 
     def embed(self, texts: list[str], encodings=None) -> Embeddings:
         encodings = encodings if encodings is not None else self.tokenize(texts)

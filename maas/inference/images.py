@@ -181,6 +181,15 @@ def preprocess(image: Image.Image, spec: ImagePreprocessing) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1) if spec.layout == "NCHW" else pixels, dtype=np.float32)
 
 
+def blank(spec: ImagePreprocessing) -> np.ndarray:
+    """[channels] float32: the background grey as the model sees it (after invert and normalisation): what an
+    explanation puts in place of a masked cell, as if nothing were drawn there."""
+    channels = 1 if spec.mode == "L" else 3
+    grey = np.full(channels, 255.0 - spec.background if spec.invert else float(spec.background), dtype=np.float32)
+    mean, std = np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32)
+    return ((grey * np.float32(spec.scale) - mean) / std).astype(np.float32)
+
+
 class ImageClassifier:
     """A classification graph on ONNX Runtime: preprocessed images [n, ...] in, probabilities [n, labels] out."""
 
@@ -194,3 +203,10 @@ class ImageClassifier:
 
     def classify(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.output], {self.input: batch})[0]
+
+    def classify_rows(self, batch: np.ndarray, max_values: int = 1 << 24) -> tuple[np.ndarray, int]:
+        """Probabilities of many images (an explanation's masked copies) in as few session.run calls as
+        ``max_values`` input floats per call allow (64 MB); returns them and the number of calls."""
+        per_call = max(1, max_values // max(1, int(np.prod(batch.shape[1:]))))
+        out = [self.classify(batch[start : start + per_call]) for start in range(0, len(batch), per_call)]
+        return np.concatenate(out), len(out)

@@ -7,6 +7,7 @@ from pydantic import Field
 from maas.settings import names as c
 from maas.settings.base import EnvSettings
 from maas.settings.mixins import (
+    ExplainEnv,
     HeavyEndpointEnv,
     JobsEnv,
     LimitsEnv,
@@ -29,7 +30,7 @@ class RerankSettings(EmbeddingsSettings):
     max_documents: int = Field(c.DEFAULT_MAX_DOCUMENTS, alias=c.ENV_MAX_DOCUMENTS, ge=1, le=10000)
 
 
-class ClassifySettings(EmbeddingsSettings):
+class ClassifySettings(EmbeddingsSettings, ExplainEnv):
     """POST /v1/classify: MAAS_MODEL_SOURCE is the embedding model (zero-shot); MAAS_CLASSIFIER_SOURCES the
     trained classifier packages, comma-separated; unset: the `ticket-intents` package next to the embedding
     model's folder (/opt/models/ticket-intents in a layer, models/ticket-intents locally)."""
@@ -45,7 +46,7 @@ class ClassifySettings(EmbeddingsSettings):
         return [f"{parent}/{c.DEFAULT_CLASSIFIER}" if parent else c.DEFAULT_CLASSIFIER]
 
 
-class ImageClassifySettings(EmbeddingsSettings):
+class ImageClassifySettings(EmbeddingsSettings, ExplainEnv):
     """POST /v1/images/classify: MAAS_MODEL_SOURCE is the image classification package (default: the
     digits-cnn layer's /opt/models/digits-cnn); MAAS_MAX_INPUTS images per request; MAAS_MAX_IMAGE_PIXELS per
     image (checked from the header, before decoding)."""
@@ -53,6 +54,9 @@ class ImageClassifySettings(EmbeddingsSettings):
     model_source: str = Field(c.DEFAULT_IMAGE_MODEL_SOURCE, alias=c.ENV_MODEL_SOURCE, min_length=1)
     max_inputs: int = Field(c.DEFAULT_IMAGE_MAX_INPUTS, alias=c.ENV_MAX_INPUTS, ge=1, le=256)
     max_image_pixels: int = Field(c.DEFAULT_MAX_IMAGE_PIXELS, alias=c.ENV_MAX_IMAGE_PIXELS, ge=64, le=100_000_000)
+    max_explain_evaluations: int = Field(
+        c.DEFAULT_IMAGE_MAX_EXPLAIN_EVALUATIONS, alias=c.ENV_MAX_EXPLAIN_EVALUATIONS, ge=2, le=1_000_000
+    )
 
 
 class HeavyProxySettings(HeavyEndpointEnv, MeteringEnv):

@@ -48,6 +48,14 @@ class LimitsEnv(EnvSettings):
         return self.max_request_tokens or token_budget(self.memory_mb)
 
 
+class ExplainEnv(EnvSettings):
+    """Explanations: the most model evaluations one request may cost (a 400 above it, before anything runs)."""
+
+    max_explain_evaluations: int = Field(
+        c.DEFAULT_MAX_EXPLAIN_EVALUATIONS, alias=c.ENV_MAX_EXPLAIN_EVALUATIONS, ge=2, le=1_000_000
+    )
+
+
 class PlansEnv(EnvSettings):
     """The plans (prices, quotas): the packaged plans.toml unless a file overrides it."""
 

@@ -79,6 +79,21 @@ DEFAULT_CLASSIFY_MAX_INPUTS = 256
 MAX_CANDIDATE_LABELS = 32
 MAX_LABEL_CHARS = 200
 
+# Explanations (parameters.explain on /v1/classify and /v1/images/classify; maas.inference.explain). Every
+# explained input costs model evaluations (each one a forward pass, billed as the input's own units); a request's
+# total is capped, and one input's budget defaults to DEFAULT_EXPLAIN_EVALUATIONS (exact Shapley values up to 8
+# players, permutation sampling above).
+ENV_MAX_EXPLAIN_EVALUATIONS = "MAAS_MAX_EXPLAIN_EVALUATIONS"
+DEFAULT_MAX_EXPLAIN_EVALUATIONS = 2048
+DEFAULT_EXPLAIN_EVALUATIONS = 256
+DEFAULT_EXPLAIN_GRID = 4  # an image's attribution map: 4 x 4 cells
+# Cells interact more than words (a digit is drawn by several cells together): permutation sampling over 16 cells
+# needs ~4x the evaluations for the error a text gets at 256 (README). An image evaluation is also far cheaper
+# than a text's (a small CNN on 8 x 8 pixels), so the image function allows more per request.
+DEFAULT_IMAGE_EXPLAIN_EVALUATIONS = 1024
+DEFAULT_IMAGE_MAX_EXPLAIN_EVALUATIONS = 16384
+MAX_EXPLAIN_GRID = 8
+
 # Heavy models on a SageMaker endpoint: the inference package (maas.heavy.endpoint) and the proxy (maas.heavy.client,
 # functions/heavy_proxy). The proxy's variables are set by infra/stacks.py; the container's by infra/gpu.py.
 ENV_SAGEMAKER_ENDPOINT = "MAAS_SAGEMAKER_ENDPOINT"  # the endpoint's name

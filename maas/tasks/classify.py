@@ -5,6 +5,10 @@ Routing rule: a request with `parameters.candidate_labels` is zero-shot and runs
 (`model` omitted or naming it); a request without them runs a trained classifier (`model` omitted means the
 first of MAAS_CLASSIFIER_SOURCES). Naming a classifier with candidate_labels, or the embedding model
 without them, is a 400 that says so; a model served nowhere here is a 404.
+
+Explanations (`parameters.explain`): each input's predicted label gets Shapley values per word of the label's
+probability (maas.inference.explain); the input is run once per coalition of its words, and every such
+evaluation is billed as the tokens it processes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from maas.errors import InvalidRequest, NotFound
 from maas.inference.catalog import default_catalog
 from maas.inference.classifiers import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifier, ranked, zero_shot_scores
 from maas.inference.embedder import TextEmbedder
+from maas.inference.explain import TextWork, check_evaluations, explain_outputs, text_work
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
 from maas.inference.validation import check_token_budget, text_list, tokenize_checked
@@ -28,13 +33,14 @@ from maas.settings import names as c
 from maas.settings.functions import ClassifySettings
 from maas.tasks.embeddings import Reserve
 
+PARAM = "parameters.explain_evaluations"
 HYPOTHESIS_CACHE_SIZE = 4096  # zero-shot hypothesis vectors kept per container (384 floats each: ~6 MB at most)
 
 
 @dataclass
 class Classification:
     body: list  # per input, [{label, score}] sorted by score; zero-shot on one string: that one flat list
-    units: int  # billable: tokens the model processed (inputs, plus the hypotheses for zero-shot)
+    units: int  # billable: tokens the model processed (inputs x evaluations, plus the hypotheses for zero-shot)
     manifest: Manifest  # what is billed (task "classify")
 
 
@@ -131,6 +137,22 @@ class ClassifyService:
         entries = [self._hypothesis_cache[h] for h in hypotheses]
         return np.stack([vector for vector, _ in entries]), sum(tokens for _, tokens in entries)
 
+    def _explain_plan(self, runtime: TextEmbedder, texts: list[str], encodings, budget: int | None) -> list[TextWork]:
+        """Each input's coalitions, checked against the per-request cap before anything runs."""
+        if runtime.mask_id is None:
+            raise InvalidRequest(
+                f"'{runtime.manifest.name}' has no mask token, so its inputs cannot be explained.",
+                code="unsupported_parameter",
+                param="parameters.explain",
+            )
+        budget, cap, param = budget or c.DEFAULT_EXPLAIN_EVALUATIONS, self.settings.max_explain_evaluations, PARAM
+        check_evaluations(budget, cap, f"'{param}' = {budget} per input", param, "Lower it.")
+        works = [text_work(text, e, budget) for text, e in zip(texts, encodings, strict=True)]
+        total = sum(w.plan.evaluations for w in works)
+        hint = f"Send fewer inputs or a lower '{param}'."
+        check_evaluations(total, cap, "Explaining these inputs", param, hint)
+        return works
+
     def classify(self, request: ClassifyRequest, reserve: Reserve | None = None) -> Classification:
         """Validate, run the classifier or zero-shot scoring, and return the response body and billable units.
         ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
@@ -139,6 +161,12 @@ class ClassifyService:
         if top_k is not None and top_k < 1:
             raise InvalidRequest(f"'parameters.top_k' must be at least 1, got {top_k}.", param="parameters.top_k")
         zero_shot = params is not None and params.candidate_labels is not None
+        explain = params is not None and bool(params.explain)
+        if params is not None and params.explain_evaluations is not None and not explain:
+            raise InvalidRequest(
+                "'parameters.explain_evaluations' needs 'parameters.explain': true.",
+                param="parameters.explain_evaluations",
+            )
         for name in ("hypothesis_template", "multi_label"):
             if not zero_shot and params is not None and getattr(params, name) is not None:
                 raise InvalidRequest(
@@ -158,23 +186,58 @@ class ClassifyService:
         runtime = slot.ready()
         encodings = tokenize_checked(runtime, texts, request.truncate, "inputs")
         hypotheses = [template.replace("{}", label, 1) for label in labels] if zero_shot else []
+        works = self._explain_plan(runtime, texts, encodings, params.explain_evaluations) if explain else None
         hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
-        tokens = sum(len(e.ids) for e in encodings) + hyp_tokens
-        counted = f"{len(texts)} inputs" + (f" and {len(hypotheses)} label hypotheses" if hypotheses else "")
+        # an explained input runs (and bills) its tokens once per model evaluation
+        tokens = (sum(w.units for w in works) if works else sum(len(e.ids) for e in encodings)) + hyp_tokens
+        counted = f"{len(texts)} inputs"
+        counted += f" x {sum(w.plan.evaluations for w in works)} explanation evaluations in all" if works else ""
+        counted += f" and {len(hypotheses)} label hypotheses" if hypotheses else ""
         check_token_budget(tokens, self.settings.request_token_budget, counted)
         if reserve is not None:
             reserve(tokens)
+        score = None
         if zero_shot:
             hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)
-            result = runtime.embed(texts, encodings)
-            probabilities = zero_shot_scores(result.vectors, hyp_vectors, bool(params.multi_label))
-            units = int(sum(result.token_counts) + hyp_tokens)
+
+            def score(vectors: np.ndarray) -> np.ndarray:
+                return zero_shot_scores(vectors, hyp_vectors, bool(params.multi_label))
+
             manifest = slot.manifest.model_copy(update={"task": "classify"})
         else:
-            result = runtime.classify(texts, encodings)
-            probabilities, labels, units = result.vectors, runtime.labels, int(sum(result.token_counts))
-            manifest = slot.manifest
+            labels, hyp_tokens, manifest = runtime.labels, 0, slot.manifest
+        if works:
+            probabilities, explanations = explain_texts(runtime, texts, works, score)
+            units = sum(w.units for w in works) + hyp_tokens
+        else:
+            result = runtime.embed(texts, encodings)
+            probabilities = score(result.vectors) if score else result.vectors
+            units = int(sum(result.token_counts) + hyp_tokens)
         body = ranked(labels, np.asarray(probabilities), top_k)
+        if works:
+            for row, explanation in zip(body, explanations, strict=True):
+                row[0]["explanation"] = explanation
         # Hugging Face's zero-shot answers a single text with one flat list (its text-classification keeps the
         # list of lists); InferenceClient.zero_shot_classification parses exactly that.
         return Classification(body[0] if zero_shot and isinstance(request.inputs, str) else body, units, manifest)
+
+
+def explain_texts(
+    runtime: TextEmbedder, texts: list[str], works: list[TextWork], score=None
+) -> tuple[np.ndarray, list]:
+    """Run every input's coalitions (all inputs' rows packed into as few session.run calls as possible) and explain
+    each input's predicted label. ``score(outputs) -> probabilities`` turns the graph's outputs into label probabilities
+    (zero-shot: cosines against the hypotheses); None: the graph answers probabilities. Returns the inputs'
+    probabilities (the unmasked coalition's, row 0) and one explanation body per input."""
+    probabilities, explanations = [], []
+    outputs_per_input, _ = runtime.run_rows([work.rows(runtime.mask_id) for work in works])
+    for text, work, outputs in zip(texts, works, outputs_per_input, strict=True):
+        outputs = score(outputs) if score else outputs
+        _, values, common = explain_outputs(work.plan, outputs)
+        probabilities.append(outputs[0])
+        words = [
+            {"text": text[start:end], "start": start, "end": end, "value": round(float(v), 6)}
+            for (start, end), v in zip(work.players.spans, values, strict=True)
+        ]
+        explanations.append({**common, "words": words})
+    return np.stack(probabilities), explanations

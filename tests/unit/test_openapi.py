@@ -75,4 +75,26 @@ def test_the_image_route_documents_raw_image_bodies():
     content = operation["requestBody"]["content"]
     assert {"application/json", "image/png", "image/jpeg"} <= set(content)
     assert content["image/png"]["schema"] == {"type": "string", "format": "binary"}
-    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"top_k", "model"}
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {
+        "top_k",
+        "model",
+        "explain",
+        "explain_evaluations",
+        "explain_grid",
+    }
+
+
+def test_explanations_are_documented_on_both_classify_routes():
+    from maas.api.openapi import document
+
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    assert {"explain", "explain_evaluations"} <= set(schemas["ClassifyParameters"]["properties"])
+    assert {"explain", "explain_evaluations", "explain_grid"} <= set(schemas["ImageClassifyParameters"]["properties"])
+    words = schemas["TextExplanation"]["properties"]
+    assert {"output", "value", "base_value", "method", "evaluations", "words"} <= set(words)
+    assert set(schemas["WordValue"]["properties"]) == {"text", "start", "end", "value"}
+    assert {"grid", "size", "cells"} <= set(schemas["ImageExplanation"]["properties"])
+    assert "MAAS_MAX_EXPLAIN_EVALUATIONS" in schemas["ClassifyParameters"]["properties"]["explain"]["description"]
+    assert "explanation" in schemas["ExplainedLabelScore"]["properties"]
+    assert "explanation" in schemas["ExplainedImageLabelScore"]["properties"]
