@@ -81,11 +81,12 @@ class EmbeddingsService:
         self.ready()
         catalog = default_catalog()
         cards = []
-        for i, (_, m) in enumerate(self.versions):
+        for _, m in self.versions:
             entry = catalog.resolve(f"{m.name}@{m.version}")
+            latest = entry is not None and entry is catalog.latest(m.name)
             cards.append(
                 ModelCard(
-                    id=m.name if i == 0 else f"{m.name}@{m.version}",
+                    id=m.name if latest else f"{m.name}@{m.version}",
                     created=self.created,
                     owned_by="maas",
                     task=m.task,
@@ -93,6 +94,7 @@ class EmbeddingsService:
                     dimensions=m.dimensions,
                     max_input_tokens=m.max_sequence_length,
                     runtime=entry.runtime if entry is not None else None,
+                    quality=measured_quality(m),
                 )
             )
         served = {(m.name, m.version) for _, m in self.versions}
@@ -169,6 +171,20 @@ class EmbeddingsService:
             "model": manifest.name if manifest is self.manifest else f"{manifest.name}@{manifest.version}",
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }, manifest
+
+
+def measured_quality(manifest: Manifest) -> dict | None:
+    """What a served package's manifest measured: cosine to fp32 on the eval set, or its task evaluation."""
+    if manifest.quality is not None:
+        q = manifest.quality
+        return {
+            "reference": "fp32",
+            "eval_set": q.eval_set,
+            "n": q.n,
+            "min_cosine": q.min_cosine,
+            "mean_cosine": q.mean_cosine,
+        }
+    return manifest.evaluation
 
 
 def _latest_first(loaded: list[tuple[TextEmbedder, Manifest]]) -> list[tuple[TextEmbedder, Manifest]]:

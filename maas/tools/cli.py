@@ -80,6 +80,17 @@ def _invoke(args) -> int:
 def _bench(args) -> int:
     from maas.tools.bench.embeddings import run
 
+    if args.tiers:
+        from maas.tools.bench.common import run_settings
+        from maas.tools.bench.embeddings import QUICK
+        from maas.tools.bench.tiers import run as run_tiers
+
+        try:
+            settings = run_settings(args, {k: v for k, v in QUICK.items() if k != "cold_starts"})
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return run_tiers(args, settings)
     return run(args)
 
 
@@ -355,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--cold-starts", type=int, default=3, help="fresh processes per contender")
     be.add_argument("--json", default="bench-results/embeddings.json", help="where to write the results")
     be.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
+    be.add_argument(
+        "--tiers",
+        action="store_true",
+        help="our tiers (exact, fast, static) vs the peers (sentence-transformers torch/onnx/qint8, fastembed): "
+        "speed, fidelity to fp32, the fast tier's PASS/MISS; JSON to <json>-tiers.json and a PNG plot beside it",
+    )
     be.set_defaults(func=_bench)
     from maas.tools.bench.tasks import DEFAULT_JSON, TASKS
 

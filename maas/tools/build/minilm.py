@@ -65,8 +65,9 @@ def eval_sentences() -> tuple[list[str], str]:
     return [line for line in raw.decode("utf-8").splitlines() if line.strip()], hashlib.sha256(raw).hexdigest()
 
 
-def export_fp32(src: Path, dst: Path) -> None:
-    """Export BERT + mean pooling + L2 normalisation as one fp32 ONNX graph with dynamic batch and length."""
+def export_fp32(src: Path, dst: Path, token_states: bool = False) -> None:
+    """Export BERT + mean pooling + L2 normalisation as one fp32 ONNX graph with dynamic batch and length;
+    ``token_states``: BERT alone, output `last_hidden_state` (what optimum exports for sentence-transformers)."""
     import torch
     from transformers import BertModel
 
@@ -82,20 +83,23 @@ def export_fp32(src: Path, dst: Path) -> None:
             hidden = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
+            if token_states:
+                return hidden
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
     sample = torch.ones(2, 16, dtype=torch.int64)
+    output = "last_hidden_state" if token_states else OUTPUT
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
-    axes[OUTPUT] = {0: "batch"}
+    axes[output] = {0: "batch", 1: "sequence"} if token_states else {0: "batch"}
     with torch.no_grad():
         torch.onnx.export(
             SentenceEmbedding(bert).eval(),
             (sample, sample, torch.zeros_like(sample)),
             str(dst),
             input_names=INPUTS,
-            output_names=[OUTPUT],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=17,
             dynamo=False,

@@ -69,7 +69,8 @@ PROXY_RESOURCE = "/{proxy+}"
 
 def served_versions(model_dir: Path) -> str:
     """MAAS_MODEL_SOURCE of the embeddings function: ``model_dir`` and every other built version of its catalog
-    model (as the stack lists them), so `name@version` of an older version answers locally too."""
+    model (as the stack lists them), so `name@version` of an older version answers locally too; for an embeddings
+    model also every built embedding tier (all-minilm-l6-v2-fast, -static), so `model` can name the tier."""
     from maas.inference.catalog import default_catalog
     from maas.inference.package import read_manifest
 
@@ -78,9 +79,15 @@ def served_versions(model_dir: Path) -> str:
     except (OSError, ValueError):
         return str(model_dir)
     sources = [str(model_dir)]
-    for entry in default_catalog().entries:
+    catalog = default_catalog()
+    own = catalog.latest(name)
+    # Its versions first, then the other Lambda-served models of its task (the embedding tiers), as the stack does.
+    entries = [e for e in catalog.entries if e.name == name] + [
+        e for e in catalog.entries if own is not None and e.name != name and e.task == own.task == "embeddings"
+    ]
+    for entry in entries:
         folder = paths.model_dir(entry.package or entry.name)
-        if entry.name != name or entry.runtime == "sagemaker" or folder == Path(model_dir):
+        if entry.runtime == "sagemaker" or folder == Path(model_dir):
             continue
         try:
             if read_manifest(folder).version == entry.version:
