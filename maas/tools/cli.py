@@ -94,6 +94,12 @@ def _bench(args) -> int:
     return run(args)
 
 
+def _bench_pruning(args) -> int:
+    from maas.tools.bench.pruning import run
+
+    return run(args)
+
+
 def _bench_heavy(args) -> int:
     from maas.tools.bench.heavy import main as bench_heavy
 
@@ -373,6 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
         "speed, fidelity to fp32, the fast tier's PASS/MISS; JSON to <json>-tiers.json and a PNG plot beside it",
     )
     be.set_defaults(func=_bench)
+    bp = bench.add_parser(
+        "pruning",
+        help="FFN neurons pruned by measured importance (25-75%), each beside the fast tier: cosine and speed",
+    )
+    bp.add_argument("--threads", type=int, default=None, help="threads for every contender (default 2)")
+    bp.add_argument("--requests", type=int, default=100, help="single-sentence requests per contender")
+    bp.add_argument("--batches", type=int, default=3, help="batch-32 requests per contender")
+    bp.add_argument("--json", default="bench-results/pruning.json", help="where to write the results")
+    bp.set_defaults(func=_bench_pruning)
     from maas.tools.bench.tasks import DEFAULT_JSON, TASKS
 
     bt = bench.add_parser(

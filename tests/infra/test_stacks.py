@@ -122,8 +122,13 @@ def test_functions_follow_config(built):
     settings = config.task_function("embeddings")
     assert task["MemorySize"] == settings.memory_mb
     assert task["Architectures"] == [settings.architecture]
-    assert task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
-    assert len(task["Layers"]) == 2  # runtime + model
+    # the default model first, then the embedding tiers, each from its own layer (runtime + 3 models; Lambda allows 5)
+    assert task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE].split(",") == [
+        constants.DEFAULT_MODEL_SOURCE,
+        "/opt/models/all-minilm-l6-v2-fast",
+        "/opt/models/all-minilm-l6-v2-static",
+    ]
+    assert len(task["Layers"]) == 4
     assert "SnapStart" not in task and "ReservedConcurrentExecutions" not in task
 
 

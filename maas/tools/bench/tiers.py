@@ -55,7 +55,17 @@ FAST_TARGETS = (
     ("fast batch-32 throughput / peer int8", "batch_sps", ">=", 0.8),
     ("fast min cosine to fp32", "min_cosine", ">=", 0.98),
 )
-HEADER = ["contender", "what", "p50 ms", "batch-32 sentences/s", "min cosine", "mean cosine", "per-sentence vs exact"]
+HEADER = [
+    "contender",
+    "what",
+    "p50 ms",
+    "batch-32 sentences/s",
+    "min cosine",
+    "mean cosine",
+    "speed vs exact",
+    "top-1 / top-10 vs exact",
+    "intents acc",
+]
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -184,6 +194,37 @@ def fidelity(contenders: dict, reference: np.ndarray, sentences: list[str]) -> d
     return out
 
 
+def task_quality(contenders: dict, sentences: list[str], exact_vectors: np.ndarray) -> dict:
+    """Per contender: retrieval agreement with the exact tier on the eval set (each sentence queries the others:
+    top-1 match rate and mean overlap of the top 10) and the held-out accuracy of the ticket-intents head trained
+    on its embeddings (maas/tools/build/classifier.py's head, data and split)."""
+    from maas.tools.build.classifier import default_data, read_dataset, train_head
+
+    data = read_dataset(default_data())
+    y = data.y()
+
+    def neighbours(v: np.ndarray, k: int) -> np.ndarray:
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        sim = v @ v.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argsort(-sim, axis=1)[:, :k]
+
+    exact_top = neighbours(exact_vectors, 10)
+    out = {}
+    for name, c in contenders.items():
+        vectors = np.concatenate([c.vectors(sentences[i : i + 16]) for i in range(0, len(sentences), 16)])
+        top = neighbours(vectors, 10)
+        x = np.concatenate([c.vectors(data.texts[i : i + 32]) for i in range(0, len(data.texts), 32)])
+        weight, bias = train_head(x[~data.is_test], y[~data.is_test], len(data.classes))
+        predicted = (x[data.is_test] @ weight + bias).argmax(axis=1)
+        out[name] = {
+            "top1_agreement": float((top[:, 0] == exact_top[:, 0]).mean()),
+            "top10_overlap": float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, exact_top, strict=True)])),
+            "intents_accuracy": float((predicted == y[data.is_test]).mean()),
+        }
+    return out
+
+
 def verdicts(summary: dict) -> list[dict]:
     rows = []
     for label, key, op, bound in FAST_TARGETS:
@@ -257,6 +298,11 @@ def run(args, settings: dict) -> int:
             [reference_model.vectors(sentences[i : i + 16]) for i in range(0, len(sentences), 16)]
         )
         fid = fidelity(contenders, reference, sentences)
+        progress("task quality: retrieval agreement with the exact tier, ticket-intents head accuracy")
+        exact_vectors = np.concatenate(
+            [contenders["exact"].vectors(sentences[i : i + 16]) for i in range(0, len(sentences), 16)]
+        )
+        tasks = task_quality(contenders, sentences, exact_vectors)
         for c in contenders.values():  # warm-up
             for text in SHORT_SENTENCES:
                 c.vectors([text])
@@ -288,6 +334,7 @@ def run(args, settings: dict) -> int:
             "p99_ms": latency_summary(single[name])["p99_ms"],
             "batch_sps": BATCH * len(batches[name]) / sum(batches[name]),
             **fid[name],
+            **tasks[name],
         }
     exact = summary["exact"]["p50_ms"]
     rows = [
@@ -299,6 +346,8 @@ def run(args, settings: dict) -> int:
             fmt(s["min_cosine"], 4),
             fmt(s["mean_cosine"], 4),
             f"{exact / s['p50_ms']:.2f}x",
+            f"{s['top1_agreement']:.2f} / {s['top10_overlap']:.2f}",
+            f"{s['intents_accuracy']:.3f}",
         ]
         for n, s in summary.items()
     ]

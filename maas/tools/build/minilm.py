@@ -125,11 +125,16 @@ def prepare_tokenizer(src: Path, dst: Path) -> None:
     tok.save(str(dst))
 
 
-def embed_with(model: Path, tokenizer: Path, sentences: list[str], session_config: dict | None = None) -> np.ndarray:
-    """Embed with the same runtime class the service uses."""
+def embed_with(
+    model: Path, tokenizer: Path, sentences: list[str], session_config: dict | None = None, **manifest_fields
+) -> np.ndarray:
+    """Embed with the same runtime class the service uses; ``manifest_fields`` override this model's manifest
+    (dimensions, max_sequence_length of another package)."""
     from maas.inference.embedder import TextEmbedder
 
-    manifest = _manifest(files={}, session_config=session_config or {}, quantization=Quantization(method="none"))
+    manifest = _manifest(
+        files={}, session_config=session_config or {}, quantization=Quantization(method="none"), **manifest_fields
+    )
     folder = Path(tempfile.mkdtemp(prefix="maas-eval-"))
     try:
         (folder / MODEL_FILE).symlink_to(model.resolve())
@@ -140,7 +145,10 @@ def embed_with(model: Path, tokenizer: Path, sentences: list[str], session_confi
 
 
 def cosine_report(candidate: np.ndarray, reference: np.ndarray) -> dict:
-    cos = (candidate * reference).sum(1) / (np.linalg.norm(candidate, axis=1) * np.linalg.norm(reference, axis=1))
+    norms = np.linalg.norm(candidate, axis=1) * np.linalg.norm(reference, axis=1)
+    both_zero = (np.linalg.norm(candidate, axis=1) == 0) & (np.linalg.norm(reference, axis=1) == 0)
+    # Two zero vectors agree (a static model's text of unknown tokens); one zero vector against another is 0.
+    cos = np.where(both_zero, 1.0, (candidate * reference).sum(1) / np.where(norms > 0, norms, 1.0))
     return {
         "min_cosine": round(float(cos.min()), 6),
         "mean_cosine": round(float(cos.mean()), 6),
