@@ -149,7 +149,11 @@ def test_rerank_and_v2_run_the_embeddings_model_like_embeddings(built):
         assert layer_ids(props) == layer_ids(embeddings), prefix
         assert any(ref.startswith("LayersModelallminilml6v2") for ref in layer_ids(props))
         variables = props["Environment"]["Variables"]
-        assert variables[constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
+        # the default model first, then the embedding tiers, as the embeddings function
+        assert (
+            variables[constants.ENV_MODEL_SOURCE] == embeddings["Environment"]["Variables"][constants.ENV_MODEL_SOURCE]
+        )
+        assert variables[constants.ENV_MODEL_SOURCE].startswith(constants.DEFAULT_MODEL_SOURCE + ",")
         assert set(variables) >= {USAGE.env_var, TENANTS.env_var} and JOBS.env_var not in variables
         assert props["MemorySize"] == embeddings["MemorySize"]
     routes_ = routes(template)

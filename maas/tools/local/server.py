@@ -513,7 +513,7 @@ def start(
             demo_key = seed_demo_tenant(emulator)
             # The job bucket's S3 events and the requests queue, delivered to batch_s3 / batch_sqs.
             forwarded = {k: v for k, v in api.env.get("embeddings", {}).items() if k in FORWARDING_VARIABLES}
-            cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir(), forwarded))
+            cleanup.callback(start_batch_workers(emulator, served_versions(model_dir or paths.model_dir()), forwarded))
             # The usage table's stream, delivered to the aggregator function every second (usage visible at once).
             aggregator = load_handler("aggregator", {**aws_env(moto_url), **table_env()})
             stream = StreamDriver(
@@ -555,6 +555,18 @@ def start_background(port: int = 0, model_dir: Path | None = None, **kwargs) -> 
     return running.base_url, running.stop
 
 
+def embedding_tiers(model: str) -> list[str]:
+    """The other Lambda-served embedding models of the catalog (fast, static) served beside ``model``."""
+    from maas.inference.catalog import default_catalog
+
+    catalog = default_catalog()
+    own = catalog.resolve(model)
+    if own is None or own.task != "embeddings":
+        return []
+    names = [e.name for e in catalog.entries if e.task == "embeddings" and e.runtime != "sagemaker"]
+    return [n for n in dict.fromkeys(names) if n != own.name and n in BUILDS]
+
+
 def ensure_model(model: str, build_missing: bool) -> Path | None:
     """The model package folder, built first when missing and allowed; None (reason printed) when unavailable."""
     folder = paths.model_dir(model)
@@ -577,7 +589,7 @@ def ensure_model(model: str, build_missing: bool) -> Path | None:
     from maas.tools.build import build_package
     from maas.tools.build.minilm import BuildError
 
-    print(f"model package {model!r} is missing: building it into {folder} (about half a minute)", file=sys.stderr)
+    print(f"model package {model!r} is missing: building it into {folder} (half a minute to a few)", file=sys.stderr)
     try:
         build_package(model, folder, compare=False)
     except BuildError as exc:
@@ -603,6 +615,10 @@ def serve(
             ensure_model(c.DEFAULT_IMAGE_MODEL, build_missing)  # on failure the route answers 503
         else:
             print(f"note: {image_model} is missing: /v1/images/classify answers 503 until it is built", file=sys.stderr)
+    for tier in embedding_tiers(model):
+        # Served beside the model (served_versions): built like it when missing, else its id answers 404.
+        if ensure_model(tier, build_missing) is None:
+            print(f"note: {tier} is not built: requests naming it answer 404 until it is", file=sys.stderr)
     try:
         running = start(host=host, port=port, model_dir=folder)
     except OSError as exc:
