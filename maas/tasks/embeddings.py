@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from maas.errors import InvalidRequest
-from maas.inference.catalog import default_catalog, resolve_among, resolve_served
+from maas.inference.catalog import default_catalog, resolve_among, resolve_served, served_id
 from maas.inference.embedder import TextEmbedder, encode_vectors, sized
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
@@ -83,10 +83,9 @@ class EmbeddingsService:
         cards = []
         for _, m in self.versions:
             entry = catalog.resolve(f"{m.name}@{m.version}")
-            latest = entry is not None and entry is catalog.latest(m.name)
             cards.append(
                 ModelCard(
-                    id=m.name if latest else f"{m.name}@{m.version}",
+                    id=served_id(m, catalog),
                     created=self.created,
                     owned_by="maas",
                     task=m.task,
@@ -168,7 +167,7 @@ class EmbeddingsService:
                 for i, v in enumerate(encode_vectors(result.vectors, request.encoding_format))
             ],
             # an older version answers under its pinned id, as GET /v1/models lists it
-            "model": manifest.name if manifest is self.manifest else f"{manifest.name}@{manifest.version}",
+            "model": served_id(manifest),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }, manifest
 

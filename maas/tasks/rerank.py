@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from maas.inference.catalog import served_id
 from maas.inference.package import BilledUnder, Manifest
 from maas.inference.validation import text_list
 from maas.schemas.rerank import RerankRequest
@@ -53,7 +54,7 @@ class RerankService:
             if request.return_documents:
                 item["document"] = {"text": texts[i]}
             results.append(item)
-        model = manifest.name if manifest is self.embeddings.manifest else f"{manifest.name}@{manifest.version}"
+        model = served_id(manifest)
         body = {
             "object": "list",
             "results": results,

@@ -204,7 +204,7 @@ def task_quality(contenders: dict, sentences: list[str], exact_vectors: np.ndarr
     y = data.y()
 
     def neighbours(v: np.ndarray, k: int) -> np.ndarray:
-        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)  # a static zero vector stays zero
         sim = v @ v.T
         np.fill_diagonal(sim, -np.inf)
         return np.argsort(-sim, axis=1)[:, :k]
@@ -244,7 +244,7 @@ def plot(summary: dict, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     floor = min(s["min_cosine"] for s in summary.values() if s["min_cosine"] is not None) - 0.03
-    for name, s in summary.items():
+    for i, (name, s) in enumerate(summary.items()):
         y = s["min_cosine"] if s["min_cosine"] is not None else floor
         ours = name in OURS
         ax.scatter(s["p50_ms"], y, s=60, marker="o" if ours else "s", color="tab:blue" if ours else "tab:gray")
@@ -252,7 +252,7 @@ def plot(summary: dict, path: Path) -> Path:
             name + ("" if s["min_cosine"] is not None else " (own space)"),
             (s["p50_ms"], y),
             fontsize=8,
-            xytext=(5, 4),
+            xytext=(5, 4 if i % 2 == 0 else -11),  # alternate above/below: neighbours on the plot often overlap
             textcoords="offset points",
         )
     ax.set_xscale("log")
