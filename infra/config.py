@@ -188,7 +188,7 @@ class Config(_Strict):
             raise ValueError(f"one version per SageMaker-served model (one endpoint each): {sagemaker}")
         for task in {m.task for m in self.lambda_models}:
             served = sorted({m.name for m in self.lambda_models if m.task == task})
-            if len(served) > 1 and task != "classify":
+            if len(served) > 1 and task not in ("classify", "embeddings"):
                 raise ValueError(
                     f"task {task}: one Lambda-served model per task function (any number of its versions), got {served}"
                 )
@@ -204,8 +204,12 @@ class Config(_Strict):
 
     def versions(self, model: ModelConfig) -> tuple[ModelConfig, ...]:
         """Every listed version of ``model``'s name on its runtime, ``model`` first: a task function loads them all,
-        so `name@version` keeps answering until the version leaves the configuration."""
+        so `name@version` keeps answering until the version leaves the configuration. The embeddings model also
+        brings the other Lambda-served embedding models (the tiers), each in its own layer."""
         others = tuple(m for m in self.models if m.name == model.name and m is not model and m.runtime == model.runtime)
+        if model is self.embedding_model:
+            # The embedding tiers (fast, static) are served by the same functions: `model` names the tier.
+            others += tuple(m for m in self.lambda_models if m.task == "embeddings" and m.name != model.name)
         return (model, *others)
 
     @property

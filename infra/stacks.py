@@ -352,15 +352,20 @@ class ServiceStack(Stack):
             ("BatchS3", "batch_s3", config.batch_s3),
             ("BatchSqs", "batch_sqs", config.batch_sqs),
         ):
+            # Jobs may name any Lambda-served embedding model: the default and its tiers, as the embeddings function.
+            served = config.versions(batch_model) if batch_model is not None else ()
+            env = task_env(batch_model)
+            if batch_model is not None:
+                env[constants.ENV_MODEL_SOURCE] = ",".join(self.layers.model_source(m) for m in served)
             workers[id] = function(
-                id, folder, f"maas: batch worker ({folder})", settings, batch_model, task_env(batch_model)
+                id, folder, f"maas: batch worker ({folder})", settings, batch_model, env, tuple(served[1:])
             )
             grant_metering(workers[id])
             jobs_table.grant_read_write_data(workers[id].role)
             workers[id].function.add_environment(JOBS.env_var, jobs_table.table_name)
             workers[id].function.add_environment(TENANTS.env_var, tables[TENANTS.logical_name].table_name)
-            if batch_model is not None:
-                self.layers.bind(workers[id], batch_model)
+            for model in served:
+                self.layers.bind(workers[id], model)
             if heavy_embeddings:  # jobs and queued requests for a heavy model run on its endpoint, in slices
                 forward_heavy_models(workers[id])
         usage_table = tables[USAGE.logical_name]

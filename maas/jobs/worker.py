@@ -113,6 +113,8 @@ class BatchWorker:
     # SageMaker-served models (catalog name -> maas.heavy.client.HeavyEndpoint): their jobs and requests are embedded
     # by the model's endpoint, in slices (maas.heavy.client.RemoteEmbedder), and billed like the local model's.
     remote: dict = field(default_factory=dict)
+    # The other packages MAAS_MODEL_SOURCE lists (the embedding tiers, older versions): (embedder, manifest).
+    others: list = field(default_factory=list)
 
     def serves(self, model_id: str) -> bool:
         return self.engine(model_id) is not None
@@ -126,6 +128,12 @@ class BatchWorker:
             return self.embedder, self.manifest
         except NotFound:
             pass
+        for embedder, manifest in self.others:
+            try:
+                resolve_served(model_id, manifest)
+                return embedder, manifest
+            except NotFound:
+                continue
         if not self.remote:
             return None
         from maas.heavy.client import BilledModel, RemoteEmbedder
@@ -424,8 +432,11 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
 
     s3 = boto3.client("s3")
     ddb = boto3.client("dynamodb")
-    folder, manifest = resolve_package(settings.model_source, settings.model_cache_dir, s3)
-    embedder = TextEmbedder(folder, manifest, **sized(settings))
+    loaded = []
+    for source in [x.strip() for x in settings.model_source.split(",") if x.strip()]:
+        folder, manifest = resolve_package(source, settings.model_cache_dir, s3)
+        loaded.append((TextEmbedder(folder, manifest, **sized(settings)), manifest))
+    (embedder, manifest), others = loaded[0], loaded[1:]
     needs_sqs = settings.continuation_queue_url or settings.dlq_url
     return BatchWorker(
         embedder=embedder,
@@ -444,4 +455,5 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
         job_bucket=settings.job_bucket,
         logger=logger,
         remote=remote_models(logger=logger),  # MAAS_HEAVY_MODELS: jobs for heavy models go to their endpoints
+        others=others,
     )

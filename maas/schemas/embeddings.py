@@ -70,6 +70,11 @@ class ModelCard(BaseModel):
     max_input_tokens: int | None = None
     labels: list[str] | None = Field(None, description="A classifier's labels.")
     runtime: str | None = Field(None, description="layer or s3 (Lambda), sagemaker (the GPU endpoint).")
+    quality: dict | None = Field(
+        None,
+        description="Measured fidelity of a served package: min/mean cosine to the fp32 reference on the eval set "
+        "(exact and fast tiers), or its task evaluation (the static tier).",
+    )
     routes: list[str] = Field(default_factory=list, description="The routes that take this model id.")
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from maas.errors import InvalidRequest
-from maas.inference.catalog import default_catalog, resolve_among, resolve_served
+from maas.inference.catalog import default_catalog, resolve_among, resolve_served, served_id
 from maas.inference.embedder import TextEmbedder, encode_vectors, sized
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
@@ -88,11 +88,11 @@ class EmbeddingsService:
         self.ready()
         catalog = default_catalog()
         cards = []
-        for i, (_, m) in enumerate(self.versions):
+        for _, m in self.versions:
             entry = catalog.resolve(f"{m.name}@{m.version}")
             cards.append(
                 ModelCard(
-                    id=m.name if i == 0 else f"{m.name}@{m.version}",
+                    id=served_id(m, catalog),
                     created=self.created,
                     owned_by="maas",
                     task=m.task,
@@ -100,6 +100,7 @@ class EmbeddingsService:
                     dimensions=m.dimensions,
                     max_input_tokens=m.max_sequence_length,
                     runtime=entry.runtime if entry is not None else None,
+                    quality=measured_quality(m),
                 )
             )
         served = {(m.name, m.version) for _, m in self.versions}
@@ -175,9 +176,23 @@ class EmbeddingsService:
                 for i, v in enumerate(encode_vectors(result.vectors, request.encoding_format))
             ],
             # an older version answers under its pinned id, as GET /v1/models lists it
-            "model": manifest.name if manifest is self.manifest else f"{manifest.name}@{manifest.version}",
+            "model": served_id(manifest),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }, manifest
+
+
+def measured_quality(manifest: Manifest) -> dict | None:
+    """What a served package's manifest measured: cosine to fp32 on the eval set, or its task evaluation."""
+    if manifest.quality is not None:
+        q = manifest.quality
+        return {
+            "reference": "fp32",
+            "eval_set": q.eval_set,
+            "n": q.n,
+            "min_cosine": q.min_cosine,
+            "mean_cosine": q.mean_cosine,
+        }
+    return manifest.evaluation
 
 
 def _latest_first(loaded: list[tuple[TextEmbedder, Manifest]]) -> list[tuple[TextEmbedder, Manifest]]:

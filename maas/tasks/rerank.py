@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from maas.inference.catalog import served_id
 from maas.inference.package import BilledUnder, Manifest
 from maas.inference.validation import check_token_budget, text_list
 from maas.schemas.rerank import RerankRequest
@@ -55,7 +56,7 @@ class RerankService:
             if request.return_documents:
                 item["document"] = {"text": texts[i]}
             results.append(item)
-        model = manifest.name if manifest is self.embeddings.manifest else f"{manifest.name}@{manifest.version}"
+        model = served_id(manifest)
         body = {
             "object": "list",
             "results": results,

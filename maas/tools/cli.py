@@ -93,6 +93,23 @@ def _bench_explain(args) -> int:
 def _bench(args) -> int:
     from maas.tools.bench.embeddings import run
 
+    if args.tiers:
+        from maas.tools.bench.common import run_settings
+        from maas.tools.bench.embeddings import QUICK
+        from maas.tools.bench.tiers import run as run_tiers
+
+        try:
+            settings = run_settings(args, {k: v for k, v in QUICK.items() if k != "cold_starts"})
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return run_tiers(args, settings)
+    return run(args)
+
+
+def _bench_pruning(args) -> int:
+    from maas.tools.bench.pruning import run
+
     return run(args)
 
 
@@ -400,7 +417,22 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--cold-starts", type=int, default=3, help="fresh processes per contender")
     be.add_argument("--json", default="bench-results/embeddings.json", help="where to write the results")
     be.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
+    be.add_argument(
+        "--tiers",
+        action="store_true",
+        help="our tiers (exact, fast, static) vs the peers (sentence-transformers torch/onnx/qint8, fastembed): "
+        "speed, fidelity to fp32, the fast tier's PASS/MISS; JSON to <json>-tiers.json and a PNG plot beside it",
+    )
     be.set_defaults(func=_bench)
+    bp = bench.add_parser(
+        "pruning",
+        help="FFN neurons pruned by measured importance (25-75%), each beside the fast tier: cosine and speed",
+    )
+    bp.add_argument("--threads", type=int, default=None, help="threads for every contender (default 2)")
+    bp.add_argument("--requests", type=int, default=100, help="single-sentence requests per contender")
+    bp.add_argument("--batches", type=int, default=3, help="batch-32 requests per contender")
+    bp.add_argument("--json", default="bench-results/pruning.json", help="where to write the results")
+    bp.set_defaults(func=_bench_pruning)
     from maas.tools.bench.tasks import DEFAULT_JSON, TASKS
 
     bt = bench.add_parser(

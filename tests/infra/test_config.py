@@ -23,11 +23,19 @@ def test_default_file_has_a_layer_model_and_a_gpu_model():
     config = load_config()
     assert [(m.task, m.runtime) for m in config.models] == [
         ("embeddings", "layer"),
+        ("embeddings", "layer"),
+        ("embeddings", "layer"),
         ("classify", "layer"),
         ("image-classify", "layer"),
         ("embeddings", "sagemaker"),
     ]
     assert config.embedding_model.name == "all-minilm-l6-v2"
+    # the tiers ride with the embeddings model: one function serves them all, `model` picks the tier
+    assert [m.name for m in config.versions(config.embedding_model)] == [
+        "all-minilm-l6-v2",
+        "all-minilm-l6-v2-fast",
+        "all-minilm-l6-v2-static",
+    ]
     assert [m.name for m in config.classifier_models] == ["ticket-intents"]
     # rerank and v2 run the embedding model, so they take its function settings
     assert config.task_function("rerank") == config.task_function("v2") == config.task_function("embeddings")
@@ -93,7 +101,7 @@ def test_models_context_selects_a_subset(tmp_path):
         ),
         ({"models": [{"name": "m", "task": "embeddings", "sagemaker": {}}]}, "need runtime 'sagemaker'"),
         ({**MINIMAL, "surprise": 1}, "surprise"),
-        ({"models": [{"name": "a", "task": "embeddings"}, {"name": "b", "task": "embeddings"}]}, "one Lambda-served"),
+        ({"models": [{"name": "a", "task": "rerank"}, {"name": "b", "task": "rerank"}]}, "one Lambda-served"),
         ({"models": [{"name": "m", "task": "embeddings"}, {"name": "m", "task": "embeddings"}]}, "versions must be"),
         (
             {"models": [{"name": "m", "task": "embeddings"}, {"name": "m", "task": "embeddings", "version": "2"}]},

@@ -125,8 +125,13 @@ def test_functions_follow_config(built):
     settings = config.task_function("embeddings")
     assert task["MemorySize"] == settings.memory_mb
     assert task["Architectures"] == [settings.architecture]
-    assert task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
-    assert len(task["Layers"]) == 2  # runtime + model
+    # the default model first, then the embedding tiers, each from its own layer (runtime + 3 models; Lambda allows 5)
+    assert task["Environment"]["Variables"][constants.ENV_MODEL_SOURCE].split(",") == [
+        constants.DEFAULT_MODEL_SOURCE,
+        "/opt/models/all-minilm-l6-v2-fast",
+        "/opt/models/all-minilm-l6-v2-static",
+    ]
+    assert len(task["Layers"]) == 4
     assert "SnapStart" not in task and "ReservedConcurrentExecutions" not in task
 
 
@@ -147,7 +152,11 @@ def test_rerank_and_v2_run_the_embeddings_model_like_embeddings(built):
         assert layer_ids(props) == layer_ids(embeddings), prefix
         assert any(ref.startswith("LayersModelallminilml6v2") for ref in layer_ids(props))
         variables = props["Environment"]["Variables"]
-        assert variables[constants.ENV_MODEL_SOURCE] == constants.DEFAULT_MODEL_SOURCE
+        # the default model first, then the embedding tiers, as the embeddings function
+        assert (
+            variables[constants.ENV_MODEL_SOURCE] == embeddings["Environment"]["Variables"][constants.ENV_MODEL_SOURCE]
+        )
+        assert variables[constants.ENV_MODEL_SOURCE].startswith(constants.DEFAULT_MODEL_SOURCE + ",")
         assert set(variables) >= {USAGE.env_var, TENANTS.env_var} and JOBS.env_var not in variables
         assert props["MemorySize"] == embeddings["MemorySize"]
     routes_ = routes(template)

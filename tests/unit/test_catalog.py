@@ -19,7 +19,19 @@ def _entry(**kw) -> CatalogEntry:
 
 def test_the_shipped_catalog_lists_the_served_models():
     catalog = default_catalog()
-    assert catalog.names() == ["all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents", "digits-cnn"]
+    assert catalog.names() == [
+        "all-minilm-l6-v2",
+        "all-minilm-l6-v2-fast",
+        "all-minilm-l6-v2-static",
+        "all-minilm-l6-v2-fp32",
+        "ticket-intents",
+        "digits-cnn",
+    ]
+    for tier, dimensions in (("all-minilm-l6-v2-fast", 384), ("all-minilm-l6-v2-static", 256)):
+        entry = catalog.latest(tier)
+        assert (entry.task, entry.runtime, entry.unit) == ("embeddings", "layer", "tokens")
+        assert entry.dimensions == dimensions
+        assert entry.build == f"maas models build {tier}"
     minilm = catalog.latest("all-minilm-l6-v2")
     assert (minilm.task, minilm.runtime, minilm.precision, minilm.unit) == ("embeddings", "layer", "int8", "tokens")
     assert minilm.serves("rerank") and not minilm.serves("classify")

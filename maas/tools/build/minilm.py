@@ -65,8 +65,9 @@ def eval_sentences() -> tuple[list[str], str]:
     return [line for line in raw.decode("utf-8").splitlines() if line.strip()], hashlib.sha256(raw).hexdigest()
 
 
-def export_fp32(src: Path, dst: Path) -> None:
-    """Export BERT + mean pooling + L2 normalisation as one fp32 ONNX graph with dynamic batch and length."""
+def export_fp32(src: Path, dst: Path, token_states: bool = False) -> None:
+    """Export BERT + mean pooling + L2 normalisation as one fp32 ONNX graph with dynamic batch and length;
+    ``token_states``: BERT alone, output `last_hidden_state` (what optimum exports for sentence-transformers)."""
     import torch
     from transformers import BertModel
 
@@ -82,20 +83,23 @@ def export_fp32(src: Path, dst: Path) -> None:
             hidden = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
+            if token_states:
+                return hidden
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
     sample = torch.ones(2, 16, dtype=torch.int64)
+    output = "last_hidden_state" if token_states else OUTPUT
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
-    axes[OUTPUT] = {0: "batch"}
+    axes[output] = {0: "batch", 1: "sequence"} if token_states else {0: "batch"}
     with torch.no_grad():
         torch.onnx.export(
             SentenceEmbedding(bert).eval(),
             (sample, sample, torch.zeros_like(sample)),
             str(dst),
             input_names=INPUTS,
-            output_names=[OUTPUT],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=17,
             dynamo=False,
@@ -121,11 +125,16 @@ def prepare_tokenizer(src: Path, dst: Path) -> None:
     tok.save(str(dst))
 
 
-def embed_with(model: Path, tokenizer: Path, sentences: list[str], session_config: dict | None = None) -> np.ndarray:
-    """Embed with the same runtime class the service uses."""
+def embed_with(
+    model: Path, tokenizer: Path, sentences: list[str], session_config: dict | None = None, **manifest_fields
+) -> np.ndarray:
+    """Embed with the same runtime class the service uses; ``manifest_fields`` override this model's manifest
+    (dimensions, max_sequence_length of another package)."""
     from maas.inference.embedder import TextEmbedder
 
-    manifest = _manifest(files={}, session_config=session_config or {}, quantization=Quantization(method="none"))
+    manifest = _manifest(
+        files={}, session_config=session_config or {}, quantization=Quantization(method="none"), **manifest_fields
+    )
     folder = Path(tempfile.mkdtemp(prefix="maas-eval-"))
     try:
         (folder / MODEL_FILE).symlink_to(model.resolve())
@@ -136,7 +145,10 @@ def embed_with(model: Path, tokenizer: Path, sentences: list[str], session_confi
 
 
 def cosine_report(candidate: np.ndarray, reference: np.ndarray) -> dict:
-    cos = (candidate * reference).sum(1) / (np.linalg.norm(candidate, axis=1) * np.linalg.norm(reference, axis=1))
+    norms = np.linalg.norm(candidate, axis=1) * np.linalg.norm(reference, axis=1)
+    both_zero = (np.linalg.norm(candidate, axis=1) == 0) & (np.linalg.norm(reference, axis=1) == 0)
+    # Two zero vectors agree (a static model's text of unknown tokens); one zero vector against another is 0.
+    cos = np.where(both_zero, 1.0, (candidate * reference).sum(1) / np.where(norms > 0, norms, 1.0))
     return {
         "min_cosine": round(float(cos.min()), 6),
         "mean_cosine": round(float(cos.mean()), 6),

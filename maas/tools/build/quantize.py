@@ -70,8 +70,90 @@ def quantize_weights_int8(src: Path, dst: Path, min_elements: int = 4096) -> dic
     return {"tensors": len(done), "parameters": int(sum(done.values()))}
 
 
-def quantize_dynamic_int8(src: Path, dst: Path, per_channel: bool) -> None:
-    """onnxruntime's dynamic int8 (weights int8, activations quantized per tensor at run time)."""
+# ---------------------------------------------------------------- int8 compute (the fast tier)
+
+# The ops that carry MatMul weights in the fused MiniLM graph: quantize_dynamic turns them into
+# DynamicQuantizeMatMul and QAttention (int8 x int8 -> int32 GEMMs with per-tensor activation scales).
+_COMPUTE_OPS = ("MatMul", "Attention")
+
+
+def weight_nodes(model: onnx.ModelProto) -> list:
+    """The MatMul/Attention nodes whose second input is a 2-D initializer (the quantizable ones), in graph order."""
+    inits = {i.name: i for i in model.graph.initializer}
+    return [
+        n
+        for n in model.graph.node
+        if n.op_type in _COMPUTE_OPS and n.input[1] in inits and len(inits[n.input[1]].dims) == 2
+    ]
+
+
+def activation_absmax(src: Path, feeds: list[dict]) -> dict[str, np.ndarray]:
+    """Per-channel max |x| of every quantizable node's input over ``feeds`` (padded positions excluded).
+
+    Each feed is {input_ids, attention_mask, token_type_ids}; the inputs are read by exposing them as
+    graph outputs of the fp32 model.
+    """
+    import onnxruntime as ort
+
+    model = onnx.load(str(src))
+    names = list(dict.fromkeys(n.input[0] for n in weight_nodes(model)))
+    have = {o.name for o in model.graph.output}
+    model.graph.output.extend(
+        helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names if name not in have
+    )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    absmax: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        keep = feed["attention_mask"].astype(bool)
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            current = np.abs(value[keep]).max(axis=0)
+            absmax[name] = np.maximum(absmax[name], current) if name in absmax else current
+    return absmax
+
+
+def smooth(src: Path, dst: Path, absmax: dict[str, np.ndarray], alpha: float) -> int:
+    """SmoothQuant-style migration: divide each quantizable node's input channel c by s_c and multiply the
+    weight's row c by s_c, s_c = max|x_c|^alpha / max|w_c|^(1-alpha), so the fp32 result is unchanged and the
+    activation outlier channels (LayerNorm and GELU outputs in BERT reach 20-30x the median channel) no longer
+    set the per-tensor int8 scale. The division is an explicit Mul before the node: the LayerNorm outputs also
+    feed the residual path, so the scale cannot be folded into gamma. Returns how many nodes were smoothed."""
+    model = onnx.load(str(src))
+    inits = {i.name: i for i in model.graph.initializer}
+    smoothed = {n.name for n in weight_nodes(model) if n.input[0] in absmax}
+    nodes = []
+    for node in model.graph.node:
+        if node.name in smoothed:
+            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            x_max = np.maximum(absmax[node.input[0]], 1e-5)
+            w_max = np.maximum(np.abs(w).max(axis=1), 1e-5)
+            s = np.clip(x_max**alpha / w_max ** (1 - alpha), 1e-2, 1e2).astype(np.float32)
+            inits[node.input[1]].CopyFrom(numpy_helper.from_array(w * s[:, None], node.input[1]))
+            inverse = numpy_helper.from_array((1.0 / s).astype(np.float32), f"{node.name}_smooth_inverse")
+            model.graph.initializer.append(inverse)
+            nodes.append(
+                helper.make_node(
+                    "Mul", [node.input[0], inverse.name], [f"{node.name}_smoothed"], name=f"{node.name}_smooth"
+                )
+            )
+            node.input[0] = f"{node.name}_smoothed"
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(dst))
+    return len(smoothed)
+
+
+def quantize_dynamic_int8(
+    src: Path,
+    dst: Path,
+    per_channel: bool,
+    *,
+    only: list[str] | None = None,
+    exclude: list[str] | None = None,
+    reduce_range: bool = False,
+) -> None:
+    """onnxruntime's dynamic int8 (weights int8, activations quantized per tensor at run time); ``only`` limits
+    it to the named nodes, ``exclude`` keeps the named nodes in fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
@@ -79,6 +161,9 @@ def quantize_dynamic_int8(src: Path, dst: Path, per_channel: bool) -> None:
         str(dst),
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
+        reduce_range=reduce_range,
+        nodes_to_quantize=only,
+        nodes_to_exclude=exclude,
         # Needed for graphs with fused contrib ops (Attention, SkipLayerNormalization).
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )

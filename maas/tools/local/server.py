@@ -69,7 +69,8 @@ PROXY_RESOURCE = "/{proxy+}"
 
 def served_versions(model_dir: Path) -> str:
     """MAAS_MODEL_SOURCE of the embeddings function: ``model_dir`` and every other built version of its catalog
-    model (as the stack lists them), so `name@version` of an older version answers locally too."""
+    model (as the stack lists them), so `name@version` of an older version answers locally too; for an embeddings
+    model also every built embedding tier (all-minilm-l6-v2-fast, -static), so `model` can name the tier."""
     from maas.inference.catalog import default_catalog
     from maas.inference.package import read_manifest
 
@@ -78,9 +79,15 @@ def served_versions(model_dir: Path) -> str:
     except (OSError, ValueError):
         return str(model_dir)
     sources = [str(model_dir)]
-    for entry in default_catalog().entries:
+    catalog = default_catalog()
+    own = catalog.latest(name)
+    # Its versions first, then the other Lambda-served models of its task (the embedding tiers), as the stack does.
+    entries = [e for e in catalog.entries if e.name == name] + [
+        e for e in catalog.entries if own is not None and e.name != name and e.task == own.task == "embeddings"
+    ]
+    for entry in entries:
         folder = paths.model_dir(entry.package or entry.name)
-        if entry.name != name or entry.runtime == "sagemaker" or folder == Path(model_dir):
+        if entry.runtime == "sagemaker" or folder == Path(model_dir):
             continue
         try:
             if read_manifest(folder).version == entry.version:
@@ -507,7 +514,7 @@ def start(
             demo_key = seed_demo_tenant(emulator)
             # The job bucket's S3 events and the requests queue, delivered to batch_s3 / batch_sqs.
             forwarded = {k: v for k, v in api.env.get("embeddings", {}).items() if k in FORWARDING_VARIABLES}
-            cleanup.callback(start_batch_workers(emulator, model_dir or paths.model_dir(), forwarded))
+            cleanup.callback(start_batch_workers(emulator, served_versions(model_dir or paths.model_dir()), forwarded))
             # The usage table's stream, delivered to the aggregator function every second (usage visible at once).
             aggregator = load_handler("aggregator", {**aws_env(moto_url), **table_env()})
             stream = StreamDriver(
@@ -549,6 +556,18 @@ def start_background(port: int = 0, model_dir: Path | None = None, **kwargs) -> 
     return running.base_url, running.stop
 
 
+def embedding_tiers(model: str) -> list[str]:
+    """The other Lambda-served embedding models of the catalog (fast, static) served beside ``model``."""
+    from maas.inference.catalog import default_catalog
+
+    catalog = default_catalog()
+    own = catalog.resolve(model)
+    if own is None or own.task != "embeddings":
+        return []
+    names = [e.name for e in catalog.entries if e.task == "embeddings" and e.runtime != "sagemaker"]
+    return [n for n in dict.fromkeys(names) if n != own.name and n in BUILDS]
+
+
 def ensure_model(model: str, build_missing: bool) -> Path | None:
     """The model package folder, built first when missing and allowed; None (reason printed) when unavailable."""
     folder = paths.model_dir(model)
@@ -571,7 +590,7 @@ def ensure_model(model: str, build_missing: bool) -> Path | None:
     from maas.tools.build import build_package
     from maas.tools.build.minilm import BuildError
 
-    print(f"model package {model!r} is missing: building it into {folder} (about half a minute)", file=sys.stderr)
+    print(f"model package {model!r} is missing: building it into {folder} (half a minute to a few)", file=sys.stderr)
     try:
         build_package(model, folder, compare=False)
     except BuildError as exc:
@@ -597,6 +616,10 @@ def serve(
             ensure_model(c.DEFAULT_IMAGE_MODEL, build_missing)  # on failure the route answers 503
         else:
             print(f"note: {image_model} is missing: /v1/images/classify answers 503 until it is built", file=sys.stderr)
+    for tier in embedding_tiers(model):
+        # Served beside the model (served_versions): built like it when missing, else its id answers 404.
+        if ensure_model(tier, build_missing) is None:
+            print(f"note: {tier} is not built: requests naming it answer 404 until it is", file=sys.stderr)
     try:
         running = start(host=host, port=port, model_dir=folder)
     except OSError as exc:
