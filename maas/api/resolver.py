@@ -19,6 +19,7 @@ from maas.bodies import (  # noqa: F401  (re-exported: the route modules import 
     check_strict_json,
     describe_validation_errors,
     dumps,
+    header,
     invalid_json,
     require_identity_encoding,
     utf8_text,
@@ -112,12 +113,12 @@ def internal_error_result() -> dict:
     return proxy_result(500, dumps(internal_error_body()))
 
 
-def body_deserializer(max_body_bytes: int, headers: Callable[[], dict]) -> Callable[[str], object]:
+def body_deserializer(max_body_bytes: int, event: Callable[[], dict]) -> Callable[[str], object]:
     """Parse a JSON body as maas.bodies.parse_json does: compressed (415), oversized (413), empty, malformed or
-    ambiguous JSON (400) in the error shape. ``headers``: the current request's headers."""
+    ambiguous JSON (400) in the error shape. ``event``: the current request's API Gateway event."""
 
     def parse(body: str):
-        require_identity_encoding(next((v for k, v in headers().items() if k.lower() == "content-encoding"), None))
+        require_identity_encoding(header(event(), "content-encoding"))
         check_body_size(body, max_body_bytes)
         if not body.strip():
             raise InvalidRequest(EMPTY_BODY)
@@ -146,7 +147,7 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
     app = APIGatewayRestResolver(
         enable_validation=True,
         serializer=dumps,
-        json_body_deserializer=body_deserializer(max_body_bytes, lambda: made[0].current_event.headers or {}),
+        json_body_deserializer=body_deserializer(max_body_bytes, lambda: made[0].current_event.raw_event),
     )
     made.append(app)
 
@@ -183,6 +184,7 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
         # Powertools decodes a base64 (binary) body as UTF-8 before validation: bytes that are not text are the
         # client's error, not a 500 (the same 400 as maas.bodies.utf8_text's).
         try:
+            require_identity_encoding(header(app.current_event.raw_event, "content-encoding"))
             utf8_text(base64.b64decode(app.current_event.body or ""))
         except ApiError as err:
             return error_response(err)
