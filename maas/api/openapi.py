@@ -20,11 +20,12 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import re
 from functools import cache
 from types import SimpleNamespace
 
 from maas import __version__
-from maas.api.routes import API_MODULES, ROUTES
+from maas.api.routes import API_MODULES, FUNCTION_ENV, ROUTES, pattern
 from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
 TITLE = "maas API"
@@ -40,8 +41,57 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>` (OpenAI clients)"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
 }
+JSON = "application/json"
 # Routes anyone may call (no key): the documentation and KServe's health probes (infra's public routes).
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+# Statuses an operation can answer beside those its module documents, by what it is. Behind the authorizer: the
+# gateway's answers (maas.api.gateway; the authorizer's codes kept). With a body: maas.bodies' refusals. Billed (the
+# task functions' POST routes): an Idempotency-Key reused with another request, and the quota. A path parameter: an
+# unknown model or job.
+AUTHENTICATED = {
+    401: "Missing, unknown or revoked API key (code invalid_api_key or revoked_api_key)",
+    403: "The key's tenant is suspended (code tenant_suspended)",
+    429: "Throttled by the plan's rate limit (rate_limited), or the monthly quota would be exceeded (quota_exceeded)",
+}
+WITH_BODY = {
+    400: "Invalid request: a body that is empty, not UTF-8, not JSON, ambiguous JSON (a key twice, NaN, numbers out "
+    "of range) or fields that do not fit the schema",
+    413: f"Body over the function's limit (MAAS_MAX_BODY_BYTES, default {DEFAULT_MAX_BODY_BYTES} bytes; API "
+    "Gateway's own is 10 MB)",
+    415: "Content-Type not accepted, or a compressed body (Content-Encoding other than identity)",
+}
+BILLED = {
+    422: "The Idempotency-Key was already used with a different request (route, model or body)",
+    429: AUTHENTICATED[429],
+}
+WITH_PATH_PARAMETER = {404: "Unknown model, version or job"}
+METERED = [pattern(r.path) for r in ROUTES if r.method == "POST" and r.function in FUNCTION_ENV]
+
+
+def statuses_of(method: str, path: str, operation: dict) -> dict[int, str]:
+    """The statuses ``operation`` (METHOD PATH) can answer that its kind implies (see AUTHENTICATED...)."""
+    found: dict[int, str] = {}
+    if operation.get("security") != []:
+        found.update(AUTHENTICATED)
+    if "requestBody" in operation:
+        found.update(WITH_BODY)
+    if method == "post" and any(p.match(re.sub(r"\{\w+\}", "x", path)) for p in METERED):
+        found.update(BILLED)
+    if "{" in path:
+        found.update(WITH_PATH_PARAMETER)
+    return found
+
+
+def document_statuses(paths: dict) -> None:
+    """Add to every operation the statuses it can answer (statuses_of) that its module did not document."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            for status, text in statuses_of(method, path, operation).items():
+                responses.setdefault(str(status), {"description": text, "content": {JSON: {"schema": ERROR_REF}}})
 
 
 class _DocsOnly:
@@ -86,6 +136,7 @@ def merge(schemas: list[dict]) -> dict:
             operation.get("responses", {}).pop("422", None)
             if path in PUBLIC_PATHS:
                 operation["security"] = []  # no key needed
+    document_statuses(paths)
     schemas = components.get("schemas", {})
     used = _referenced(paths, schemas)
     components["schemas"] = {name: schema for name, schema in schemas.items() if name in used}
