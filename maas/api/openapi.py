@@ -52,8 +52,8 @@ ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 # task functions' POST routes): an Idempotency-Key reused with another request, and the quota. A path parameter: an
 # unknown model or job.
 AUTHENTICATED = {
-    401: "Missing, unknown or revoked API key (code invalid_api_key or revoked_api_key)",
-    403: "The key's tenant is suspended (code tenant_suspended)",
+    401: "Missing or unknown API key (code invalid_api_key)",
+    403: "The key is revoked (revoked_api_key) or its tenant suspended (tenant_suspended)",
     429: "Throttled by the plan's rate limit (rate_limited), or the monthly quota would be exceeded (quota_exceeded)",
 }
 WITH_BODY = {

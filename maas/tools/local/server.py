@@ -334,7 +334,7 @@ class LocalGateway:
             return gateway_error("UNAUTHORIZED")
         context = result.get("context") or {}
         if result["policyDocument"]["Statement"][0]["Effect"] != "Allow":
-            return gateway_error("ACCESS_DENIED", context.get("reason") or "Forbidden")
+            return gateway_error("ACCESS_DENIED", context)
         if self._throttled(result.get("usageIdentifierKey", ""), context.get("plan", "")):
             return gateway_error("THROTTLED")
         event["requestContext"]["authorizer"] = {"principalId": result["principalId"], **context}
