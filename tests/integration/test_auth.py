@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 
+from maas.errors import Forbidden, Unauthorized
 from maas.tables import API_KEYS, TENANTS
 from maas.tenancy.keys import hash_key
 from maas.tenancy.plans import default_plans
@@ -140,23 +141,13 @@ def test_http_auth_errors_use_the_error_shape(served):
     tenant, key, record = _tenant(store)
     assert _post(running.base_url, key).status_code == 200
     store.set_status(tenant.tenant_id, "suspended")
-    r = _post(running.base_url, key)
     # The gateway keeps the authorizer's type, code and message (maas.api.gateway renders its Deny context)
-    assert r.status_code == 403
-    assert r.json()["error"] == {
-        "message": "This account is suspended; contact support.",
-        "type": "permission_error",
-        "code": "tenant_suspended",
-    }
+    suspended = Forbidden("This account is suspended; contact support.", code="tenant_suspended")
+    assert (r := _post(running.base_url, key)).status_code == 403 and r.json() == suspended.body()
     store.set_status(tenant.tenant_id, "active")
     store.revoke_key(tenant.tenant_id, record.prefix)
-    r = _post(running.base_url, key)
-    assert r.status_code == 403
-    assert r.json()["error"] == {
-        "message": "This API key has been revoked.",
-        "type": "authentication_error",
-        "code": "revoked_api_key",
-    }
+    revoked = Unauthorized("This API key has been revoked.", code="revoked_api_key")
+    assert (r := _post(running.base_url, key)).status_code == 403 and r.json() == revoked.body()
     r = _post(running.base_url, "maas_AAAAAAAA_" + "B" * 32)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
