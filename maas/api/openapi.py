@@ -21,11 +21,13 @@ import copy
 import importlib
 import json
 import re
+from dataclasses import dataclass
 from functools import cache
 from types import SimpleNamespace
 
 from maas import __version__
 from maas.api.routes import API_MODULES, FUNCTION_ENV, ROUTES, pattern
+from maas.settings import names as c
 from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
 TITLE = "maas API"
@@ -94,6 +96,77 @@ def document_statuses(paths: dict) -> None:
                 responses.setdefault(str(status), {"description": text, "content": {JSON: {"schema": ERROR_REF}}})
 
 
+# The limits the functions enforce (maas.inference.validation and the services), as schema constraints, at their
+# defaults (a deployment may change them through the setting named): schema -> property -> Limit. Every text is
+# non-blank; a property that takes a string or a list of strings gets both constrained.
+NON_BLANK = {"minLength": 1, "pattern": "\\S"}
+LABEL = {**NON_BLANK, "maxLength": c.MAX_LABEL_CHARS}
+
+
+@dataclass(frozen=True)
+class Limit:
+    text: dict  # constraints of each string
+    max_items: int | None = None  # of a list (which is never empty)
+    setting: str | None = None  # the variable that changes max_items
+    item_text: dict | None = None  # constraints of a list's strings, when not ``text``
+
+
+LIMITS = {
+    "EmbeddingsRequest": {"input": Limit(NON_BLANK, c.DEFAULT_MAX_INPUTS, c.ENV_MAX_INPUTS)},
+    "FeatureExtractionRequest": {"inputs": Limit(NON_BLANK, c.DEFAULT_MAX_INPUTS, c.ENV_MAX_INPUTS)},
+    "ClassifyRequest": {"inputs": Limit(NON_BLANK, c.DEFAULT_CLASSIFY_MAX_INPUTS, c.ENV_MAX_INPUTS)},
+    # a list of labels, or one comma-separated string of them
+    "ClassifyParameters": {
+        "candidate_labels": Limit(
+            NON_BLANK, c.MAX_CANDIDATE_LABELS, None, {**NON_BLANK, "maxLength": c.MAX_LABEL_CHARS}
+        )
+    },
+    "ImageClassifyRequest": {"inputs": Limit({"minLength": 1}, c.DEFAULT_IMAGE_MAX_INPUTS, c.ENV_MAX_INPUTS)},
+    "RerankRequest": {
+        "query": Limit(NON_BLANK),
+        "documents": Limit(NON_BLANK, c.DEFAULT_MAX_DOCUMENTS, c.ENV_MAX_DOCUMENTS),
+    },
+    "RerankV2Request": {
+        "query": Limit(NON_BLANK),
+        "documents": Limit(NON_BLANK, c.DEFAULT_MAX_DOCUMENTS, c.ENV_MAX_DOCUMENTS),
+    },
+    "RerankDocument": {"text": Limit(NON_BLANK)},
+}
+
+
+def _constrain(schema: dict, limit: Limit) -> None:
+    """Put ``limit`` on every string and array branch of ``schema`` (and on the array's strings)."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string":
+            branch.update(limit.text)
+        elif branch.get("type") == "array":
+            branch["minItems"] = 1
+            if limit.max_items is not None:
+                branch["maxItems"] = limit.max_items
+            _constrain(branch.get("items", {}), Limit(limit.item_text or limit.text))
+    if limit.max_items is not None and limit.setting:
+        text = f"At most {limit.max_items} items (the default of {limit.setting})."
+        schema["description"] = f"{schema.get('description', '').rstrip()} {text}".strip()
+
+
+def document_limits(schemas: dict) -> None:
+    """The enforced limits (LIMITS) as constraints of the component schemas."""
+    for name, properties in LIMITS.items():
+        for prop, limit in properties.items():
+            _constrain(schemas[name]["properties"][prop], limit)
+
+
+def document_body_limit(paths: dict, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    """Every request body's size limit in its description (JSON Schema cannot bound a body's bytes)."""
+    for item in paths.values():
+        for operation in item.values():
+            body = operation.get("requestBody")
+            if body is not None:
+                limit = f"At most {max_body_bytes} bytes (MAAS_MAX_BODY_BYTES), UTF-8 JSON, not compressed."
+                body["description"] = f"{body.get('description', '').rstrip()} {limit}".strip()
+                body["x-max-body-bytes"] = max_body_bytes
+
+
 class _DocsOnly:
     """Stands in for a service, billing or logger in a resolver built only for its schema: the settings the
     resolver reads while registering routes, and an error if a route ever ran against it."""
@@ -137,7 +210,9 @@ def merge(schemas: list[dict]) -> dict:
             if path in PUBLIC_PATHS:
                 operation["security"] = []  # no key needed
     document_statuses(paths)
+    document_body_limit(paths)
     schemas = components.get("schemas", {})
+    document_limits(schemas)
     used = _referenced(paths, schemas)
     components["schemas"] = {name: schema for name, schema in schemas.items() if name in used}
     return {

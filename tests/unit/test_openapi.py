@@ -10,6 +10,8 @@ import pytest
 from maas.api import openapi
 from maas.api.resolver import DOCS_PATH, OPENAPI_PATH
 from maas.api.routes import FUNCTION_ENV
+from maas.settings.functions import ClassifySettings, EmbeddingsSettings, ImageClassifySettings, RerankSettings
+from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 from maas.tools.local.apigw import make_event
 from maas.tools.local.functions import LambdaContext
 from maas.tools.local.server import ROUTES
@@ -105,3 +107,40 @@ def test_the_image_route_documents_raw_image_bodies():
     assert {"application/json", "image/png", "image/jpeg"} <= set(content)
     assert content["image/png"]["schema"] == {"type": "string", "format": "binary"}
     assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"top_k", "model"}
+
+
+def _field_default(settings_class, name: str):
+    return settings_class.model_fields[name].default
+
+
+@pytest.mark.parametrize(
+    "schema,prop,max_items",
+    [
+        ("EmbeddingsRequest", "input", _field_default(EmbeddingsSettings, "max_inputs")),
+        ("FeatureExtractionRequest", "inputs", _field_default(EmbeddingsSettings, "max_inputs")),
+        ("ClassifyRequest", "inputs", _field_default(ClassifySettings, "max_inputs")),
+        ("ImageClassifyRequest", "inputs", _field_default(ImageClassifySettings, "max_inputs")),
+        ("RerankRequest", "documents", _field_default(RerankSettings, "max_documents")),
+        ("RerankV2Request", "documents", _field_default(RerankSettings, "max_documents")),
+    ],
+)
+def test_the_enforced_item_limits_are_schema_constraints(schema, prop, max_items):
+    # GIVEN a list parameter the function bounds (its settings' default)
+    doc = openapi.document()
+    # WHEN its schema is read
+    branches = doc["components"]["schemas"][schema]["properties"][prop]
+    arrays = [b for b in branches.get("anyOf", [branches]) if b.get("type") == "array"]
+    # THEN the list is bounded as the function bounds it, never empty, and its texts are non-blank
+    assert arrays and all((a["minItems"], a["maxItems"]) == (1, max_items) for a in arrays)
+    strings = [b for b in branches.get("anyOf", [branches]) if b.get("type") == "string"]
+    strings += [a["items"] for a in arrays if a["items"].get("type") == "string"]
+    strings += [b for a in arrays for b in a["items"].get("anyOf", []) if b.get("type") == "string"]
+    assert strings and all(s["minLength"] == 1 for s in strings)
+
+
+def test_every_request_body_states_its_size_limit():
+    for item in openapi.document()["paths"].values():
+        for op in item.values():
+            if "requestBody" in op:
+                assert op["requestBody"]["x-max-body-bytes"] == DEFAULT_MAX_BODY_BYTES
+                assert f"At most {DEFAULT_MAX_BODY_BYTES} bytes" in op["requestBody"]["description"]
