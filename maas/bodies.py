@@ -146,12 +146,13 @@ def body_text(event: dict, max_body_bytes: int) -> str:
 
 EMPTY_BODY = "The request body is empty: send a JSON object (Content-Type: application/json)."
 
-# JSON the parser accepts but whose meaning RFC 8259 leaves open. Each check runs only when a cheap scan of the text
-# finds what could trigger it (the scan also matches inside strings, where the exact parse then finds nothing).
-_NON_FINITE = re.compile(r"NaN|Infinity")
-_BIG_EXPONENT = re.compile(r"[eE][+-]?\d{3,}")
-_LONG_DIGITS = re.compile(r"\d{20,}")
-_INT_LIMIT = 2**64  # UINT64 is the widest integer tensor type
+# JSON the parser accepts but whose meaning RFC 8259 leaves open: a key twice in one object, NaN/Infinity, a number
+# that overflows a double, an integer wider than 64 bits (UINT64 is the widest integer tensor type). Integers are
+# checked one by one only when the body has a run of 20 digits somewhere (found with bytes.translate: a regular
+# expression took 3 ms on 155 KB).
+_INT_LIMIT = 2**64
+_LONG_RUN = b"0" * 20
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 class _Ambiguous(ValueError):
@@ -187,15 +188,17 @@ def _int(text: str) -> int:
 
 def check_strict_json(text: str) -> None:
     """400 (invalid_json) for JSON that parsed but is ambiguous: duplicate keys, NaN/Infinity, numbers out of range.
-    Call it on text a parser already accepted (its nesting is bounded by then)."""
-    numbers = bool(_BIG_EXPONENT.search(text) or _LONG_DIGITS.search(text))
+    Call it on text a parser already accepted (its nesting is bounded by then). Measured beside pydantic's parse
+    (`python -m maas.tools.bench.bodies`): +3.6 us on a one-sentence body, +0.21 ms on 512 texts of 60 words
+    (155 KB), +19 to 28 ms on a 512 x 128 KServe INT64 tensor pair (655 KB), which then runs for seconds."""
+    long_run = _LONG_RUN in text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
     try:
         json.loads(
             text,
             object_pairs_hook=_pairs,
             parse_constant=_constant,
-            parse_float=_float if numbers else float,
-            parse_int=_int if numbers else int,
+            parse_float=_float,
+            parse_int=_int if long_run else int,
         )
     except _Ambiguous as exc:
         raise invalid_json(str(exc)) from None
