@@ -112,7 +112,6 @@ VARIANTS = (
     Variant("5,000 levels deep", 400, ("invalid_json",), lambda r: (_render(r, b"", DEEP), {}, None)),
     Variant("1e999", 400, FIELD_ERRORS, lambda r: (_render(r, b"", b"1e999"), {}, None)),
     Variant("-1e999", 400, FIELD_ERRORS, lambda r: (_render(r, b"", b"-1e999"), {}, None)),
-    Variant("a 25-digit integer", 400, FIELD_ERRORS, lambda r: (_render(r, b"", b"9" * 25), {}, None)),
     Variant("a 5,001-digit integer", 400, ("invalid_json",), lambda r: (_render(r, b"", b"1" + b"0" * 5000), {}, None)),
     Variant("NaN", 400, FIELD_ERRORS, lambda r: (_render(r, b"", b"NaN"), {}, None)),
     Variant("Infinity", 400, FIELD_ERRORS, lambda r: (_render(r, b"", b"Infinity"), {}, None)),

@@ -166,8 +166,6 @@ def test_event_with_another_content_type_is_a_415_before_its_body_is_read():
         ('{"input": "a", "top_k": NaN}', "NaN is not a JSON number"),
         ('{"input": "a", "top_k": -Infinity}', "-Infinity is not a JSON number"),
         ('{"input": ["a"], "extra": {"x": 1e999}}', "the number 1e999 is out of range"),
-        ('{"input": "a", "top_k": ' + "9" * 25 + "}", "does not fit 64 bits"),
-        ('{"input": "a", "top_k": -' + "9" * 20 + "}", "does not fit 64 bits"),
         ('{"input": "a", "top_k": ' + "9" * 5000 + "}", "not valid JSON"),
         ('{"input": ' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON"),
     ],
