@@ -104,6 +104,7 @@ class Variant:
     status: int
     codes: tuple[str, ...]  # acceptable error codes (a route may catch some earlier than the body parser)
     build: object  # route -> (body bytes, extra headers, declared Content-Length or None)
+    message: str = ""  # what the error message must say (case-insensitive)
 
 
 FIELD_ERRORS = ("invalid_request", "invalid_json")
@@ -117,7 +118,7 @@ VARIANTS = (
     Variant("Infinity", 400, FIELD_ERRORS, lambda r: (_render(r, b"", b"Infinity"), {}, None)),
     Variant("a key twice", 400, ("invalid_json",), lambda r: (_duplicate_key(r), {}, None)),
     Variant("not an object", 400, ("invalid_request",), lambda r: (b'["a"]', {}, None)),
-    Variant("empty", 400, ("invalid_request",), lambda r: (b"", {}, None)),
+    Variant("empty", 400, ("invalid_request",), lambda r: (b"", {}, None), "request body is empty"),
     Variant("text/plain", 415, ("unsupported_media_type",), lambda r: (_base(r), {"Content-Type": "text/plain"}, None)),
     Variant(
         "gzip bomb",
@@ -194,6 +195,7 @@ def assert_route_error(route: PostRoute, status: int, body: dict, expected: Vari
     error = body["error"]
     assert {"message", "type", "code"} <= set(error) and error["message"], body
     assert error["code"] in expected.codes, body
+    assert expected.message.lower() in error["message"].lower(), body
 
 
 def _billed(served) -> list:
