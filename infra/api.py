@@ -153,8 +153,9 @@ class InferenceApi(Construct):
             description="maas: metered inference API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
-            # Raw image bodies reach the function base64-encoded (isBase64Encoded), not mangled as text.
-            binary_media_types=list(constants.IMAGE_MEDIA_TYPES),
+            # Raw image bodies and binary tensors reach the function base64-encoded (isBase64Encoded), not mangled
+            # as text, and binary tensor answers reach the client as bytes (maas.settings.names.BINARY_MEDIA_TYPES).
+            binary_media_types=list(constants.BINARY_MEDIA_TYPES),
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             deploy_options=apigw.StageOptions(

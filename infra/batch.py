@@ -16,6 +16,7 @@ from infra.nag import suppress
 from maas.settings.names import DEFAULT_RESULTS_PREFIX as RESULTS_PREFIX  # outside jobs/: results never trigger a job
 from maas.settings.names import (
     ENV_CONTINUATION_QUEUE_URL,
+    ENV_DEAD_LETTERS_URL,
     ENV_DLQ_URL,
     ENV_JOB_BUCKET,
     ENV_MAX_RECEIVE_COUNT,
@@ -34,27 +35,40 @@ class BatchJobs(Construct):
         job_bucket: s3.IBucket,
         s3_worker: ServiceFunction,
         sqs_worker: ServiceFunction,
+        failure_handler: ServiceFunction,
     ) -> None:
         super().__init__(scope, id)
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        # Every failure of the batch workers goes to the failed-events queue first: the failure handler marks the
+        # job it concerns failed, with the reason (else the job item would say running forever), then parks the
+        # event in the dead-letter queue, where it stays 14 days and the DLQ alarm sees it.
+        self.dead_letters = self._queue("DeadLetters", retention_period=Duration.days(14))
         suppress(
-            self.dead_letters, "SQS3", "This queue is the dead-letter queue of the requests queue and the S3 worker."
+            self.dead_letters,
+            "SQS3",
+            "This queue is the dead-letter queue of the batch workers (through the failed-events handler) and of "
+            "the failed-events queue itself.",
         )
+        self.failed_events = self._queue(
+            "FailedEvents",
+            retention_period=Duration.days(14),
+            visibility_timeout=Duration.seconds(6 * config.failed_events.timeout_s),
+            # The handler failing too: the event is parked as it is (still alarmed, the job still visible as stalled).
+            # A message redriven from the requests queue may keep its receive count: this queue allows that many more.
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letters, max_receive_count=2 * config.sqs_max_receive_count
+            ),
+        )
+        failure_handler.alias.add_event_source(
+            sources.SqsEventSource(self.failed_events, batch_size=10, report_batch_item_failures=True)
+        )
+        failure_handler.function.add_environment(ENV_DEAD_LETTERS_URL, self.dead_letters.queue_url)
+        self.dead_letters.grant_send_messages(failure_handler.role)
         # Lambda's guidance: visibility timeout at least six times the function timeout.
-        self.requests = sqs.Queue(
-            self,
+        self.requests = self._queue(
             "Requests",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             visibility_timeout=Duration.seconds(6 * config.batch_sqs.timeout_s),
             dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letters, max_receive_count=config.sqs_max_receive_count
+                queue=self.failed_events, max_receive_count=config.sqs_max_receive_count
             ),
         )
         sqs_worker.alias.add_event_source(
@@ -74,9 +88,10 @@ class BatchJobs(Construct):
         job_bucket.grant_read(s3_worker.role, f"{JOBS_PREFIX}*")
         job_bucket.grant_put(s3_worker.role, f"{RESULTS_PREFIX}*")
         job_bucket.grant_put(sqs_worker.role, f"{RESULTS_PREFIX}*")
-        # S3 invokes asynchronously: after Lambda's retries a failed job event lands in the dead-letter queue.
+        # S3 invokes asynchronously: after Lambda's retries (an exception, a timeout, out of memory) the failed job
+        # event's destination record, with the error, goes to the failed-events queue.
         s3_worker.alias.configure_async_invoke(
-            retry_attempts=2, on_failure=destinations.SqsDestination(self.dead_letters)
+            retry_attempts=2, on_failure=destinations.SqsDestination(self.failed_events)
         )
         for worker in (s3_worker, sqs_worker):
             worker.function.add_environment(ENV_JOB_BUCKET, job_bucket.bucket_name)
@@ -86,6 +101,10 @@ class BatchJobs(Construct):
             worker.function.add_environment(ENV_CONTINUATION_QUEUE_URL, self.requests.queue_url)
             self.requests.grant_send_messages(worker.role)
         job_bucket.grant_read(sqs_worker.role, f"{JOBS_PREFIX}*")
-        sqs_worker.function.add_environment(ENV_DLQ_URL, self.dead_letters.queue_url)
+        sqs_worker.function.add_environment(ENV_DLQ_URL, self.failed_events.queue_url)
         sqs_worker.function.add_environment(ENV_MAX_RECEIVE_COUNT, str(config.sqs_max_receive_count))
-        self.dead_letters.grant_send_messages(sqs_worker.role)
+        self.failed_events.grant_send_messages(sqs_worker.role)
+
+    def _queue(self, id: str, **kwargs) -> sqs.Queue:
+        """A queue encrypted with SQS-managed keys that refuses requests without TLS."""
+        return sqs.Queue(self, id, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, **kwargs)

@@ -144,6 +144,8 @@ class Config(_Strict):
     heavy_proxy: FunctionConfig = FunctionConfig(memory_mb=256)
     batch_s3: FunctionConfig = FunctionConfig(timeout_s=900)
     batch_sqs: FunctionConfig = FunctionConfig(timeout_s=120)
+    # The failed-events consumer (maas.jobs.failures): one conditional job update and one SQS send per failed event.
+    failed_events: FunctionConfig = FunctionConfig(memory_mb=256, timeout_s=30)
     # The usage table's stream consumer (maas.metering.aggregator): a few DynamoDB calls per batch of events.
     aggregator: FunctionConfig = FunctionConfig(memory_mb=256, timeout_s=60)
     # True: API Gateway caches the authorizer's verdict for constants.AUTHORIZER_CACHE_TTL_S keyed on the
@@ -240,6 +242,7 @@ class Config(_Strict):
             self.batch_s3,
             self.batch_sqs,
             self.aggregator,
+            self.failed_events,
         ]
         if self.sagemaker_models:
             functions.append(self.heavy_proxy)
@@ -314,7 +317,7 @@ def _apply_context(data: dict, context: Mapping[str, object]) -> dict:
         for task in tasks:
             data.setdefault("tasks", {}).setdefault(task, {})[field] = value
         if field == "architecture":
-            for fn in ("authorizer", "heavy_proxy", "batch_s3", "batch_sqs", "aggregator"):
+            for fn in ("authorizer", "heavy_proxy", "batch_s3", "batch_sqs", "aggregator", "failed_events"):
                 data.setdefault(fn, {})[field] = value
     for key, field, convert in (("gpuInstanceType", "instance_type", str), ("gpuMinCapacity", "min_capacity", int)):
         if (value := context(key, convert)) is None:

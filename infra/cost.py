@@ -48,8 +48,17 @@ GB = 1024**3
 LOG_EVENT_OVERHEAD = 26  # bytes CloudWatch Logs adds to each event for billing
 HOURS_PER_MONTH = 730
 DEFAULT_MONTHLY_CALLS = 10_000_000
-# Idle polling of the SQS event source mapping: a handful of long-polling ReceiveMessage calls (20 s each).
+# Idle polling of the SQS event source mappings (the requests queue, the failed-events queue): a handful of
+# long-polling ReceiveMessage calls (20 s each) per queue.
 SQS_IDLE_POLLERS = 5
+SQS_POLLED_QUEUES = 2
+# A failed batch event (maas.jobs.failures), the only time the failure handler runs: the event sent to the
+# failed-events queue, received and deleted by the event source mapping, then sent to the dead-letter queue;
+# one invocation (batches of up to 10: at most one per event), one conditional UpdateItem of the job item (< 1 KB).
+FAILED_EVENT_SQS_REQUESTS = 4
+FAILED_EVENT_MEMORY_MB = 256
+FAILED_EVENT_DURATION_MS = 50  # assumed: one DynamoDB update and one SQS send
+FAILED_EVENT_LOG_BYTES = 400 + LOG_EVENT_OVERHEAD  # one warning line (job and tenant ids, no input)
 
 FRONT_DOORS = ("rest", "function_url")
 FRONT_DOOR_TITLES = {
@@ -321,12 +330,29 @@ def per_million_calls(config: Config, duration_ms: float, basis: str) -> dict[st
     return {door: per_million(config, duration_ms, basis, front_door=door) for door in FRONT_DOORS}
 
 
+def failed_event_lines(config: Config) -> list[Line]:
+    """Per million failed batch events: what the failure handler costs. Nothing per successful call: it runs only
+    when a batch worker gave up on an event."""
+    fn = config.failed_events
+    return [
+        Line("SQS requests", FAILED_EVENT_SQS_REQUESTS * PRICE["sqs_per_million"], "send, receive, delete, park"),
+        Line("Lambda requests", PRICE["lambda_request_per_million"], "at most one invocation per event"),
+        Line(
+            "Lambda compute",
+            lambda_compute(FAILED_EVENT_MEMORY_MB, FAILED_EVENT_DURATION_MS, fn.architecture),
+            f"{FAILED_EVENT_MEMORY_MB} MB x {FAILED_EVENT_DURATION_MS} ms (assumed)",
+        ),
+        Line("DynamoDB job update", PRICE["ddb_wru_per_million"], "one conditional UpdateItem, 1 WRU"),
+        Line("CloudWatch Logs", logs_usd(FAILED_EVENT_LOG_BYTES), f"{FAILED_EVENT_LOG_BYTES} bytes per event"),
+    ]
+
+
 def alarm_count(config: Config) -> int:
     """Alarms the Monitoring construct and autoscaling create (target tracking adds two per policy at deploy)."""
     # authorizer, usage, jobs, tasks (rerank and v2 with the embeddings model), proxies, two batch workers, the
-    # usage aggregator
+    # usage aggregator, the failed-events handler
     tasks = set(config.lambda_tasks) | ({"rerank", "v2"} if config.embedding_model is not None else set())
-    functions = 3 + len(tasks) + len(config.sagemaker_models) + 2 + 1
+    functions = 3 + len(tasks) + len(config.sagemaker_models) + 2 + 1 + 1
     throttled = functions - 2  # all but the batch workers
     # API 5xx + p99, errors per function, throttles, dead letters, the aggregator's iterator age
     alarms = 2 + functions + throttled + 1 + 1
@@ -343,8 +369,9 @@ def idle_monthly(config: Config) -> list[Line]:
         Line("CloudWatch alarms", alarm_count(config) * PRICE["alarm_month"], f"{alarm_count(config)} x $0.10"),
         Line(
             "SQS event source polling",
-            SQS_IDLE_POLLERS * 3 * 60 * HOURS_PER_MONTH / 1e6 * PRICE["sqs_per_million"],
-            f"~{SQS_IDLE_POLLERS} long-polling ReceiveMessage calls per 20 s (within SQS's free tier in most accounts)",
+            SQS_POLLED_QUEUES * SQS_IDLE_POLLERS * 3 * 60 * HOURS_PER_MONTH / 1e6 * PRICE["sqs_per_million"],
+            f"{SQS_POLLED_QUEUES} queues x ~{SQS_IDLE_POLLERS} long-polling ReceiveMessage calls per 20 s (within "
+            "SQS's free tier in most accounts)",
         ),
     ]
     for name in config.lambda_tasks:
@@ -409,6 +436,12 @@ def report(config: Config, bench: Path = BENCH_FILE) -> str:
             + ", ".join(f"{door} ${usd:.2f}" for door, usd in totals.items())
             + " per million.",
         ]
+    parts += [
+        "",
+        "Per million failed batch events (the failure handler runs only then; nothing per successful call):",
+        "",
+        table(failed_event_lines(config), "USD / million"),
+    ]
     return "\n".join(parts)
 
 

@@ -373,6 +373,17 @@ class ServiceStack(Stack):
             "reads themselves are scoped to the usage table's stream.",
             applies_to=["Resource::*"],
         )
+        # What the batch workers give up on: the job it concerns is marked failed with the reason, then the event is
+        # parked in the dead-letter queue (maas.jobs.failures). Runs once per failed event, never per call.
+        failed_events = function(
+            "FailedEvents",
+            "failed_events",
+            "maas: failed batch events (job marked failed, event parked in the DLQ)",
+            config.failed_events,
+            None,
+            {JOBS.env_var: jobs_table.table_name},
+        )
+        jobs_table.grant_read_write_data(failed_events.role)
         self.batch = BatchJobs(
             self,
             "Batch",
@@ -380,6 +391,7 @@ class ServiceStack(Stack):
             job_bucket=job_bucket,
             s3_worker=workers["BatchS3"],
             sqs_worker=workers["BatchSqs"],
+            failure_handler=failed_events,
         )
 
         if config.front_door == "function_url":

@@ -1,4 +1,6 @@
-"""The one error shape of the public API: {"error": {"message", "type", "code"}} (OpenAI's), with its status."""
+"""The error bodies of the public API, with their status: {"error": {"message", "type", "code"}} (OpenAI's) on every
+route but the Open Inference Protocol's (KServe v2), which answer {"error": "<message>"} as that protocol defines it
+(tritonclient and KServe clients read ``error`` as a string); their code travels in the ``X-Error-Code`` header."""
 
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ class ApiError(Exception):
         if code:
             self.code = code
 
-    def body(self) -> dict:
-        return error_body(self.message, self.type, self.code, self.param)
+    def body(self, kserve: bool = False) -> dict:
+        """The error body: OpenAI's shape, or KServe v2's (``kserve``; the code goes in ``kserve_headers``)."""
+        return kserve_error_body(self.message) if kserve else error_body(self.message, self.type, self.code, self.param)
 
 
 class InvalidRequest(ApiError):
@@ -68,11 +71,29 @@ def error_body(message: str, type: str, code: str, param: str | None = None) -> 
     return {"error": error}
 
 
-def error_json(message: str, type: str, code: str) -> bytes:
-    """``error_body`` as compact UTF-8 JSON, for servers that write bytes (maas serve, the heavy endpoint)."""
-    return json.dumps(error_body(message, type, code), separators=(",", ":"), ensure_ascii=False).encode()
+# KServe v2's error body has only the message; the machine-readable code (the OpenAI shape's `code`) goes here.
+ERROR_CODE_HEADER = "X-Error-Code"
+INTERNAL_ERROR = ("Internal error; it has been logged.", "server_error", "internal_error")
 
 
-def internal_error_body() -> dict:
+def kserve_error_body(message: str) -> dict:
+    """The Open Inference Protocol's (KServe v2) error body: {"error": "<message>"}."""
+    return {"error": message}
+
+
+def kserve_headers(code: str) -> dict[str, str]:
+    """The headers of a KServe v2 error answer: its code, which the protocol's body has no place for."""
+    return {ERROR_CODE_HEADER: code}
+
+
+def error_json(message: str, type: str, code: str, *, kserve: bool = False) -> bytes:
+    """The error body as compact UTF-8 JSON, for servers that write bytes (maas serve, the heavy endpoint);
+    ``kserve``: the KServe v2 body (send ``kserve_headers(code)`` with it)."""
+    body = kserve_error_body(message) if kserve else error_body(message, type, code)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def internal_error_body(kserve: bool = False) -> dict:
     """The 500 body: nothing about the failure itself (it is logged, never sent)."""
-    return error_body("Internal error; it has been logged.", "server_error", "internal_error")
+    message, type, code = INTERNAL_ERROR
+    return kserve_error_body(message) if kserve else error_body(message, type, code)

@@ -94,3 +94,16 @@ def assert_error(resp: Response, status: int, code: str | None = None, *, messag
         assert body["error"]["code"] == code, body
     if message is not None:
         assert message.lower() in body["error"]["message"].lower(), body["error"]["message"]
+
+
+def assert_kserve_error(resp: Response, status: int, code: str | None = None, *, message: str | None = None) -> None:
+    """``resp`` is ``status`` in the KServe v2 error shape (``{"error": "<message>"}``, the /v2 tensor routes'), with
+    the code ``code`` in its X-Error-Code header and a message containing ``message``."""
+    assert resp.status == status, (resp.status, resp.body[:500])
+    body = resp.json
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
+    assert resp.headers.get("X-Error-Code"), resp.headers
+    if code is not None:
+        assert resp.headers["X-Error-Code"] == code, resp.headers
+    if message is not None:
+        assert message.lower() in body["error"].lower(), body["error"]

@@ -10,6 +10,13 @@ from maas.settings.functions import JobsSettings
 
 settings = JobsSettings.from_env()
 store = JobStore(boto3.client("dynamodb"), settings.jobs_table)
-service = JobsService(store, boto3.client("s3"), settings.job_bucket, settings.results_prefix, settings.url_ttl_s)
+service = JobsService(
+    store,
+    boto3.client("s3"),
+    settings.job_bucket,
+    settings.results_prefix,
+    settings.url_ttl_s,
+    stall_after_s=settings.stall_after_s,
+)
 api = create_app(service, logger)
 lambda_handler = lambda_entry(api.resolve)

@@ -29,6 +29,7 @@ import logging
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from maas.api import limits
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import create_resolver, error_docs, register_post
@@ -80,6 +81,7 @@ class ClassifyApi:
             response=ClassifyResponse,
             description="Labels per input",
             errors=ERRORS,
+            limits=limits.CLASSIFY,
         )
 
         return app

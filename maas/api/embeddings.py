@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from maas.api import limits
 from maas.api.metered import json_parser, metered, refused
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import ERRORS, create_resolver, documented, register_post, resolver_response
@@ -119,6 +120,7 @@ class EmbeddingsApi:
             summary="Create embeddings (OpenAI-compatible)",
             response=EmbeddingsResponse,
             description="Embeddings",
+            limits=limits.EMBEDDINGS,
         )
 
         register_post(
@@ -130,6 +132,7 @@ class EmbeddingsApi:
             summary="Feature extraction (Hugging Face; huggingface_hub InferenceClient(base_url=<this URL>))",
             response=FeatureExtractionResponse,
             description="One vector per input",
+            limits=limits.FEATURE_EXTRACTION,
         )
 
         @app.get(

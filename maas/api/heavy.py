@@ -1,14 +1,15 @@
 """Routes of the heavy-model proxy (functions/heavy_proxy): a SageMaker-served catalog model behind the same API.
 
-    POST /v2/models/{name}[/versions/{v}]/infer   KServe v2 infer, forwarded to the endpoint (billed: rows)
+    POST /v2/models/{name}[/versions/{v}]/infer   KServe v2 infer, forwarded to the endpoint (billed: tokens)
     GET  /v2/models/{name}[/versions/{v}]         model metadata, from the endpoint (not billed)
     GET  /v2/models/{name}[/versions/{v}]/ready   200 when the endpoint answers, 503 (in the error shape) if not
     POST /v1/embeddings                           OpenAI embeddings, forwarded (billed: tokens)
 
-The same request and response contracts, authentication, quota pre-check, exactly-once metering and error shape
-as the Lambda-served routes: the body's shape is validated here (malformed JSON or fields never reach the GPU),
-forwarded unchanged, checked tensor by tensor in the endpoint by the same code as the Lambda route, and billed
-with the units the endpoint counted; nothing refused is billed. Endpoint failures map to 503 (maas.heavy.client).
+The same request and response contracts, authentication, quota pre-check, exactly-once metering and error shapes
+(KServe v2's on the /v2 routes) as the Lambda-served routes: the body's shape is validated here (malformed JSON or
+fields never reach the GPU), forwarded unchanged, checked tensor by tensor in the endpoint by the same code as the
+Lambda route, and billed with the units the endpoint counted; nothing refused is billed. Endpoint failures map to
+503 (maas.heavy.client).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from urllib.parse import unquote
 
 from maas.api.metered import json_parser, metered
 from maas.api.resolver import error_result, internal_error_result, proxy_result
+from maas.api.routes import is_kserve_path
 from maas.bodies import dumps
-from maas.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable
+from maas.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
 from maas.heavy.client import BilledModel, HeavyEndpoint
 from maas.inference.catalog import default_catalog
 from maas.metering.charge import Billing
 from maas.schemas.embeddings import EmbeddingsRequest
 from maas.schemas.v2 import InferRequest
+from maas.tasks.v2 import BINARY_HEADER, BINARY_REFUSAL
 from maas.tasks.v2 import TASK as V2_TASK
 
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/infer|/ready)?$")
@@ -52,6 +55,7 @@ class HeavyApi:
 
     def __call__(self, event: dict, context) -> dict:
         method, path = event.get("httpMethod"), event.get("path") or ""
+        kserve = is_kserve_path(path)  # the model's /v2 routes answer errors in KServe v2's shape
         try:
             if path == EMBEDDINGS_PATH:
                 if method != "POST":
@@ -65,6 +69,9 @@ class HeavyApi:
             if m["action"] == "/infer":
                 if method != "POST":
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST.")
+                if any(k.lower() == BINARY_HEADER.lower() for k in event.get("headers") or {}):
+                    # the endpoint takes JSON tensors only: say what to send instead, not billed, never forwarded
+                    raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
                 return self._metered(event, "v2-infer", attributes)
             if method != "GET":
                 raise MethodNotAllowed(f"{method} is not allowed on {path}; use GET.")
@@ -75,15 +82,16 @@ class HeavyApi:
         except ApiError as err:
             # Not billed routes (metadata, readiness, unknown paths): not counted as failed requests either.
             self.logger.info("request refused", extra={"status": err.status, "code": err.code})
-            return error_result(err)
+            return error_result(err, kserve=kserve)
         except Exception:
             self.logger.exception("unhandled error")
-            return internal_error_result()
+            return internal_error_result(kserve)
 
     def _metered(self, event: dict, route: str, attributes: dict) -> dict:
         # The endpoint counts the units: the call is fitted to the quota when it has answered.
         run = lambda _, reserve: (*self._forward(event, route, attributes), self.billed[route])  # noqa: E731
-        return metered(self.billing, event, self.parse[route], run, logger=self.logger)
+        kserve = route == "v2-infer"
+        return metered(self.billing, event, self.parse[route], run, logger=self.logger, kserve=kserve)
 
     def _forward(self, event: dict, route: str, attributes: dict) -> tuple[str, int]:
         body = event.get("body") or ""

@@ -39,7 +39,12 @@ def create_app(service: JobsService, logger: logging.Logger) -> APIGatewayRestRe
     @app.post(
         "/v1/jobs",
         summary="Create a batch job; upload its file to the returned URL",
-        responses={201: documented(JobCreated, "The job and its upload URL"), 400: ERRORS[400], 401: ERRORS[401]},
+        responses={
+            201: documented(JobCreated, "The job and its upload URL"),
+            400: ERRORS[400],
+            401: ERRORS[401],
+            404: {**ERRORS[404], "description": "No such embeddings model"},
+        },
     )
     def create_job(request: Annotated[JobCreate, Body()]):
         who = caller()

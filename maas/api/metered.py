@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from maas.api.resolver import error_result, internal_error_result, proxy_result
+from maas.api.resolver import BinaryBody, binary_result, error_result, internal_error_result, proxy_result
 from maas.bodies import dumps, json_body
 from maas.errors import ApiError
 from maas.metering.charge import Billing, Ticket
@@ -37,12 +37,18 @@ def json_parser(model: type[BaseModel], max_body_bytes: int) -> Callable[[dict],
 
 
 def refused(
-    billing: Billing, caller: Caller | None, err: ApiError, logger: logging.Logger, ticket: Ticket | None = None
+    billing: Billing,
+    caller: Caller | None,
+    err: ApiError,
+    logger: logging.Logger,
+    ticket: Ticket | None = None,
+    *,
+    kserve: bool = False,
 ) -> dict:
-    """The refusal's proxy result; the request is counted apart, never billed."""
+    """The refusal's proxy result (``kserve``: in KServe v2's error shape); counted apart, never billed."""
     logger.info("request refused", extra={"status": err.status, "code": err.code})
     billing.release(ticket)
-    return error_result(err, billing.failed(caller, err, ticket.request_id if ticket else None))
+    return error_result(err, billing.failed(caller, err, ticket.request_id if ticket else None), kserve=kserve)
 
 
 def metered(
@@ -53,14 +59,16 @@ def metered(
     *,
     logger: logging.Logger,
     name: str = "metered call",
+    kserve: bool = False,
 ) -> dict:
     """Answer one billed request (an API Gateway event) as a proxy result.
 
     ``parse(event) -> request`` (json_parser for JSON bodies); ``run(request, reserve) -> (response body, billable
     units, billed manifest)``: ``reserve(units)`` before the model runs (a run that cannot count first, a forward to
-    a heavy model's endpoint, skips it and is fitted after), the body a dict or already-serialised JSON text, the
-    manifest what the usage event records (the version that answered). ``name``: the message of the call's DEBUG
-    log line (the route's task)."""
+    a heavy model's endpoint, skips it and is fitted after), the body a dict, already-serialised JSON text or a
+    BinaryBody (bytes), the manifest what the usage event records (the version that answered). ``name``: the
+    message of the call's DEBUG log line (the route's task). ``kserve``: errors in KServe v2's shape (the /v2 tensor
+    routes)."""
     caller, ticket = None, None
     try:
         caller = billing.caller(event)
@@ -73,10 +81,12 @@ def metered(
         # DEBUG, not INFO: API Gateway's access log has a line per request and the EMF metrics carry the numbers;
         # formatting this line cost ~0.15 ms, 5% of a single-sentence embeddings call.
         logger.debug(name, extra={"units": units, "ms": round(compute_ms, 2)})
+        if isinstance(result, BinaryBody):
+            return binary_result(200, result, headers)
         return proxy_result(200, result if isinstance(result, str) else dumps(result), headers)
     except ApiError as err:
-        return refused(billing, caller, err, logger, ticket)
+        return refused(billing, caller, err, logger, ticket, kserve=kserve)
     except Exception:
         billing.release(ticket)
         logger.exception("unhandled error")
-        return internal_error_result()
+        return internal_error_result(kserve)

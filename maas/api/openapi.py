@@ -26,7 +26,7 @@ from functools import cache
 from types import SimpleNamespace
 
 from maas import __version__
-from maas.api.routes import API_MODULES, FUNCTION_ENV, ROUTES, pattern
+from maas.api.routes import API_MODULES, FUNCTION_ENV, ROUTES, is_kserve_path, pattern
 from maas.settings import names as c
 from maas.settings.names import DEFAULT_MAX_BODY_BYTES
 
@@ -49,6 +49,7 @@ PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+KSERVE_ERROR_REF = {"$ref": "#/components/schemas/KServeErrorResponse"}  # maas.api.v2's error body
 # Statuses an operation can answer beside those its module documents, by what it is. Behind the authorizer: the
 # gateway's answers (maas.api.gateway; the authorizer's codes kept). With a body: maas.bodies' refusals. Billed (the
 # task functions' POST routes): an Idempotency-Key reused with another request, and the quota. A path parameter: an
@@ -62,7 +63,7 @@ WITH_BODY = {
     400: "Invalid request: a body that is empty, not UTF-8, not JSON, ambiguous JSON (a key twice, NaN, numbers out "
     "of range) or fields that do not fit the schema",
     413: f"Body over the function's limit (MAAS_MAX_BODY_BYTES, default {DEFAULT_MAX_BODY_BYTES} bytes; API "
-    "Gateway's own is 10 MB)",
+    "Gateway's own is 10 MB), or a request over its token budget (token_budget_exceeded, where the operation says)",
     415: "Content-Type not accepted, or a compressed body (Content-Encoding other than identity)",
 }
 BILLED = {
@@ -87,13 +88,23 @@ def statuses_of(method: str, path: str, operation: dict) -> dict[int, str]:
     return found
 
 
+def error_schema(path: str, status: int) -> dict:
+    """The body of an error ``status`` on ``path``: the one error body, or on a KServe v2 route the protocol's body
+    its function answers or the one error body API Gateway answers (throttling, size: a gateway response is per API,
+    not per route); a 401 or 403 comes only from the gateway."""
+    if not is_kserve_path(path) or status in (401, 403):
+        return ERROR_REF
+    return {"anyOf": [KSERVE_ERROR_REF, ERROR_REF]}
+
+
 def document_statuses(paths: dict) -> None:
     """Add to every operation the statuses it can answer (statuses_of) that its module did not document."""
     for path, item in paths.items():
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
             for status, text in statuses_of(method, path, operation).items():
-                responses.setdefault(str(status), {"description": text, "content": {JSON: {"schema": ERROR_REF}}})
+                content = {JSON: {"schema": error_schema(path, status)}}
+                responses.setdefault(str(status), {"description": text, "content": content})
 
 
 # The limits the functions enforce (maas.inference.validation and the services), as schema constraints, at their
@@ -113,7 +124,7 @@ class Limit:
 
 LIMITS = {
     "EmbeddingsRequest": {"input": Limit(NON_BLANK, c.DEFAULT_MAX_INPUTS, c.ENV_MAX_INPUTS)},
-    "FeatureExtractionRequest": {"inputs": Limit(NON_BLANK, c.DEFAULT_MAX_INPUTS, c.ENV_MAX_INPUTS)},
+    "FeatureExtractionRequest": {"inputs": Limit(NON_BLANK, c.MAX_FLOAT_INPUTS)},  # float vectors only
     "ClassifyRequest": {"inputs": Limit(NON_BLANK, c.DEFAULT_CLASSIFY_MAX_INPUTS, c.ENV_MAX_INPUTS)},
     # a list of labels, or one comma-separated string of them
     "ClassifyParameters": {

@@ -11,6 +11,7 @@ import logging
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from maas.api import limits
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import create_resolver, register_post
@@ -76,6 +77,7 @@ class RerankApi:
             summary="Rerank documents by relevance to a query (Cohere/Jina shape)",
             response=RerankResponse,
             description="Ranked results",
+            limits=limits.RERANK,
         )
 
         register_post(
@@ -87,6 +89,7 @@ class RerankApi:
             summary="Rerank documents (Cohere v2 shape: cohere.ClientV2.rerank)",
             response=RerankV2Response,
             description="Ranked",
+            limits=limits.RERANK,
         )
 
         return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pydantic_core
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -13,6 +14,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
 from maas.api.openapi import document_json, swagger_html
+from maas.api.routes import is_kserve_path
 from maas.bodies import (  # noqa: F401  (re-exported: the route modules import them from here)
     EMPTY_BODY,
     check_body_size,
@@ -26,14 +28,16 @@ from maas.bodies import (  # noqa: F401  (re-exported: the route modules import 
     validation_error,
 )
 from maas.errors import (
+    INTERNAL_ERROR,
     ApiError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
     internal_error_body,
+    kserve_headers,
 )
-from maas.schemas.errors import ErrorResponse
+from maas.schemas.errors import ErrorResponse, KServeErrorResponse
 
 JSON = "application/json"
 DOCS_PATH = "/docs"
@@ -56,6 +60,30 @@ ERRORS = error_docs(
 )
 
 
+@dataclass(frozen=True)
+class BinaryBody:
+    """A response body of bytes (sent base64-encoded with isBase64Encoded, as API Gateway expects them)."""
+
+    data: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+def binary_result(status: int, body: BinaryBody, headers: dict[str, str] | None = None) -> dict:
+    """A REST proxy integration result carrying bytes: API Gateway decodes the base64 for the client (the API's
+    binary media types, infra/api.py, make it do so)."""
+    multi = {"Content-Type": [body.content_type]}
+    for key, value in {**body.headers, **(headers or {})}.items():
+        multi[key] = [value]
+    encoded = base64.b64encode(body.data).decode("ascii")
+    return {"statusCode": status, "multiValueHeaders": multi, "body": encoded, "isBase64Encoded": True}
+
+
+def kserve_docs(responses: dict) -> dict:
+    """``responses`` (error entries such as ERRORS) with KServe v2's error body in place of the API's."""
+    return {status: documented(KServeErrorResponse, entry["description"]) for status, entry in responses.items()}
+
+
 def proxy_result(status: int, body: str, headers: dict[str, str] | None = None) -> dict:
     """A REST proxy integration result in the shape the resolver produces."""
     multi = {"Content-Type": [JSON]}
@@ -75,10 +103,12 @@ def register_post(
     response: type,
     description: str,
     errors: dict | None = None,
+    limits: str | None = None,
 ) -> None:
     """Register a metered POST route in ``app`` for routing (405 on other methods) and the OpenAPI document; the
     function's ``__call__`` dispatches the route to ``answer(event)`` without the resolver (so that every refusal,
-    body validation included, is counted), and this registration answers the same way if it is reached."""
+    body validation included, is counted), and this registration answers the same way if it is reached.
+    ``limits``: the operation's description, the limits the route enforces (maas.api.limits)."""
     from typing import Annotated
 
     from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -90,7 +120,7 @@ def register_post(
     route.__annotations__ = {"request": Annotated[body, Body()]}
     route.__name__ = route.__qualname__ = name
     responses = {200: {"description": description, "content": {JSON: {"model": response}}}, **(errors or ERRORS)}
-    app.post(path, summary=summary, responses=responses)(route)
+    app.post(path, summary=summary, description=limits, responses=responses)(route)
 
 
 def resolver_response(result: dict) -> Response:
@@ -99,18 +129,24 @@ def resolver_response(result: dict) -> Response:
     return Response(result["statusCode"], content_type=JSON, body=result["body"], headers=headers)
 
 
-def error_response(err: ApiError) -> Response:
-    return Response(status_code=err.status, content_type=JSON, body=dumps(err.body()))
+def error_response(err: ApiError, kserve: bool = False) -> Response:
+    """``err`` as the resolver's Response: OpenAI's error shape, or KServe v2's (``kserve``)."""
+    headers = {**err.headers, **kserve_headers(err.code)} if kserve else dict(err.headers)
+    return Response(status_code=err.status, content_type=JSON, body=dumps(err.body(kserve)), headers=headers)
 
 
-def error_result(err: ApiError, headers: dict[str, str] | None = None) -> dict:
-    """``err`` as a proxy result in the one error shape, with its own headers (e.g. Retry-After) or ``headers``."""
-    return proxy_result(err.status, dumps(err.body()), dict(err.headers) if headers is None else headers)
+def error_result(err: ApiError, headers: dict[str, str] | None = None, *, kserve: bool = False) -> dict:
+    """``err`` as a proxy result, with its own headers (e.g. Retry-After) or ``headers``; in OpenAI's error shape,
+    or KServe v2's (``kserve``: the code in a header)."""
+    headers = dict(err.headers) if headers is None else dict(headers)
+    if kserve:
+        headers.update(kserve_headers(err.code))
+    return proxy_result(err.status, dumps(err.body(kserve)), headers)
 
 
-def internal_error_result() -> dict:
+def internal_error_result(kserve: bool = False) -> dict:
     """The 500 proxy result: the failure is logged by the caller, never sent."""
-    return proxy_result(500, dumps(internal_error_body()))
+    return proxy_result(500, dumps(internal_error_body(kserve)), kserve_headers(INTERNAL_ERROR[2]) if kserve else None)
 
 
 def body_deserializer(max_body_bytes: int, event: Callable[[], dict]) -> Callable[[str], object]:
@@ -159,14 +195,18 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
     def _docs():
         return Response(status_code=200, content_type="text/html", body=swagger_html(app.current_event.raw_event))
 
+    def refuse(err: ApiError) -> Response:
+        # KServe v2 routes answer in that protocol's error shape, every other route in OpenAI's
+        return error_response(err, kserve=is_kserve_path(app.current_event.path))
+
     @app.exception_handler(ApiError)
     def _api_error(err: ApiError):
         logger.info("request refused", extra={"status": err.status, "code": err.code})
-        return error_response(err)
+        return refuse(err)
 
     @app.exception_handler(RequestValidationError)
     def _validation(err: RequestValidationError):
-        return error_response(validation_error(err.errors()))
+        return refuse(validation_error(err.errors()))
 
     @app.not_found
     def _not_found(_: NotFoundError):
@@ -174,10 +214,10 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
         allowed = allowed_methods(app, event.path)
         if allowed:
             err = MethodNotAllowed(f"{event.http_method} is not allowed on {event.path}; use {', '.join(allowed)}.")
-            response = error_response(err)
+            response = refuse(err)
             response.headers["Allow"] = ", ".join(allowed)
             return response
-        return error_response(NotFound(f"No route for {event.http_method} {event.path}.", code="route_not_found"))
+        return refuse(NotFound(f"No route for {event.http_method} {event.path}.", code="route_not_found"))
 
     @app.exception_handler(UnicodeDecodeError)
     def _not_utf8(_: UnicodeDecodeError):
@@ -187,16 +227,16 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
             require_identity_encoding(header(app.current_event.raw_event, "content-encoding"))
             utf8_text(base64.b64decode(app.current_event.body or ""))
         except ApiError as err:
-            return error_response(err)
-        return error_response(invalid_json("the body is not UTF-8 text"))
+            return refuse(err)
+        return refuse(invalid_json("the body is not UTF-8 text"))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _content_type(_: RequestUnsupportedContentType):
-        return error_response(UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json)."))
+        return refuse(UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json)."))
 
     @app.exception_handler(Exception)
     def _unexpected(err: Exception):
         logger.exception("unhandled error")
-        return resolver_response(internal_error_result())
+        return resolver_response(internal_error_result(is_kserve_path(app.current_event.path)))
 
     return app

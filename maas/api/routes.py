@@ -140,6 +140,16 @@ def api_routes(heavy_models: Iterable[str] = ()) -> tuple[Route, ...]:
     return tuple(r for model in heavy_models for r in heavy_routes(model)) + ROUTES
 
 
+# Cohere's v2 rerank shares the /v2 prefix but not the protocol: its errors keep the API's (OpenAI's) shape.
+NOT_KSERVE = frozenset({"/v2/rerank"})
+
+
+def is_kserve_path(path: str) -> bool:
+    """Whether ``path`` is an Open Inference Protocol (KServe v2) route, whose errors are ``{"error": "<message>"}``:
+    /v2 and everything under it but Cohere's /v2/rerank."""
+    return (path == "/v2" or path.startswith("/v2/")) and path.rstrip("/") not in NOT_KSERVE
+
+
 def pattern(path: str) -> re.Pattern:
     """A regular expression matching the concrete paths of a resource path; groups are its path parameters."""
     parts = []

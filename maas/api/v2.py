@@ -6,13 +6,16 @@
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer
 
-`infer` is authenticated and metered like every task route (units: batch rows, task `v2-infer`); the others
-are not billed. Errors use the API's one error shape (see maas.tasks.v2). The binary tensor data extension
-(tritonclient's default) is refused with a 400 that says how to send JSON.
+`infer` is authenticated and metered like every task route (units: the tokens run, task `v2-infer`); the others
+are not billed. Errors are the protocol's `{"error": "<message>"}` (the code in the X-Error-Code header).
+The binary tensor data extension (tritonclient's default) is served as Triton implements it: a request body of
+Inference-Header-Content-Length bytes of JSON, then each input's bytes (``parameters.binary_data_size``), and binary
+outputs when asked for (``binary_data_output``, or an output's ``binary_data``), answered the same way.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from typing import Annotated
@@ -22,10 +25,20 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from maas import __version__
+from maas.api import limits
 from maas.api.metered import json_parser, metered
 from maas.api.openapi import DOCS_ONLY
-from maas.api.resolver import ERRORS, JSON, create_resolver, documented, resolver_response
-from maas.errors import InvalidRequest, ServiceUnavailable
+from maas.api.resolver import (
+    ERRORS,
+    JSON,
+    BinaryBody,
+    create_resolver,
+    documented,
+    kserve_docs,
+    resolver_response,
+)
+from maas.bodies import dumps, invalid_json, parse_json
+from maas.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable
 from maas.metering.charge import Billing
 from maas.schemas.v2 import (
     InferRequest,
@@ -36,9 +49,11 @@ from maas.schemas.v2 import (
     Readiness,
     ServerMetadata,
 )
-from maas.tasks.v2 import BINARY_REFUSAL, V2Service
+from maas.tasks.v2 import BINARY_HEADER, BinaryTensors, V2Service, with_binary_inputs
 
-BINARY_HEADER = "inference-header-content-length"  # the binary tensor data extension's request (Triton's)
+BINARY_CONTENT_TYPE = "application/octet-stream"
+# The routes' documented errors, in the protocol's body ({"error": "<message>"}).
+V2_ERRORS = kserve_docs(ERRORS)
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 
 
@@ -58,21 +73,47 @@ class V2Api:
 
     def _parse(self, event: dict) -> InferRequest:
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-        if BINARY_HEADER in headers:
-            raise InvalidRequest(BINARY_REFUSAL, code="unsupported")
+        if BINARY_HEADER.lower() in headers:
+            return self._parse_binary(event, headers[BINARY_HEADER.lower()])
         return self.parse(event)
 
+    def _parse_binary(self, event: dict, header_length: str) -> InferRequest:
+        """The binary tensor data extension's body: ``header_length`` bytes of JSON, then the tensors' bytes."""
+        body = event.get("body") or ""
+        raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+        limit = self.service.settings.max_body_bytes
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the {limit}-byte limit.")
+        if not header_length.strip().isdigit() or not 0 < int(header_length) <= len(raw):
+            raise InvalidRequest(
+                f"Inference-Header-Content-Length must be the JSON part's length in bytes (1 to {len(raw)}), "
+                f"got {header_length[:40]!r}.",
+                code="invalid_request",
+            )
+        split = int(header_length)
+        try:
+            text = raw[:split].decode("utf-8")
+        except UnicodeDecodeError:
+            raise invalid_json("the JSON part is not UTF-8 text") from None
+        return with_binary_inputs(parse_json(text, InferRequest, limit), raw[split:])
+
     def post_infer(self, event: dict, name: str, version: str | None) -> dict:
-        run = lambda request, reserve: self.service.infer(name, request, version, reserve)  # noqa: E731
-        return metered(self.billing, event, self._parse, run, logger=self.logger)
+        def run(request: InferRequest, reserve) -> tuple[object, int, object]:
+            answer, units, billed = self.service.infer(name, request, version, reserve)
+            if isinstance(answer, BinaryTensors):  # the JSON part, then the outputs' bytes; its length in a header
+                head = dumps(answer.body).encode()
+                answer = BinaryBody(head + answer.data, BINARY_CONTENT_TYPE, {BINARY_HEADER: str(len(head))})
+            return answer, units, billed
+
+        return metered(self.billing, event, self._parse, run, logger=self.logger, kserve=True)
 
     def _resolver(self, logger: logging.Logger) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, logger)
         service = self.service
         metadata_responses = {
             200: {"description": "Model metadata", "content": {JSON: {"model": ModelMetadata}}},
-            404: ERRORS[404],
-            503: ERRORS[503],
+            404: V2_ERRORS[404],
+            503: V2_ERRORS[503],
         }
 
         @app.get("/v2", summary="Server metadata (KServe v2)")
@@ -86,7 +127,7 @@ class V2Api:
         @app.get(
             "/v2/health/ready",
             summary="Readiness (KServe v2): 503 while the model is not loaded",
-            responses={200: documented(Readiness, "Ready"), 503: ERRORS[503]},
+            responses={200: documented(Readiness, "Ready"), 503: V2_ERRORS[503]},
         )
         def ready() -> Readiness:
             if not service.ready():
@@ -101,7 +142,7 @@ class V2Api:
         def version_metadata(name: str, version: str):
             return service.metadata(unquote(name), unquote(version))
 
-        ready_responses = {200: documented(ModelReadiness, "Ready"), 404: ERRORS[404], 503: ERRORS[503]}
+        ready_responses = {200: documented(ModelReadiness, "Ready"), 404: V2_ERRORS[404], 503: V2_ERRORS[503]}
 
         @app.get("/v2/models/<name>/ready", summary="Model readiness (KServe v2)", responses=ready_responses)
         def model_ready(name: str) -> ModelReadiness:
@@ -119,9 +160,10 @@ class V2Api:
 
         infer_doc = {
             "summary": "Inference on named tensors (KServe v2)",
+            "description": limits.V2_INFER,
             "responses": {
                 200: {"description": "Output tensors", "content": {JSON: {"model": InferResponse}}},
-                **ERRORS,
+                **V2_ERRORS,
             },
         }
 

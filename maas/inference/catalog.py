@@ -23,7 +23,7 @@ TASK_FAMILY = {
     "classify": "text-classification",
     "image-classify": "image-classification",
     "rerank": "rerank",
-    "v2-infer": "tensor-inference",  # KServe v2 infer: units are batch rows
+    "v2-infer": "tensor-inference",  # KServe v2 infer: units are the tokens run (attention mask ones)
 }
 LATEST = "latest"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maas.errors import InvalidRequest
+from maas.errors import InvalidRequest, PayloadTooLarge
 
 
 def text_list(value: str | list[str], param: str, max_items: int, code: str = "too_many_inputs") -> list[str]:
@@ -19,6 +19,17 @@ def text_list(value: str | list[str], param: str, max_items: int, code: str = "t
             where = f"'{param}'" if isinstance(value, str) else f"'{param}[{i}]'"
             raise InvalidRequest(f"{where} is empty or only whitespace.", param=param)
     return texts
+
+
+def check_token_budget(tokens: int, budget: int, counted: str) -> None:
+    """A request whose model run counts more than ``budget`` tokens is refused (413) before it runs: it would not
+    finish within API Gateway's 29 s. ``counted``: what was counted, in the message."""
+    if tokens > budget:
+        raise PayloadTooLarge(
+            f"This request would run {tokens:,} tokens ({counted}); the budget per request is {budget:,} tokens, what "
+            "this function finishes well within API Gateway's 29 s limit. Split it into smaller requests.",
+            code="token_budget_exceeded",
+        )
 
 
 def tokenize_checked(embedder, texts: list[str], truncate: bool, param: str):

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAX_LINE_CHARS = 100_000
+# A line longer than this cannot hold an acceptable input (JSON may spell a character as a 6-byte \uXXXX
+# escape, plus a custom_id): it is refused before it is decoded, so one huge line costs no parse.
+MAX_LINE_BYTES = 8 * MAX_LINE_CHARS
 READ_CHUNK_BYTES = 1 << 20
 
 
@@ -31,6 +34,9 @@ def record_of(value, line: int) -> Record:
         value = value.get("input", value.get("text"))
     if not isinstance(value, str):
         return Record(line, None, custom_id, "expected a JSON string or an object with an 'input' string")
+    if not is_unicode(value) or (custom_id is not None and not is_unicode(custom_id)):
+        # JSON may escape half of a UTF-16 surrogate pair ("\ud800"): no text, and no tokenizer takes it.
+        return Record(line, None, None, "the line holds an unpaired UTF-16 surrogate escape (not valid Unicode)")
     if not value.strip():
         return Record(line, None, custom_id, "the input is empty or only whitespace")
     if len(value) > MAX_LINE_CHARS:
@@ -38,8 +44,20 @@ def record_of(value, line: int) -> Record:
     return Record(line, value, custom_id)
 
 
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no unpaired surrogate, which JSON's \\u escapes can make)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_jsonl(raw: bytes, line: int) -> Record:
-    """One JSONL line: a JSON string, or an object with "input" (or "text") and an optional "custom_id"."""
+    """One JSONL line: a JSON string, or an object with "input" (or "text") and an optional "custom_id".
+    Never raises: whatever the bytes, the line is a Record, with its error when it is unusable."""
+    if len(raw) > MAX_LINE_BYTES:
+        return Record(line, None, None, f"the line is longer than {MAX_LINE_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -48,8 +66,10 @@ def parse_jsonl(raw: bytes, line: int) -> Record:
         return Record(line, None, None, "empty line")
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except ValueError as exc:  # also integers beyond Python's digit limit
         return Record(line, None, None, f"not valid JSON: {exc}")
+    except RecursionError:
+        return Record(line, None, None, "not valid JSON here: nested too deeply")
     return record_of(value, line)
 
 
@@ -63,7 +83,10 @@ def parse_csv_header(raw: bytes) -> list[str]:
 
 
 def parse_csv(raw: bytes, line: int, header: list[str]) -> Record:
-    """One CSV record per physical line (quoted newlines are not supported: such a line is reported bad)."""
+    """One CSV record per physical line (quoted newlines are not supported: such a line is reported bad).
+    Never raises: an unusable line is a Record with its error."""
+    if len(raw) > MAX_LINE_BYTES:
+        return Record(line, None, None, f"the line is longer than {MAX_LINE_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -6,16 +6,46 @@ tenant's job, and every URL handed out points under that tenant's own prefixes.
 
 from __future__ import annotations
 
+import time
+
 from maas.errors import NotFound
+from maas.inference.catalog import Catalog, default_catalog
 from maas.jobs import store as j
 from maas.jobs.store import Job, JobStore
 from maas.tenancy.store import Caller
 
 
 class JobsService:
-    def __init__(self, store: JobStore, s3_client, bucket: str, results_prefix: str, url_ttl_s: int):
+    def __init__(
+        self,
+        store: JobStore,
+        s3_client,
+        bucket: str,
+        results_prefix: str,
+        url_ttl_s: int,
+        stall_after_s: int = 900,
+        catalog: Catalog | None = None,
+    ):
         self.store, self.s3, self.bucket = store, s3_client, bucket
-        self.results_prefix, self.url_ttl_s = results_prefix, url_ttl_s
+        self.results_prefix, self.url_ttl_s, self.stall_after_s = results_prefix, url_ttl_s, stall_after_s
+        self.catalog = catalog or default_catalog()
+
+    def check_model(self, model: str) -> None:
+        """Refuse, before any job exists, a model the batch workers cannot run: batch jobs embed text, so the id
+        must name a deployed embeddings model of the catalog. 404 model_not_found in the error shape."""
+        entry = self.catalog.resolve(model)
+        if entry is None or entry.placeholder:
+            raise NotFound(
+                f"The model '{model}' does not exist or is not served here; see GET /v1/models.",
+                code="model_not_found",
+                param="model",
+            )
+        if not entry.serves("embeddings"):
+            raise NotFound(
+                f"The model '{model}' is a {entry.task} model; batch jobs embed text with an embeddings model.",
+                code="model_not_found",
+                param="model",
+            )
 
     def _url(self, method: str, key: str) -> str:
         return self.s3.generate_presigned_url(
@@ -23,6 +53,7 @@ class JobsService:
         )
 
     def create(self, caller: Caller, model: str, input_format: str, encoding_format: str) -> dict:
+        self.check_model(model)
         job = self.store.create(
             caller.tenant_id, j.new_job_id(), model, input_format, encoding_format, key_prefix=caller.key_prefix
         )
@@ -54,6 +85,10 @@ class JobsService:
             "progress": {"lines": job.lines, "succeeded": job.succeeded, "failed": job.failed, "parts": job.parts},
             "usage": {"units": job.units},
             "error": job.error,
+            # A running job's item changes with every part; none for this long means its worker is not running it
+            # (a retry waits, or an event was lost): said here, not guessed by the client.
+            "last_progress_at": job.updated,
+            "stalled": job.status == j.RUNNING and time.time() - job.updated > self.stall_after_s,
         }
         if urls and job.status == j.COMPLETED:
             parts = [j.part_key(self.results_prefix, job.tenant_id, job.job_id, p) for p in range(job.parts)]

@@ -280,3 +280,27 @@ class JobStore:
         except self.ddb.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def fail(self, tenant_id: str, job_id: str, version: str, reason: str) -> bool:
+        """Mark a job failed whose worker gave up on ``version`` of its file (a dead-lettered event): only while it
+        is awaiting its upload or running, and only if it is bound to that version or to none yet (then it is bound
+        to it, so a later upload cannot restart the failed job). False when the job is not in that state."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=self._key(tenant_id, job_id),
+                UpdateExpression="SET #s = :failed, #e = :e, updated = :now, #v = if_not_exists(#v, :v)",
+                ConditionExpression="(#s = :running OR #s = :awaiting) AND (attribute_not_exists(#v) OR #v = :v)",
+                ExpressionAttributeNames={"#s": "status", "#e": "error", "#v": "version"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": FAILED},
+                    ":running": {"S": RUNNING},
+                    ":awaiting": {"S": AWAITING_UPLOAD},
+                    ":e": {"S": reason[:1000]},
+                    ":v": {"S": version},
+                    ":now": {"N": str(int(time.time()))},
+                },
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

@@ -192,6 +192,9 @@ class BatchWorker:
                 return JobOutcome(job.job_id, job.tenant_id, j.FAILED, done)
             done += 1
             last_ms = (time.perf_counter() - t0) * 1000
+            if finished and job.lines == 0:  # an empty file, or a CSV header alone: nothing to answer
+                self.jobs.finish(job, j.FAILED, "empty_input: the file has no input lines")
+                return JobOutcome(job.job_id, job.tenant_id, j.FAILED, done)
             if finished:
                 self._write_manifest(ref, job, engine[1].name)
                 self.jobs.finish(job, j.COMPLETED)

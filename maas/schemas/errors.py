@@ -1,4 +1,5 @@
-"""The body of every error response: {"error": {"message", "type", "code"}} (maas.errors produces it)."""
+"""The error bodies (maas.errors produces them): {"error": {"message", "type", "code"}} on every route but the
+KServe v2 tensor routes, which answer {"error": "<message>"} (that protocol's) with the code in X-Error-Code."""
 
 from __future__ import annotations
 
@@ -14,3 +15,9 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class KServeErrorResponse(BaseModel):
+    """The Open Inference Protocol's error body; the code is in the X-Error-Code response header."""
+
+    error: str

@@ -48,7 +48,12 @@ class Job(BaseModel):
     updated: int = Field(description="Unix seconds.")
     progress: JobProgress
     usage: JobUsage
-    error: str | None = None
+    error: str | None = Field(None, description="Why the job failed: '<code>: <message>'.")
+    last_progress_at: int = Field(description="Unix seconds of the job's last change (a part done, a state).")
+    stalled: bool = Field(
+        description="Running with no progress for longer than the service's bound (MAAS_JOB_STALL_AFTER_S, "
+        "default 900 s): its worker is waiting for a retry or lost its event."
+    )
     results: JobResults | None = Field(None, description="Once completed (not in listings).")
 
 

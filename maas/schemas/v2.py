@@ -13,7 +13,8 @@ class InferTensor(BaseModel):
     name: str
     datatype: str
     shape: list[int]
-    data: list[Any]
+    # absent when the binary tensor data extension carries the values (parameters.binary_data_size)
+    data: list[Any] | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -25,7 +26,8 @@ class RequestedOutput(BaseModel):
 
 
 class InferRequest(BaseModel):
-    """KServe v2 inference request (JSON tensors; the binary-data extension is not supported)."""
+    """KServe v2 inference request: JSON tensors, or with the binary tensor data extension (Triton's) the JSON part
+    of a body whose Inference-Header-Content-Length header gives its length, the tensors' bytes after it."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -88,6 +88,14 @@ class JobsSettings(JobsEnv):
     job_bucket: str = Field(alias=c.ENV_JOB_BUCKET, min_length=3)
     # Not a variable: the presigned URLs' lifetime is fixed.
     url_ttl_s: int = Field(c.PRESIGNED_URL_TTL_S, ge=60, le=7 * 24 * 3600)
+    stall_after_s: int = Field(c.DEFAULT_JOB_STALL_AFTER_S, alias=c.ENV_JOB_STALL_AFTER_S, ge=60, le=7 * 24 * 3600)
+
+
+class FailedEventsSettings(JobsEnv):
+    """functions/failed_events: the batch workers' failed events in, their jobs marked failed, the events parked in
+    the dead-letter queue."""
+
+    dlq_url: str = Field(alias=c.ENV_DEAD_LETTERS_URL, min_length=8)
 
 
 class BatchSettings(ModelEnv, MeteringEnv, TenancyEnv, JobsEnv):

@@ -26,11 +26,26 @@ class ModelEnv(EnvSettings):
     batch_tokens: int = Field(c.DEFAULT_BATCH_TOKENS, alias=c.ENV_BATCH_TOKENS, ge=16, le=65536)
 
 
+def token_budget(memory_mb: int, tokens_per_vcpu_s: float = c.TOKENS_PER_VCPU_SECOND) -> int:
+    """The tokens one request may run on a function of ``memory_mb``: what its CPU share (memory / 1,769 MB of a
+    vCPU) runs at ``tokens_per_vcpu_s`` within half of API Gateway's 29 s, rounded down to a thousand."""
+    seconds = c.GATEWAY_TIMEOUT_S / c.BUDGET_MARGIN
+    tokens = tokens_per_vcpu_s * memory_mb / c.LAMBDA_MB_PER_VCPU * seconds
+    return max(1000, int(tokens // 1000 * 1000))
+
+
 class LimitsEnv(EnvSettings):
-    """Bounds on one request."""
+    """Bounds on one request: inputs, body size, and the tokens the model may run (``request_token_budget``)."""
 
     max_inputs: int = Field(c.DEFAULT_MAX_INPUTS, alias=c.ENV_MAX_INPUTS, ge=1, le=2048)
     max_body_bytes: int = Field(c.DEFAULT_MAX_BODY_BYTES, alias=c.ENV_MAX_BODY_BYTES, ge=1024, le=10 * 1024 * 1024)
+    max_request_tokens: int | None = Field(None, alias=c.ENV_MAX_REQUEST_TOKENS, ge=256, le=10_000_000)
+    memory_mb: int = Field(c.DEFAULT_FUNCTION_MEMORY_MB, alias=c.ENV_LAMBDA_MEMORY_MB, ge=128, le=10240)
+
+    @property
+    def request_token_budget(self) -> int:
+        """MAAS_MAX_REQUEST_TOKENS, or the budget of the function's memory (``token_budget``)."""
+        return self.max_request_tokens or token_budget(self.memory_mb)
 
 
 class PlansEnv(EnvSettings):

@@ -11,8 +11,25 @@ ENV_BATCH_TOKENS = "MAAS_BATCH_TOKENS"
 
 DEFAULT_MODEL_SOURCE = "/opt/models/all-minilm-l6-v2"  # where the model layer puts the package
 DEFAULT_MODEL_CACHE_DIR = "/tmp/maas-models"
-# 512 inputs keep the largest float response (512 x 384 floats as JSON, ~4.5 MB) under Lambda's 6 MB limit.
-DEFAULT_MAX_INPUTS = 512
+# Inputs per request, bounded by Lambda's 6 MB response (LAMBDA_RESPONSE_BYTES) per encoding: a base64 vector of 384
+# float32 is 2,048 characters (~2,100 bytes with its JSON), so 2,048 of them are ~4.3 MB; a float vector as JSON
+# is at most ~5,050 bytes (384 numbers of <= 12 characters at 9 decimals, their commas, its JSON), so 1,024 of
+# them are <= 5.2 MB and 2,048 would be ~10 MB. OpenAI's own limit is 2,048 inputs.
+DEFAULT_MAX_INPUTS = 2048
+MAX_FLOAT_INPUTS = 1024  # encoding_format "float" (and KServe v2's JSON tensors: rows per request)
+LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
+# The per-request token budget: what a function finishes within API Gateway's 29 s integration timeout with a 2x
+# margin, at its deployed memory's CPU share (Lambda gives 1 vCPU at 1,769 MB, pro rata below). Measured by
+# `maas bench budget` (one onnxruntime thread, process CPU time, so other load on the machine does not skew it):
+# the handlers ran all-MiniLM-L6-v2 int8 at 4,200 (v2 infer) to 4,650 (embeddings) tokens per CPU-second on
+# inputs of 256 tokens, the slowest per token; the budget takes 3,600, ~15% under the slowest, for run-to-run noise.
+ENV_MAX_REQUEST_TOKENS = "MAAS_MAX_REQUEST_TOKENS"  # override of the derived budget (tokens per request)
+ENV_LAMBDA_MEMORY_MB = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda in every function's environment
+TOKENS_PER_VCPU_SECOND = 3600
+LAMBDA_MB_PER_VCPU = 1769
+GATEWAY_TIMEOUT_S = 29
+BUDGET_MARGIN = 2
+DEFAULT_FUNCTION_MEMORY_MB = 1024  # the task functions' memory (infra/config.py FunctionConfig)
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_BATCH_SIZE = 32
 # Padded tokens per session.run. Measured on 2 cores (maas/data/eval_sentences.txt, 260 texts): 256 -> 220/s,
@@ -39,13 +56,18 @@ ENV_RESULTS_PREFIX = "MAAS_RESULTS_PREFIX"
 ENV_CHUNK_LINES = "MAAS_CHUNK_LINES"  # input lines per result part (and per billed usage event)
 ENV_MAX_CHUNKS = "MAAS_MAX_CHUNKS_PER_INVOCATION"  # 0: as many as the invocation's time allows
 ENV_CONTINUATION_QUEUE_URL = "MAAS_CONTINUATION_QUEUE_URL"  # where a job too big for one invocation continues
-ENV_DLQ_URL = "MAAS_DLQ_URL"  # the SQS worker forwards a message here, with its error, on its last receive
+# The SQS worker forwards a message here (the failed-events queue), with its error, on its last receive.
+ENV_DLQ_URL = "MAAS_DLQ_URL"
+ENV_DEAD_LETTERS_URL = "MAAS_DEAD_LETTERS_URL"  # functions/failed_events parks every failed event here
+ENV_JOB_STALL_AFTER_S = "MAAS_JOB_STALL_AFTER_S"  # a running job with no progress this long reads stalled
 ENV_MAX_RECEIVE_COUNT = "MAAS_MAX_RECEIVE_COUNT"  # the requests queue's redrive maxReceiveCount
 JOBS_PREFIX = "jobs/"
 DEFAULT_RESULTS_PREFIX = "results/"
 DEFAULT_CHUNK_LINES = 5000
 DEFAULT_MAX_RECEIVE_COUNT = 3
 PRESIGNED_URL_TTL_S = 3600
+# The longest a Lambda invocation may run: a live worker records progress after every part, far more often.
+DEFAULT_JOB_STALL_AFTER_S = 900
 
 # Text classification (POST /v1/classify). MAAS_MODEL_SOURCE names the embedding model (zero-shot);
 # MAAS_CLASSIFIER_SOURCES the trained classifier packages, comma-separated (folders or s3:// URIs).
@@ -86,3 +108,8 @@ DEFAULT_IMAGE_MAX_INPUTS = 32
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 DEFAULT_IMAGE_TOP_K = 5  # Hugging Face's default for image classification
 IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg")
+# API Gateway's binary media types: every type. tritonclient's binary tensors come with no Content-Type (and no
+# Accept), raw images as image/png or image/jpeg or untyped: only */* passes such bodies to the function intact
+# (base64, isBase64Encoded) and the binary tensor responses back to such a client as bytes. JSON bodies then arrive
+# base64-encoded too; every function decodes them (maas.bodies.json_body, Powertools' decoded_body).
+BINARY_MEDIA_TYPES = ("*/*",)

@@ -22,7 +22,7 @@ from maas.inference.classifiers import DEFAULT_HYPOTHESIS_TEMPLATE, TextClassifi
 from maas.inference.embedder import TextEmbedder
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
-from maas.inference.validation import text_list, tokenize_checked
+from maas.inference.validation import check_token_budget, text_list, tokenize_checked
 from maas.schemas.classify import ClassifyRequest
 from maas.settings import names as c
 from maas.settings.functions import ClassifySettings
@@ -158,9 +158,12 @@ class ClassifyService:
         runtime = slot.ready()
         encodings = tokenize_checked(runtime, texts, request.truncate, "inputs")
         hypotheses = [template.replace("{}", label, 1) for label in labels] if zero_shot else []
+        hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
+        tokens = sum(len(e.ids) for e in encodings) + hyp_tokens
+        counted = f"{len(texts)} inputs" + (f" and {len(hypotheses)} label hypotheses" if hypotheses else "")
+        check_token_budget(tokens, self.settings.request_token_budget, counted)
         if reserve is not None:
-            hyp_tokens = sum(len(e.ids) for e in runtime.tokenize(hypotheses)) if hypotheses else 0
-            reserve(sum(len(e.ids) for e in encodings) + hyp_tokens)
+            reserve(tokens)
         if zero_shot:
             hyp_vectors, hyp_tokens = self._hypotheses(runtime, hypotheses)
             result = runtime.embed(texts, encodings)

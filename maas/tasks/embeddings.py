@@ -12,13 +12,20 @@ from maas.inference.catalog import default_catalog, resolve_among, resolve_serve
 from maas.inference.embedder import TextEmbedder, encode_vectors, sized
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
-from maas.inference.validation import text_list, tokenize_checked
+from maas.inference.validation import check_token_budget, text_list, tokenize_checked
 from maas.schemas.embeddings import EmbeddingsRequest, ModelCard
+from maas.settings import names as c
 from maas.settings.functions import EmbeddingsSettings
 
 # A request's quota check: called with its billable units once they are known, before the model runs; raises
 # (maas.metering: 429) when they do not fit. Services take it from maas.api.metered.
 Reserve = Callable[[int], None]
+
+
+def input_limit(max_inputs: int, encoding_format: str) -> int:
+    """Inputs per request for ``encoding_format``: float JSON vectors are ~2.4x the size of base64 ones, so fewer
+    fit Lambda's 6 MB response (maas.settings.names.MAX_FLOAT_INPUTS)."""
+    return min(max_inputs, c.MAX_FLOAT_INPUTS) if encoding_format == "float" else max_inputs
 
 
 class EmbeddingsService:
@@ -148,10 +155,12 @@ class EmbeddingsService:
                 code="unsupported_parameter",
                 param="dimensions",
             )
-        texts = text_list(request.input, "input", self.settings.max_inputs)
+        texts = text_list(request.input, "input", input_limit(self.settings.max_inputs, request.encoding_format))
         encodings = tokenize_checked(embedder, texts, request.truncate, "input")
+        tokens = sum(len(e.ids) for e in encodings)
+        check_token_budget(tokens, self.settings.request_token_budget, f"{len(texts)} inputs")
         if reserve is not None:
-            reserve(sum(len(e.ids) for e in encodings))
+            reserve(tokens)
         if self.tracer is not None and not self.tracer.disabled:  # a disabled tracer still builds entities
             with self.tracer.provider.in_subsegment("model run") as segment:
                 segment.put_annotation("model", manifest.name)

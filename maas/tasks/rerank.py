@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from maas.inference.package import BilledUnder, Manifest
-from maas.inference.validation import text_list
+from maas.inference.validation import check_token_budget, text_list
 from maas.schemas.rerank import RerankRequest
 from maas.tasks.embeddings import EmbeddingsService, Reserve
 
@@ -38,8 +38,10 @@ class RerankService:
         documents = [d if isinstance(d, str) else d.text for d in request.documents]
         texts = text_list(documents, "documents", self.max_documents, code="too_many_documents")
         encodings = embedder.tokenize([request.query, *texts])
+        tokens = sum(len(e.ids) for e in encodings)
+        check_token_budget(tokens, self.settings.request_token_budget, f"the query and {len(texts)} documents")
         if reserve is not None:
-            reserve(sum(len(e.ids) for e in encodings))
+            reserve(tokens)
         result = embedder.embed([request.query, *texts], encodings)
         vectors = result.vectors
         if not manifest.normalized:  # the shipped package normalises in its graph; others may not

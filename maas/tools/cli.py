@@ -101,6 +101,12 @@ def _bench_batch(args) -> int:
     return run(args)
 
 
+def _bench_budget(args) -> int:
+    from maas.tools.bench.budget import run
+
+    return run(args)
+
+
 def _bench_metering(args) -> int:
     from maas.tools.bench.metering import run
 
@@ -417,6 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--max-seconds", type=float, default=900.0, help="stop sending after this long")
     bm.add_argument("--json", default="bench-results/metering.json", help="where to write the results")
     bm.set_defaults(func=_bench_metering)
+    from maas.tools.bench import budget
+
+    bg = bench.add_parser(
+        "budget",
+        help="the largest request each text route allows, timed at the deployed memory's CPU share",
+        description=(budget.__doc__ or "").split("\n\n", 1)[1],
+    )
+    budget.add_arguments(bg)
+    bg.set_defaults(func=_bench_budget)
     _add_admin_commands(sub)
     return parser
 

@@ -103,16 +103,41 @@ def test_tritonclient_health_metadata_and_json_infer(served):
     np.testing.assert_allclose(result.as_numpy(output), expected, atol=1e-6)
 
 
-def test_tritonclient_binary_default_gets_a_400_naming_the_setting(served):
-    ids = np.array([[101, 7592, 102]], dtype=np.int64)
+def test_tritonclient_infer_with_its_defaults_sends_and_gets_binary_tensors(served):
+    """infer() with tritonclient's defaults: binary inputs (Inference-Header-Content-Length) and, with no outputs
+    named, every output asked for as binary data; the embeddings equal /v1/embeddings' for the same text."""
     import tritonclient.http as triton
+    from tokenizers import Tokenizer
 
-    tensor = triton.InferInput("input_ids", list(ids.shape), "INT64")
-    tensor.set_data_from_numpy(ids)  # binary by default
-    body, header_length = triton.InferenceServerClient.generate_request_body([tensor])
-    response = served.post(
-        f"/v2/models/{EMBEDDING_MODEL}/infer",
-        data=body,
-        headers={"Inference-Header-Content-Length": str(header_length), "Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 400 and "binary_data=False" in str(response.json()["error"])
+    from maas.tools import paths
+
+    tokenizer = Tokenizer.from_file(str(paths.model_dir(EMBEDDING_MODEL) / "tokenizer.json"))
+    tokenizer.no_padding()
+    encodings = tokenizer.encode_batch([TEXT, "ok"])
+    width = max(len(e.ids) for e in encodings)
+    ids, mask = np.zeros((2, width), np.int64), np.zeros((2, width), np.int64)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e.ids)], mask[row, : len(e.ids)] = e.ids, 1
+    client = triton.InferenceServerClient(served.base_url.removeprefix("http://"))
+    inputs = []
+    for name, array in (("input_ids", ids), ("attention_mask", mask)):
+        tensor = triton.InferInput(name, list(array.shape), "INT64")
+        tensor.set_data_from_numpy(array)  # binary_data=True, the default
+        inputs.append(tensor)
+    result = client.infer(EMBEDDING_MODEL, inputs, headers={"Authorization": f"Bearer {served.key}"})
+    response = result.get_response()
+    [output] = response["outputs"]
+    assert output["parameters"]["binary_data_size"] == 2 * 384 * 4 and "data" not in output  # it came as bytes
+    np.testing.assert_allclose(result.as_numpy(output["name"]), served.vectors([TEXT, "ok"]), atol=VECTOR_ATOL)
+
+
+def test_tritonclient_errors_are_kserve_shaped_so_it_can_print_them(served):
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(served.base_url.removeprefix("http://"))
+    tensor = triton.InferInput("input_ids", [1, 3], "INT64")
+    tensor.set_data_from_numpy(np.array([[101, 7592, 102]], dtype=np.int64))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("no-such-model", [tensor], headers={"Authorization": f"Bearer {served.key}"})
+    assert "[404]" in str(caught.value) and "no-such-model" in caught.value.message()

@@ -41,6 +41,7 @@ FUNCTION_FOLDERS = (
     "heavy_proxy",
     "batch_s3",
     "batch_sqs",
+    "failed_events",
 )
 PACKAGES = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents", "digits-cnn")
 

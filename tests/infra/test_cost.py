@@ -125,7 +125,20 @@ def test_idle_cost_is_zero_for_a_gpu_at_minimum_zero_and_priced_at_minimum_one()
 
 def test_report_is_markdown_with_a_table_per_front_door_from_the_json_numbers(bench):
     text = cost.report(load_config(), bench)
-    assert text.count("| **total** |") == 1 + len(cost.FRONT_DOORS)
+    assert text.count("| **total** |") == 2 + len(cost.FRONT_DOORS)  # idle, each front door, failed events
     assert "measured handler p50 4.20 ms" in text and "Upper bound if the handler scales with CPU share" in text
     for door, figures in cost.as_json(load_config(), bench)["per_million_calls"].items():
         assert f"(`{door}`" in text and f"**{figures['total']:.2f}**" in text
+
+
+def test_failed_batch_events_are_priced_apart_and_cost_nothing_per_call():
+    """The failure handler (maas.jobs.failures) runs per failed batch event only: priced per million such events,
+    and no line of the per-call tables names it."""
+    lines = cost.failed_event_lines(load_config())
+    assert {ln.item for ln in lines} >= {"SQS requests", "Lambda requests", "Lambda compute", "DynamoDB job update"}
+    assert sum(ln.usd for ln in lines) == pytest.approx(
+        4 * 0.40 + 0.20 + cost.lambda_compute(256, 50, "x86_64") + 0.625 + cost.logs_usd(426)
+    )
+    per_call = cost.per_million_calls(load_config(), 5.0, "test")
+    assert not any("fail" in ln.item.lower() for lines in per_call.values() for ln in lines)
+    assert "Per million failed batch events" in cost.report(load_config())

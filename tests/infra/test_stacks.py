@@ -97,7 +97,8 @@ def test_functions_follow_config(built):
     config = load_config()
     functions = lambda_functions(built.service_template)
     ours = {k: v for k, v in functions.items() if v.get("Handler") == "app.lambda_handler"}
-    # authorizer, usage, jobs, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch workers
+    # authorizer, usage, jobs, embeddings, rerank, classify, image classify, v2, heavy proxy, two batch workers,
+    # the aggregator and the failed-events handler
     prefixes = (
         "Authorizer",
         "Usage",
@@ -111,6 +112,7 @@ def test_functions_follow_config(built):
         "BatchS3",
         "BatchSqs",
         "Aggregator",
+        "FailedEvents",
     )
     assert len(ours) == len(prefixes)
     assert sorted(next(p for p in prefixes if k.startswith(p + "Function")) for k in ours) == sorted(prefixes)
@@ -184,10 +186,11 @@ def test_image_classify_carries_its_own_model_layer_and_limits(built):
     assert props["MemorySize"] == 512  # infra/config.json tasks.image-classify
 
 
-def test_raw_images_reach_the_function_base64_encoded(built):
-    """image/png and image/jpeg are binary media types: API Gateway passes such bodies base64-encoded."""
+def test_raw_images_and_binary_tensors_reach_the_function_base64_encoded(built):
+    """Every type is a binary media type: raw images (typed or not) and tritonclient's untyped binary tensors reach
+    the function base64-encoded, and binary tensor answers go back as bytes."""
     _, api = only(built.service_template, "AWS::ApiGateway::RestApi")
-    assert sorted(api["Properties"]["BinaryMediaTypes"]) == sorted(constants.IMAGE_MEDIA_TYPES)
+    assert api["Properties"]["BinaryMediaTypes"] == ["*/*"]
     route = routes(built.service_template)[("POST", "/v1/images/classify")]
     assert "RequestModels" not in route  # raw bodies are not JSON: the function validates both forms
 
@@ -253,7 +256,7 @@ def test_api_and_events_invoke_the_live_alias(built):
     aliases = resources(template, "AWS::Lambda::Alias")
     assert {a["Properties"]["Name"] for a in aliases.values()} == {ALIAS}
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
-    assert sorted(k.split("Alias")[0] for k in mappings) == ["Aggregator", "BatchSqs"]
+    assert sorted(k.split("Alias")[0] for k in mappings) == ["Aggregator", "BatchSqs", "FailedEvents"]
     for mapping in mappings.values():
         assert "Alias" in text(mapping["Properties"]["FunctionName"])
 
@@ -389,20 +392,33 @@ def test_job_bucket_notifies_the_s3_worker_for_jobs_only(built):
 
 
 def test_sqs_worker_reports_partial_batch_failures_and_has_a_dlq(built):
+    """Every failure of the batch workers reaches the failed-events queue (the requests queue's redrive, the SQS
+    worker's forwarding, the S3 worker's on-failure destination); its handler marks the job failed and parks the
+    event in the dead-letter queue, which is also the failed-events queue's own redrive target."""
     template = built.service_template
-    [mapping] = [
-        m for k, m in resources(template, "AWS::Lambda::EventSourceMapping").items() if k.startswith("BatchSqs")
-    ]
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+    for prefix in ("BatchSqs", "FailedEvents"):
+        [mapping] = [m for k, m in mappings.items() if k.startswith(prefix)]
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    [failure_mapping] = [m for k, m in mappings.items() if k.startswith("FailedEvents")]
+    assert "BatchFailedEvents" in text(failure_mapping["Properties"]["EventSourceArn"])
     queues = resources(template, "AWS::SQS::Queue")
     requests = next(v["Properties"] for k, v in queues.items() if k.startswith("BatchRequests"))
     assert requests["RedrivePolicy"]["maxReceiveCount"] == load_config().sqs_max_receive_count
-    assert "BatchDeadLetters" in text(requests["RedrivePolicy"]["deadLetterTargetArn"])
+    assert "BatchFailedEvents" in text(requests["RedrivePolicy"]["deadLetterTargetArn"])
     assert requests["VisibilityTimeout"] == 6 * load_config().batch_sqs.timeout_s
+    failed = next(v["Properties"] for k, v in queues.items() if k.startswith("BatchFailedEvents"))
+    assert "BatchDeadLetters" in text(failed["RedrivePolicy"]["deadLetterTargetArn"])
+    assert failed["RedrivePolicy"]["maxReceiveCount"] == 2 * load_config().sqs_max_receive_count
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
     _, invoke_config = only(template, "AWS::Lambda::EventInvokeConfig")
-    assert "BatchDeadLetters" in text(invoke_config["Properties"]["DestinationConfig"]["OnFailure"])
+    assert "BatchFailedEvents" in text(invoke_config["Properties"]["DestinationConfig"]["OnFailure"])
+    functions = lambda_functions(template)
+    sqs_worker = next(v for k, v in functions.items() if k.startswith("BatchSqsFunction"))
+    handler = next(v for k, v in functions.items() if k.startswith("FailedEventsFunction"))
+    assert "BatchFailedEvents" in text(sqs_worker["Environment"]["Variables"][constants.ENV_DLQ_URL])
+    assert "BatchDeadLetters" in text(handler["Environment"]["Variables"][constants.ENV_DEAD_LETTERS_URL])
 
 
 # --- operations ---------------------------------------------------------------------------------------------

@@ -220,3 +220,72 @@ def test_a_dropped_file_becomes_a_job_and_a_suspended_tenant_is_refused(env):
     env["s3"].put_object(Bucket=env["bucket"], Key=key2, Body=b'"three"\n')
     out = env["worker"]().handle_s3_event(event_for_object(env["s3"], env["bucket"], key2), LambdaContext())
     assert out["rejected"] == 1 and _units(env)[1] == 1
+
+
+POISON_LINES = [
+    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),  # RecursionError in json.loads
+    (b'{"input": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    (b"9" * 5000, "digits"),  # beyond Python's integer digit limit
+    (b'{"input": 1e999}', "expected a JSON string"),  # a huge number is a number, not a text
+    (b'{"input": ["a", "b"]}', "expected a JSON string"),
+    (b'{"input": "x", "custom_id": {"a": 1}}', "'custom_id' must be a string"),
+    (b'"half a pair \\ud800"', "unpaired UTF-16 surrogate"),  # valid JSON, not valid Unicode: no tokenizer takes it
+    (b'{"input": "ok", "custom_id": "\\udc00"}', "unpaired UTF-16 surrogate"),
+    (b"\xc3\x28 not utf-8", "not valid UTF-8"),
+    (b'"' + b"x" * 900_000 + b'"', "longer than"),
+]
+
+
+def test_poison_lines_are_error_lines_and_the_rest_is_served_and_billed_once(env, embedder):
+    # GIVEN a file where every other line is one a careless or hostile client could send
+    good = [f"good text number {i}" for i in range(len(POISON_LINES) + 1)]
+    raw = []
+    for i, (poison, _) in enumerate(POISON_LINES):
+        raw += [json.dumps(good[i]).encode(), poison]
+    raw.append(json.dumps(good[-1]).encode())
+    event = _upload(env, b"\n".join(raw) + b"\n")
+    worker = env["worker"](chunk_lines=4)
+
+    # WHEN the worker runs it, and the same S3 event is delivered again
+    out = worker.handle_s3_event(event, LambdaContext(timeout_s=900))
+    again = worker.handle_s3_event(json.loads(json.dumps(event)), LambdaContext(timeout_s=900))
+
+    # THEN the job completes: each poison line is an error line with its reason, every good line is served in
+    # order, and the tokens of the good lines are billed once
+    assert out["jobs"][0]["status"] == j.COMPLETED and again["jobs"][0]["note"] == "duplicate"
+    results = _results(env, _job_id(event))
+    assert [r["line"] for r in results] == list(range(1, len(raw) + 1))
+    errors = [r for r in results if "error" in r]
+    assert [r["line"] for r in errors] == [2 * (i + 1) for i in range(len(POISON_LINES))]
+    for result, (_, reason) in zip(errors, POISON_LINES, strict=True):
+        assert result["error"]["code"] == "invalid_line" and reason in result["error"]["message"], result
+    served = [r for r in results if "embedding" in r]
+    assert [r["line"] for r in served] == [2 * i + 1 for i in range(len(good))]
+    assert [r["tokens"] for r in served] == [len(e.ids) for e in embedder.tokenize(good)]
+    job = worker.jobs.get(env["tenant"].tenant_id, _job_id(event))
+    assert (job.status, job.succeeded, job.failed, job.error) == (j.COMPLETED, len(good), len(POISON_LINES), None)
+    units, events = _units(env)
+    assert units == job.units == sum(r["tokens"] for r in served)
+    assert events == job.parts  # one usage event per part, none again for the duplicate event
+
+
+@pytest.mark.parametrize(
+    ("body", "fmt"),
+    [(b"", "jsonl"), (b"input\n", "csv"), (b"custom_id,input\r\n", "csv")],
+    ids=["empty-jsonl", "csv-header-only", "csv-header-crlf"],
+)
+def test_an_input_with_no_lines_fails_with_a_reason(env, body, fmt):
+    # GIVEN an uploaded file with nothing to embed
+    event = _upload(env, body, fmt=fmt)
+    worker = env["worker"]()
+
+    # WHEN the worker runs it
+    out = worker.handle_s3_event(event, LambdaContext(timeout_s=900))
+
+    # THEN the job ends failed, says why, wrote no results and billed nothing
+    assert out["jobs"][0]["status"] == j.FAILED
+    job = worker.jobs.get(env["tenant"].tenant_id, _job_id(event))
+    assert job.status == j.FAILED and job.error == "empty_input: the file has no input lines"
+    assert (job.lines, job.parts) == (0, 0)
+    assert "Contents" not in env["s3"].list_objects_v2(Bucket=env["bucket"], Prefix="results/")
+    assert _units(env) == (0, 0)

@@ -100,7 +100,8 @@ def test_v2_routes_answer_metadata_and_tensor_infer(server):
     }
     attrs = {"X-Amzn-SageMaker-Custom-Attributes": "route=v2-infer;model=all-minilm-l6-v2-fp32;version=1"}
     status, headers, data = post(server, "/invocations", json.dumps(request).encode(), attrs)
-    assert status == 200 and headers["X-Amzn-SageMaker-Custom-Attributes"] == "units=2"
+    # the units are the tokens the rows run (the mask's ones), not the rows
+    assert status == 200 and headers["X-Amzn-SageMaker-Custom-Attributes"] == f"units={sum(map(sum, mask))}"
     out = json.loads(data)["outputs"][0]
     assert out["shape"] == [2, 384]
     feed = {"input_ids": np.array(ids), "attention_mask": np.array(mask), "token_type_ids": np.zeros((2, width))}

@@ -23,11 +23,10 @@ from maas.heavy.endpoint.service import EndpointService, EndpointSettings
 from maas.settings import names as c
 from maas.tools.local.endpoint import proxy_env, start_local_endpoint
 from maas.tools.local.functions import LambdaContext, load_handler
-from tests.client import assert_error
+from tests.client import assert_error, assert_kserve_error
 from tests.conftest import function_env, load_event
 from tests.integration.test_batch_jobs import _results, _units, embedder, env  # noqa: F401 (fixtures)
 from tests.integration.test_v2_handler import (
-    TEXTS,
     _bad,
     _call,
     _inputs,
@@ -86,7 +85,7 @@ def test_metadata_and_ready_come_from_the_endpoint(proxy):
     assert status == 200 and meta["name"] == HEAVY and meta["platform"] == "onnxruntime_onnx"
     assert _call(proxy, "GET", f"/v2/models/{HEAVY}/versions/1").json == meta
     assert _pair(_call(proxy, "GET", f"/v2/models/{HEAVY}/ready")) == (200, {"name": HEAVY, "ready": True})
-    assert_error(_call(proxy, "GET", f"/v2/models/{HEAVY}/versions/3"), 404, message="does not exist")
+    assert_kserve_error(_call(proxy, "GET", f"/v2/models/{HEAVY}/versions/3"), 404, message="does not exist")
 
 
 def test_the_v2_contract_tests_give_the_same_answers_as_the_lambda_route(proxy, tensors):
@@ -95,14 +94,21 @@ def test_the_v2_contract_tests_give_the_same_answers_as_the_lambda_route(proxy, 
     cases = [case for case in _bad(*tensors) if case[0] != "too long"]
     long = np.ones((1, 513), np.int64)
     cases.append(("too long", {"inputs": _inputs(long, long)}, 400, "maximum is 512"))
+    # the endpoint answers JSON only: binary outputs are refused with the setting that avoids them
+    cases.append(
+        ("binary", {"inputs": _inputs(*tensors), "parameters": {"binary_data_output": True}}, 400, "binary_data=False")
+    )
     for name, body, status, fragment in cases:
         resp = _call(proxy, "POST", INFER, body)
         assert resp.status == status, (name, resp.json)
-        assert_error(resp, status, message=fragment)
-    assert_error(_call(proxy, "POST", INFER, raw=b"{nope"), 400, message="not valid JSON")
-    assert_error(_call(proxy, "POST", INFER, {"inputs": []}, authorizer=None), 401, message="API key")
-    status, _, result = _parts(_call(proxy, "GET", INFER))
-    assert status == 405
+        assert_kserve_error(resp, status, message=fragment)
+    assert_kserve_error(_call(proxy, "POST", INFER, raw=b"{nope"), 400, message="not valid JSON")
+    binary = {"Inference-Header-Content-Length": "2"}
+    assert_kserve_error(
+        _call(proxy, "POST", INFER, raw=b"{}", headers=binary), 400, "unsupported", message="binary_data=False"
+    )
+    assert_kserve_error(_call(proxy, "POST", INFER, {"inputs": []}, authorizer=None), 401, message="API key")
+    assert_kserve_error(_call(proxy, "GET", INFER), 405, "method_not_allowed", message="use POST")
 
 
 def test_embeddings_route_is_forwarded_and_billed_in_tokens(proxy, aws, reference):
@@ -133,7 +139,8 @@ def test_metered_exactly_once_per_request_and_never_for_refusals(proxy, aws, ten
     assert _call(proxy, "POST", INFER, {"inputs": [body["inputs"][0]]}, authorizer=auth).status == 400
     assert _call(proxy, "GET", f"/v2/models/{HEAVY}", authorizer=auth).status == 200
     events = meter.events(tenant, start, time.time() + 1)
-    assert sorted((e.model, e.task, e.units) for e in events) == [(HEAVY, "v2-infer", len(TEXTS))] * 2
+    tokens = int(tensors[1].sum())  # the attention mask's ones: the tokens the endpoint ran, not its padding
+    assert sorted((e.model, e.task, e.units) for e in events) == [(HEAVY, "v2-infer", tokens)] * 2
 
 
 def test_payloads_over_the_endpoint_limit_are_413_before_any_call(aws, fp32_model_dir):
@@ -142,7 +149,7 @@ def test_payloads_over_the_endpoint_limit_are_413_before_any_call(aws, fp32_mode
         handler = proxy_handler(aws, fp32_model_dir, stub.url)
         values = [1] * (c.ENDPOINT_MAX_PAYLOAD_BYTES // 2)  # "1," per value: just over the 6 MiB limit
         body = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, len(values)], "data": values}]}
-        assert_error(_call(handler, "POST", INFER, body), 413, message="exceeds the 6291456-byte limit")
+        assert_kserve_error(_call(handler, "POST", INFER, body), 413, message="exceeds the 6291456-byte limit")
         assert stub.calls == 0
     finally:
         stub.stop()
@@ -232,8 +239,9 @@ def test_endpoint_failures_are_503_in_the_error_shape_quickly_and_not_billed(aws
     finally:
         stub.stop()
     assert status == 503, answer
-    assert code is None or answer["error"]["code"] == code
-    assert answer["error"]["type"] == "service_unavailable_error"
+    # KServe v2's error shape: the message in the body, the code in a header
+    assert isinstance(answer["error"], str) and answer["error"]
+    assert code is None or result["multiValueHeaders"]["X-Error-Code"] == [code]
     assert elapsed < 5  # bounded: 2 attempts x 0.5 s read timeout, plus backoff
     assert stub.calls <= c.DEFAULT_ENDPOINT_ATTEMPTS
     if code == "endpoint_cold":
@@ -247,19 +255,24 @@ def test_container_4xx_is_passed_on_unchanged(aws, fp32_model_dir):
     stub = StubRuntime([(424, "ModelError", answer, 0)])
     try:
         handler = proxy_handler(aws, fp32_model_dir, stub.url)
-        status, body, _ = _parts(
+        status, body, result = _parts(
             _call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]})
         )
     finally:
         stub.stop()
-    assert (status, body) == (400, error) and stub.calls == 1  # a ModelError is never retried
+    # the container's message and code, in the /v2 route's (KServe v2) error shape; a ModelError is never retried
+    assert (status, body) == (400, {"error": "Bad tensor."}) and stub.calls == 1
+    assert result["multiValueHeaders"]["X-Error-Code"] == ["invalid_tensor"]
 
 
 def test_unreachable_endpoint_is_503_at_once(aws, fp32_model_dir):
     handler = proxy_handler(aws, fp32_model_dir, None)  # no endpoint process: a closed port
     start = time.time()
-    status, body, _ = _parts(_call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]}))
-    assert status == 503 and body["error"]["code"] == "endpoint_unreachable" and time.time() - start < 5
+    status, body, result = _parts(
+        _call(handler, "POST", INFER, {"inputs": [_tensor("input_ids", np.array([[101, 102]]))]})
+    )
+    assert status == 503 and "cannot be reached" in body["error"] and time.time() - start < 5
+    assert result["multiValueHeaders"]["X-Error-Code"] == ["endpoint_unreachable"]
     assert _call(handler, "GET", f"/v2/models/{HEAVY}/ready").status == 503
 
 

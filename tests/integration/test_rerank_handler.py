@@ -186,3 +186,12 @@ def test_sample_events(rerank):
 def test_missing_model_is_503(tmp_path):
     handler = load_handler("rerank", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
     assert_error(_post(Client(handler, AUTH), {"query": "q", "documents": ["a"]}), 503, message="unavailable")
+
+
+def test_cohere_v2_rerank_keeps_the_api_error_shape_not_kserves(rerank):
+    # GIVEN Cohere's /v2/rerank, which shares the /v2 prefix with KServe v2 but not its protocol
+    # WHEN the body is refused
+    resp = rerank.post("/v2/rerank", json={"query": "q"})
+    # THEN the error is the API's (OpenAI's) object, which cohere's client reads, with no KServe code header
+    assert_error(resp, 400, message="documents")
+    assert "X-Error-Code" not in resp.headers

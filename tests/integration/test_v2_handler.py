@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -11,7 +12,7 @@ import pytest
 from maas.metering.store import Meter
 from maas.tables import USAGE
 from maas.tools.local.functions import load_handler
-from tests.client import JSON_HEADERS, Client, assert_error
+from tests.client import JSON_HEADERS, Client, assert_kserve_error
 from tests.conftest import function_env, load_event
 
 AUTH = {"principalId": "t-v2", "tenant_id": "t-v2", "plan": "enterprise", "key_prefix": "maas_v2000000"}
@@ -104,8 +105,8 @@ def test_model_metadata_comes_from_the_manifest(v2, model_dir):
         "outputs": [{"name": "sentence_embedding", "datatype": "FP32", "shape": [-1, 384]}],
     }
     assert _call(v2, "GET", f"/v2/models/{MODEL}/versions/1").json == body
-    assert_error(_call(v2, "GET", "/v2/models/nope"), 404, message="'nope' does not exist")
-    assert_error(_call(v2, "GET", f"/v2/models/{MODEL}/versions/7"), 404, message="does not exist")
+    assert_kserve_error(_call(v2, "GET", "/v2/models/nope"), 404, "model_not_found", message="'nope' does not exist")
+    assert_kserve_error(_call(v2, "GET", f"/v2/models/{MODEL}/versions/7"), 404, message="does not exist")
 
 
 def test_infer_round_trip_equals_the_embedder(v2, model_dir, tensors):
@@ -174,9 +175,8 @@ def _bad(ids, mask):
         ("twice", {"inputs": [*good, good[0]]}, 400, "given twice"),
         ("shapes differ", {"inputs": [good[0], _tensor("attention_mask", mask[:1])]}, 400, "all must match"),
         ("too long", {"inputs": _inputs(np.ones((1, 257), np.int64), np.ones((1, 257), np.int64))}, 400, "256"),
-        ("too many rows", {"inputs": _inputs(np.ones((513, 2), np.int64), np.ones((513, 2), np.int64))}, 400, "512"),
+        ("too many rows", {"inputs": _inputs(np.ones((1025, 2), np.int64), np.ones((1025, 2), np.int64))}, 400, "1024"),
         ("unknown output", {"inputs": good, "outputs": [{"name": "logits"}]}, 400, "unknown output 'logits'"),
-        ("binary", {"inputs": good, "parameters": {"binary_data_output": True}}, 400, "binary"),
         ("no inputs", {}, 400, "missing required parameter: 'inputs'"),
         ("extra field", {"inputs": good, "temperature": 1}, 400, "unsupported parameter"),
         ("shape not ints", {"inputs": [{**good[0], "shape": ["a", 2]}, good[1]]}, 400, "shape"),
@@ -187,33 +187,56 @@ def test_bad_tensors_get_a_400_in_the_error_shape(v2, tensors):
     for name, body, status, fragment in _bad(*tensors):
         resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", body)
         assert resp.status == status, (name, resp.json)
-        assert_error(resp, status, message=fragment)
+        assert_kserve_error(resp, status, message=fragment)
 
 
 def test_other_refusals(v2, tensors):
     ids, mask = tensors
     body = {"inputs": _inputs(ids, mask)}
-    assert_error(_call(v2, "POST", "/v2/models/gpt-4/infer", body), 404, message="'gpt-4' does not exist")
-    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope"), 400, message="not valid JSON")
-    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None), 401, message="API key")
+    assert_kserve_error(_call(v2, "POST", "/v2/models/gpt-4/infer", body), 404, message="'gpt-4' does not exist")
+    assert_kserve_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=b"{nope"), 400, message="not valid JSON")
+    no_key = _call(v2, "POST", f"/v2/models/{MODEL}/infer", body, authorizer=None)
+    assert_kserve_error(no_key, 401, "invalid_api_key", message="API key")
     resp = _call(v2, "GET", f"/v2/models/{MODEL}/infer")
-    assert resp.status == 405 and resp.result["multiValueHeaders"]["Allow"] == ["POST"]
+    assert_kserve_error(resp, 405, "method_not_allowed", message="use POST")
+    assert resp.result["multiValueHeaders"]["Allow"] == ["POST"]
     big = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [1] * 800_000}]}
-    assert_error(_call(v2, "POST", f"/v2/models/{MODEL}/infer", big), 413, message="exceeds the")
+    assert_kserve_error(
+        _call(v2, "POST", f"/v2/models/{MODEL}/infer", big), 413, "payload_too_large", message="exceeds"
+    )
 
 
-def test_infer_is_billed_once_per_request_in_rows(v2, aws, tensors):
+def test_infer_is_billed_once_per_request_in_the_tokens_it_ran(v2, aws, tensors, embeddings_handler):
+    # GIVEN TEXTS as padded token tensors, and what /v1/embeddings bills for the same texts
     meter, tenant, auth = fresh_tenant(aws)
-    start, request_id = time.time() - 1, str(uuid.uuid4())
+    embedded = Client(embeddings_handler, authorizer=auth).post("/v1/embeddings", json={"input": TEXTS})
+    assert embedded.status == 200, embedded.body
+    tokens = embedded.json["usage"]["prompt_tokens"]
+    ids, mask = tensors
+    assert tokens == int(mask.sum()) < ids.size  # the padding is not billed
+    start, request_id = time.time(), str(uuid.uuid4())
     body = {"inputs": _inputs(*tensors)}
-    for _ in range(2):  # the same event twice (a Lambda retry): billed once
+    # WHEN the same event arrives twice (a Lambda retry)
+    for _ in range(2):
         path = f"/v2/models/{MODEL}/infer"
         resp = _call(v2, "POST", path, body, authorizer=auth, request_id=request_id)
         assert resp.status == 200 and "X-Quota-Remaining" in resp.result["multiValueHeaders"]
-    [event] = meter.events(tenant, start, time.time() + 1)
-    assert (event.model, event.task, event.units) == (MODEL, "v2-infer", len(TEXTS))
+    # THEN it is billed once, in the tokens it ran: what /v1/embeddings bills for the same texts
+    [event] = [e for e in meter.events(tenant, start - 1, time.time() + 1) if e.task == "v2-infer"]
+    assert (event.model, event.task, event.units) == (MODEL, "v2-infer", tokens)
     assert _call(v2, "GET", f"/v2/models/{MODEL}", authorizer=auth).status == 200
     assert len(meter.events(tenant, start, time.time() + 1)) == 1  # metadata is not billed
+
+
+def test_a_row_of_padding_is_billed_one_token(v2, aws):
+    meter, tenant, auth = fresh_tenant(aws)
+    start = time.time() - 1
+    ids = np.array([[101, 2054, 102, 0], [0, 0, 0, 0]], dtype=np.int64)
+    mask = np.array([[1, 1, 1, 0], [0, 0, 0, 0]], dtype=np.int64)
+    resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)}, authorizer=auth)
+    assert resp.status == 200, resp.body
+    [event] = meter.events(tenant, start, time.time() + 1)
+    assert event.units == 3 + 1
 
 
 def test_sample_events(v2):
@@ -229,6 +252,86 @@ def test_sample_events(v2):
 
 def test_not_ready_while_the_model_is_missing(tmp_path):
     handler = load_handler("v2", {"MAAS_MODEL_SOURCE": str(tmp_path / "absent"), "MAAS_METERING": "off"})
-    assert_error(_call(Client(handler, AUTH), "GET", "/v2/health/ready"), 503, message="not loaded")
+    assert_kserve_error(_call(Client(handler, AUTH), "GET", "/v2/health/ready"), 503, message="not loaded")
     assert _call(Client(handler, AUTH), "GET", "/v2/health/live").status == 200
-    assert_error(_call(Client(handler, AUTH), "GET", f"/v2/models/{MODEL}"), 503, message="unavailable")
+    assert_kserve_error(_call(Client(handler, AUTH), "GET", f"/v2/models/{MODEL}"), 503, message="unavailable")
+
+
+# ------------------------------------------------------------ the binary tensor data extension (Triton's)
+
+
+def _binary_request(arrays: dict, **extra) -> tuple[bytes, dict]:
+    """(body, headers) as tritonclient sends binary inputs: the JSON part, then each input's little-endian bytes."""
+    inputs = [
+        {"name": n, "datatype": "INT64", "shape": list(a.shape), "parameters": {"binary_data_size": a.nbytes}}
+        for n, a in arrays.items()
+    ]
+    head = json.dumps({"inputs": inputs, **extra}).encode()
+    body = head + b"".join(np.ascontiguousarray(a, dtype="<i8").tobytes() for a in arrays.values())
+    # tritonclient sends no Content-Type: the JSON part's length says where the bytes start
+    return body, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def _binary_answer(resp) -> tuple[dict, bytes]:
+    assert resp.status == 200, resp.body[:300]
+    assert resp.headers["Content-Type"] == "application/octet-stream"
+    split = int(resp.headers["Inference-Header-Content-Length"])
+    return json.loads(resp.body[:split]), resp.body[split:]
+
+
+def test_binary_inputs_and_outputs_answer_what_json_tensors_do_and_bill_the_same_tokens(v2, aws, tensors):
+    # GIVEN the same tensors as JSON and as binary data, from a fresh tenant
+    meter, tenant, auth = fresh_tenant(aws)
+    ids, mask = tensors
+    start = time.time() - 1
+    json_answer = _call(v2, "POST", f"/v2/models/{MODEL}/infer", {"inputs": _inputs(ids, mask)}).json["outputs"][0]
+    body, headers = _binary_request({"input_ids": ids, "attention_mask": mask}, parameters={"binary_data_output": True})
+    # WHEN they are sent with binary outputs asked for (tritonclient's defaults)
+    resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=body, headers=headers, authorizer=auth)
+    # THEN the output's bytes are the JSON answer's values, float32 little-endian, and its JSON part says their size
+    head, data = _binary_answer(resp)
+    [out] = head["outputs"]
+    assert out == {
+        "name": "sentence_embedding",
+        "datatype": "FP32",
+        "shape": [len(TEXTS), 384],
+        "parameters": {"binary_data_size": len(TEXTS) * 384 * 4},
+    }
+    vectors = np.frombuffer(data, dtype="<f4").reshape(out["shape"])
+    np.testing.assert_allclose(vectors, np.array(json_answer["data"]).reshape(out["shape"]), atol=1e-8)
+    # AND it is billed the tokens it ran, as JSON tensors are
+    [event] = meter.events(tenant, start, time.time() + 1)
+    assert (event.task, event.units) == ("v2-infer", int(mask.sum()))
+    # an output may ask for JSON while the inputs are binary: a plain JSON answer
+    body, headers = _binary_request(
+        {"input_ids": ids, "attention_mask": mask},
+        outputs=[{"name": "sentence_embedding", "parameters": {"binary_data": False}}],
+    )
+    resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=body, headers=headers)
+    assert resp.status == 200 and resp.json["outputs"][0]["data"] == json_answer["data"]
+
+
+def test_malformed_binary_bodies_are_400s_in_the_kserve_shape_and_not_billed(v2, aws, tensors):
+    meter, tenant, auth = fresh_tenant(aws)
+    ids, mask = tensors
+    start = time.time() - 1
+    body, headers = _binary_request({"input_ids": ids, "attention_mask": mask})
+    split = int(headers["Inference-Header-Content-Length"])
+    head = json.loads(body[:split])
+    cases = [
+        ("length not a number", body, {"Inference-Header-Content-Length": "ten"}, "JSON part's length"),
+        ("length past the body", body, {"Inference-Header-Content-Length": str(len(body) + 1)}, "JSON part's length"),
+        ("length cuts the JSON", body, {"Inference-Header-Content-Length": str(split - 3)}, "not valid JSON"),
+        ("bytes missing", body[:-8], headers, "does not fit"),
+        ("bytes left over", body + b"\0" * 8, headers, "belong to no input"),
+    ]
+    bad = {**head["inputs"][0], "parameters": {"binary_data_size": 7}}
+    odd = json.dumps({"inputs": [bad, head["inputs"][1]]}).encode()
+    cases.append(("size not a multiple", odd + body[split:], {"Inference-Header-Content-Length": str(len(odd))}, "7"))
+    both = json.dumps({"inputs": [{**head["inputs"][0], "data": [1]}, head["inputs"][1]]}).encode()
+    cases.append(("data and bytes", both + body[split:], {"Inference-Header-Content-Length": str(len(both))}, "both"))
+    for name, raw, hdrs, fragment in cases:
+        resp = _call(v2, "POST", f"/v2/models/{MODEL}/infer", raw=raw, headers=hdrs, authorizer=auth)
+        assert resp.status == 400, (name, resp.body)
+        assert_kserve_error(resp, 400, message=fragment)
+    assert meter.events(tenant, start, time.time() + 1) == []

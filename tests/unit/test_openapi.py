@@ -11,7 +11,7 @@ from maas.api import openapi
 from maas.api.resolver import DOCS_PATH, OPENAPI_PATH
 from maas.api.routes import FUNCTION_ENV
 from maas.settings.functions import ClassifySettings, EmbeddingsSettings, ImageClassifySettings, RerankSettings
-from maas.settings.names import DEFAULT_MAX_BODY_BYTES
+from maas.settings.names import DEFAULT_MAX_BODY_BYTES, MAX_FLOAT_INPUTS
 from maas.tools.local.apigw import make_event
 from maas.tools.local.server import ROUTES
 from tests.openapi_checks import assert_documented, operation
@@ -55,7 +55,7 @@ def _field_default(settings_class, name: str):
     "schema,prop,max_items",
     [
         ("EmbeddingsRequest", "input", _field_default(EmbeddingsSettings, "max_inputs")),
-        ("FeatureExtractionRequest", "inputs", _field_default(EmbeddingsSettings, "max_inputs")),
+        ("FeatureExtractionRequest", "inputs", MAX_FLOAT_INPUTS),  # float vectors only
         ("ClassifyRequest", "inputs", _field_default(ClassifySettings, "max_inputs")),
         ("ImageClassifyRequest", "inputs", _field_default(ImageClassifySettings, "max_inputs")),
         ("RerankRequest", "documents", _field_default(RerankSettings, "max_documents")),

@@ -5,7 +5,7 @@ onnxruntime's CUDA provider when a GPU is there and the CPU provider otherwise, 
 and response contracts as the Lambda routes, so the proxy forwards bodies unchanged:
 
     route embeddings    OpenAI `POST /v1/embeddings` body  -> OpenAI response (usage = billable tokens)
-    route v2-infer      KServe v2 infer body               -> KServe v2 response (billable units = rows)
+    route v2-infer      KServe v2 infer body               -> KServe v2 response (billable units = tokens)
     route v2-metadata   (no body)                          -> KServe v2 model metadata
     route embed-batch   {"input": [texts]}                 -> {"dimensions", "vectors" (base64 little-endian
                         (batch jobs: maas.heavy.client.RemoteEmbedder)  float32, row-major), "tokens", "truncated"}
@@ -43,6 +43,7 @@ from maas.settings.functions import EmbeddingsSettings
 from maas.tasks.embeddings import EmbeddingsService
 from maas.tasks.v2 import V2Service
 
+MAX_POSITIONS = 512  # BERT-family positions: no heavy package reads longer inputs
 ROUTES = ("embeddings", "embed-batch", "v2-infer", "v2-metadata")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -110,6 +111,9 @@ class EndpointService:
                 threads=settings.threads,
                 max_inputs=settings.max_inputs,
                 max_body_bytes=settings.max_body_bytes,
+                # Not the Lambda CPU budget: a GPU runs 128 x 512 tokens in ~86 ms (README), so its largest request
+                # (max_inputs x 512 tokens) is far inside API Gateway's 29 s; the input limits bound it.
+                max_request_tokens=settings.max_inputs * MAX_POSITIONS,
                 batch_size=settings.batch_size or (256 if gpu else c.DEFAULT_BATCH_SIZE),
                 batch_tokens=settings.batch_tokens or (65536 if gpu else c.DEFAULT_BATCH_TOKENS),
                 metering="off",  # the proxy meters; the endpoint reports units
@@ -124,7 +128,8 @@ class EndpointService:
             if settings.batching
             else None,
         )
-        self.v2 = V2Service(self.embeddings, settings.max_inputs)
+        # The proxy passes the endpoint's answer on as JSON text: binary outputs are refused with what to send instead
+        self.v2 = V2Service(self.embeddings, settings.max_inputs, binary_outputs=False)
 
     @property
     def device(self) -> str:
@@ -163,8 +168,8 @@ class EndpointService:
                 return Answer(200, dumps(result).encode(), result["usage"]["prompt_tokens"])
             request = parse_json(text, InferRequest, limit)
             name, version = self._model(attributes)
-            result, rows, _ = self.v2.infer(name, request, version)
-            return Answer(200, dumps(result).encode(), rows)
+            result, tokens, _ = self.v2.infer(name, request, version)
+            return Answer(200, dumps(result).encode(), tokens)
         except ApiError as err:
             return self._error(err)
         except Exception:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
@@ -155,43 +157,37 @@ def job_events_from_queue(sqs_client, queue_url: str) -> list[dict]:
 
 LOCAL_JOB_BUCKET = "maas-local-jobs"
 LOCAL_REQUESTS_QUEUE = "maas-local-requests"
-LOCAL_DEAD_LETTERS = "maas-local-dead-letters"
+LOCAL_FAILED_EVENTS = "maas-local-failed-events"  # what the workers gave up on: functions/failed_events reads it
+LOCAL_DEAD_LETTERS = "maas-local-dead-letters"  # where failed_events parks every failed event
 LOCAL_JOB_EVENTS_QUEUE = "maas-local-job-events"  # moto delivers the bucket's notifications here
 POLL_INTERVAL_S = 0.2
+ASYNC_RETRY_ATTEMPTS = 2  # Lambda's asynchronous invocation retries a failed event twice (infra/batch.py)
 
 
-def batch_env(emulator_url: str, model_dir, queue_url: str, dlq_url: str, extra: dict | None = None) -> dict[str, str]:
-    """What the stack gives the batch workers, pointed at the emulator."""
-    from maas.settings import names as c
-    from maas.tools.local.emulator import aws_env, table_env
-
-    return {
-        **aws_env(emulator_url),
-        **table_env(),
-        c.ENV_MODEL_SOURCE: str(model_dir),
-        c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET,
-        c.ENV_CONTINUATION_QUEUE_URL: queue_url,
-        c.ENV_DLQ_URL: dlq_url,
-        c.ENV_MAX_RECEIVE_COUNT: str(c.DEFAULT_MAX_RECEIVE_COUNT),
-        **(extra or {}),
-    }
+@dataclass(frozen=True)
+class BatchQueues:
+    requests: str
+    failed_events: str
+    dead_letters: str
+    job_events: str
 
 
-def start_batch_workers(emulator, model_dir, extra_env: dict | None = None) -> Callable[[], None]:
-    """For `maas serve`: the job bucket (versioned, ObjectCreated under jobs/ -> a queue), the requests queue
-    with its DLQ, the batch_s3 and batch_sqs handlers, and a thread that delivers their events as S3 and the
-    SQS event source mapping would. ``extra_env``: more variables for the workers (the heavy models' endpoints).
-    Returns the function that stops the thread."""
-    import threading
-
+def create_batch_resources(emulator) -> BatchQueues:
+    """The job bucket (versioned, ObjectCreated under jobs/ -> a queue standing in for the S3 worker's trigger),
+    the requests queue (redriven to the failed-events queue after maxReceiveCount receives), the failed-events
+    queue and the dead-letter queue, as infra/batch.py makes them. Idempotent."""
     from maas.settings.names import DEFAULT_MAX_RECEIVE_COUNT, JOBS_PREFIX
-    from maas.tools.local.functions import load_handler
 
     s3, sqs = emulator.client("s3"), emulator.client("sqs")
     s3.create_bucket(Bucket=LOCAL_JOB_BUCKET)
     s3.put_bucket_versioning(Bucket=LOCAL_JOB_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    dlq = sqs.create_queue(QueueName=LOCAL_DEAD_LETTERS)["QueueUrl"]
-    redrive = {"deadLetterTargetArn": queue_arn(dlq), "maxReceiveCount": str(DEFAULT_MAX_RECEIVE_COUNT)}
+    dead_letters = sqs.create_queue(QueueName=LOCAL_DEAD_LETTERS)["QueueUrl"]
+    # A message redriven from the requests queue keeps its receive count: the failed-events queue allows more.
+    parked = {"deadLetterTargetArn": queue_arn(dead_letters), "maxReceiveCount": str(2 * DEFAULT_MAX_RECEIVE_COUNT)}
+    failed = sqs.create_queue(QueueName=LOCAL_FAILED_EVENTS, Attributes={"RedrivePolicy": json.dumps(parked)})[
+        "QueueUrl"
+    ]
+    redrive = {"deadLetterTargetArn": queue_arn(failed), "maxReceiveCount": str(DEFAULT_MAX_RECEIVE_COUNT)}
     requests = sqs.create_queue(QueueName=LOCAL_REQUESTS_QUEUE, Attributes={"RedrivePolicy": json.dumps(redrive)})[
         "QueueUrl"
     ]
@@ -208,20 +204,105 @@ def start_batch_workers(emulator, model_dir, extra_env: dict | None = None) -> C
             ]
         },
     )
-    env = batch_env(emulator.url, model_dir, requests, dlq, extra_env)
+    return BatchQueues(requests, failed, dead_letters, events)
+
+
+def batch_env(emulator_url: str, model_dir, queues: BatchQueues, extra: dict | None = None) -> dict[str, str]:
+    """What the stack gives the batch workers and the failed-events function, pointed at the emulator."""
+    from maas.settings import names as c
+    from maas.tools.local.emulator import aws_env, table_env
+
+    return {
+        **aws_env(emulator_url),
+        **table_env(),
+        c.ENV_MODEL_SOURCE: str(model_dir),
+        **batch_variables(queues),
+        **(extra or {}),
+    }
+
+
+def batch_variables(queues: BatchQueues) -> dict[str, str]:
+    """The bucket and queue variables of the jobs API, the batch workers and the failed-events function."""
+    from maas.settings import names as c
+
+    return {
+        c.ENV_JOB_BUCKET: LOCAL_JOB_BUCKET,
+        c.ENV_CONTINUATION_QUEUE_URL: queues.requests,
+        c.ENV_DLQ_URL: queues.failed_events,
+        c.ENV_MAX_RECEIVE_COUNT: str(c.DEFAULT_MAX_RECEIVE_COUNT),
+        c.ENV_DEAD_LETTERS_URL: queues.dead_letters,
+    }
+
+
+def destination_record(event: dict, error: Exception, function_name: str, attempts: int) -> dict:
+    """The record Lambda sends to an asynchronous invocation's on-failure destination when every try failed."""
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(error)[:1000], "errorType": type(error).__name__},
+    }
+
+
+def invoke_async(
+    handler: Callable[[dict, object], dict],
+    event: dict,
+    on_failure: Callable[[dict], None],
+    function_name: str = "batch_s3",
+    timeout_s: float = 900.0,
+    retries: int = ASYNC_RETRY_ATTEMPTS,
+) -> dict | None:
+    """An asynchronous invocation as Lambda runs it (S3 notifications): the event is retried ``retries`` times after
+    a failure, then its destination record goes to ``on_failure``. Returns the handler's result, None on failure."""
+    error: Exception | None = None
+    for _ in range(1 + retries):
+        try:
+            return handler(event, LambdaContext(function_name=function_name, timeout_s=timeout_s))
+        except Exception as exc:  # what Lambda records as the invocation's function error
+            error = exc
+    on_failure(destination_record(event, error, function_name, 1 + retries))
+    return None
+
+
+def start_batch_workers(emulator, model_dir, extra_env: dict | None = None) -> Callable[[], None]:
+    """For `maas serve`: the bucket and queues of ``create_batch_resources``, the batch_s3, batch_sqs and
+    failed_events handlers, and a thread that delivers their events as S3 (asynchronous invocation with retries and
+    an on-failure destination) and the SQS event source mappings would. ``extra_env``: more variables for the
+    workers (the heavy models' endpoints). Returns the function that stops the thread."""
+    import threading
+
+    from maas.tools.local.functions import load_handler
+
+    sqs = emulator.client("sqs")
+    queues = create_batch_resources(emulator)
+    env = batch_env(emulator.url, model_dir, queues, extra_env)
     batch_s3 = load_handler("batch_s3", env)
-    driver = QueueDriver(sqs, requests, load_handler("batch_sqs", env))
+    drivers = [
+        QueueDriver(sqs, queues.requests, load_handler("batch_sqs", env)),
+        QueueDriver(sqs, queues.failed_events, load_handler("failed_events", env), function_name="failed_events"),
+    ]
     stop = threading.Event()
     log = __import__("logging").getLogger(__name__)
+
+    def dead_letter(record: dict) -> None:
+        sqs.send_message(QueueUrl=queues.failed_events, MessageBody=json.dumps(record))
 
     def loop() -> None:
         while not stop.is_set():
             busy = False
             try:
-                for event in job_events_from_queue(sqs, events):
+                for event in job_events_from_queue(sqs, queues.job_events):
                     busy = True
-                    batch_s3(event, LambdaContext(function_name="batch_s3", timeout_s=900.0))
-                busy = driver.poll()[0] > 0 or busy
+                    invoke_async(batch_s3, event, dead_letter)
+                for driver in drivers:
+                    busy = driver.poll()[0] > 0 or busy
             except Exception:  # a failed delivery is logged; the loop, like the event sources, goes on
                 log.exception("local batch delivery failed")
             if not busy:

@@ -11,6 +11,7 @@ from pathlib import Path
 from maas.api.routes import HEAVY_FUNCTION, RouteMatcher, api_routes
 from maas.settings import names as c
 from maas.tables import USAGE
+from maas.tools.local.batch import batch_variables, create_batch_resources
 from maas.tools.local.emulator import AwsEmulator, aws_env, table_env
 from maas.tools.local.endpoint import heavy_models, proxy_env, start_if_built
 from maas.tools.local.functions import (
@@ -55,7 +56,10 @@ def invoke(function: str, event_path: Path, env: dict[str, str] | None = None) -
         emulator = AwsEmulator()
         emulator.start()
         emulator.create_tables()
-        merged = {**aws_env(emulator.url), **table_env(), **merged}
+        # The job bucket and the batch queues too: the jobs API presigns into the bucket, the batch functions
+        # continue and dead-letter through the queues.
+        queues = create_batch_resources(emulator)
+        merged = {**aws_env(emulator.url), **table_env(), **batch_variables(queues), **merged}
     try:
         t0 = time.perf_counter()
         try:

@@ -39,6 +39,11 @@ def test_a_jsonl_line_is_a_string_or_an_object_with_input_or_text():
         (b'{"input": 42}', "expected a JSON string"),
         (b'{"input": "x", "custom_id": 7}', "'custom_id' must be a string"),
         (b'"   "', "empty or only whitespace"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b"7" * 5000, "not valid JSON"),
+        (b'"\\ud800"', "unpaired UTF-16 surrogate"),
+        (b'{"input": "x", "custom_id": "\\udfff"}', "unpaired UTF-16 surrogate"),
+        (b'"' + b"x" * 800_000 + b'"', "longer than 800000 bytes"),
     ],
 )
 def test_an_unusable_jsonl_line_is_a_record_with_its_error(raw, error):
