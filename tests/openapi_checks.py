@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+# The one error body, and KServe v2's on its routes
+ERROR_SCHEMAS = [{"$ref": "#/components/schemas/ErrorResponse"}, {"$ref": "#/components/schemas/KServeErrorResponse"}]
+
 
 def operation(doc: dict, method: str, path: str) -> dict | None:
     """The operation documenting METHOD PATH; `{x}` segments match whatever the document names them."""
@@ -33,3 +36,18 @@ def assert_documented(doc: dict, method: str, path: str, public: bool) -> None:
     ok = [any_schema(r) for status, r in op["responses"].items() if status.startswith("2")]
     assert ok and all(ok), f"{method} {path}: no schema for its success response"
     assert (op.get("security") == []) == public, f"{method} {path}: public={public} but documented otherwise"
+    # Every status it can answer: the gateway's behind the authorizer, the body refusals with a body, 404 where a
+    # path parameter names something; every error in the one error body.
+    expected = set() if public else {"401", "403", "429"}
+    if method == "POST":
+        expected |= {"400", "413", "415"}
+    if "{" in path:
+        expected.add("404")
+    missing = expected - set(op["responses"])
+    assert not missing, f"{method} {path}: statuses {sorted(missing)} not documented"
+    for status, response in op["responses"].items():
+        if status.startswith("3"):  # a redirect: its Location, no body
+            assert "content" not in response, f"{method} {path}: {status} with a body"
+        elif not status.startswith("2"):
+            schema = json_schema(response) or {}
+            assert all(s in ERROR_SCHEMAS for s in schema.get("anyOf", [schema])), f"{method} {path}: {status} body"

@@ -365,8 +365,13 @@ def openapi_app() -> APIGatewayRestResolver:
 
 def openapi_patch(doc: dict) -> None:
     """What the resolver cannot declare: the multipart upload's fields, and cancel's empty body."""
+    multipart_limit = {
+        "description": f"At most {MAX_FILE_BYTES} bytes of file, multipart/form-data, not compressed.",
+        "x-max-body-bytes": MAX_FILE_BYTES,
+    }
     upload = doc["paths"][FILES_PATH]["post"]
     upload["requestBody"] = {
+        **multipart_limit,
         "required": True,
         "content": {
             "multipart/form-data": {
@@ -382,6 +387,7 @@ def openapi_patch(doc: dict) -> None:
         },
     }
     doc["paths"][PARTS_PATH]["post"]["requestBody"] = {
+        **multipart_limit,
         "required": True,
         "content": {
             "multipart/form-data": {
@@ -393,6 +399,8 @@ def openapi_patch(doc: dict) -> None:
             }
         },
     }
+    # A redirect has a Location and no body (Powertools gives every response a JSON content).
+    doc["paths"][f"{FILES_PATH}/{{file_id}}/content"]["get"]["responses"]["302"].pop("content", None)
     for path, item in doc["paths"].items():
         if path.endswith("/cancel"):
             item["post"]["requestBody"] = {"required": False, "content": {JSON: {"schema": {"type": "object"}}}}

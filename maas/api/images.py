@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from maas.api.metered import metered
 from maas.api.openapi import DOCS_ONLY
 from maas.api.resolver import JSON, create_resolver, error_docs, register_post
-from maas.bodies import json_body
+from maas.bodies import body_bytes, header, json_body, require_identity_encoding
 from maas.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from maas.inference.images import MEDIA_TYPES
 from maas.metering.charge import Billing
@@ -58,8 +58,7 @@ class RawImage:
 
 
 def media_type(event: dict) -> str:
-    headers = event.get("headers") or {}
-    value = next((v for k, v in headers.items() if k.lower() == "content-type"), None) or ""
+    value = header(event, "content-type") or ""
     return value.split(";", 1)[0].strip().lower()
 
 
@@ -104,16 +103,7 @@ def _query_explain(query: dict) -> ExplainImages | None:
 
 def raw_image(event: dict, max_body_bytes: int) -> RawImage:
     """The image bytes of a raw body (413 over the body limit, 400 when empty)."""
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        if len(body) > 4 * (max_body_bytes // 3 + 1):
-            raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
-        try:
-            data = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidRequest("The request body is not valid base64.", code="invalid_base64") from None
-    else:  # the gateway did not treat the type as binary: the bytes arrived as text, and are likely mangled
-        data = body.encode("utf-8", "surrogateescape")
+    data = body_bytes(event, max_body_bytes)
     if len(data) > max_body_bytes:
         raise PayloadTooLarge(f"Request body exceeds the {max_body_bytes}-byte limit.")
     if not data:
@@ -136,6 +126,7 @@ class ImageClassifyApi:
         return self.app.resolve(event, context)
 
     def _parse(self, event: dict) -> ImageClassifyRequest | RawImage:
+        require_identity_encoding(header(event, "content-encoding"))
         media = media_type(event)
         if media in MEDIA_TYPES:
             return raw_image(event, self.max_body_bytes)

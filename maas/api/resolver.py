@@ -16,15 +16,21 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupp
 from maas.api.openapi import document_json, swagger_html
 from maas.api.routes import is_kserve_path
 from maas.bodies import (  # noqa: F401  (re-exported: the route modules import them from here)
+    EMPTY_BODY,
     check_body_size,
+    check_strict_json,
     describe_validation_errors,
     dumps,
+    header,
     invalid_json,
+    require_identity_encoding,
+    utf8_text,
     validation_error,
 )
 from maas.errors import (
     INTERNAL_ERROR,
     ApiError,
+    InvalidRequest,
     MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
@@ -143,16 +149,22 @@ def internal_error_result(kserve: bool = False) -> dict:
     return proxy_result(500, dumps(internal_error_body(kserve)), kserve_headers(INTERNAL_ERROR[2]) if kserve else None)
 
 
-def body_deserializer(max_body_bytes: int) -> Callable[[str], object]:
-    """Parse a JSON body, refusing oversized bodies (413) and malformed JSON (400) in the error shape."""
+def body_deserializer(max_body_bytes: int, event: Callable[[], dict]) -> Callable[[str], object]:
+    """Parse a JSON body as maas.bodies.parse_json does: compressed (415), oversized (413), empty, malformed or
+    ambiguous JSON (400) in the error shape. ``event``: the current request's API Gateway event."""
 
     def parse(body: str):
+        require_identity_encoding(header(event(), "content-encoding"))
         check_body_size(body, max_body_bytes)
+        if not body.strip():
+            raise InvalidRequest(EMPTY_BODY)
         try:
             # pydantic's parser, so the message matches the hot path's model_validate_json exactly
-            return pydantic_core.from_json(body)
+            parsed = pydantic_core.from_json(body)
         except ValueError as exc:
             raise invalid_json(str(exc)) from None
+        check_strict_json(body)
+        return parsed
 
     return parse
 
@@ -167,9 +179,13 @@ def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
 def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRestResolver:
     """An API Gateway REST resolver with validation, the error shape for every failure, and the whole API's
     OpenAPI document and Swagger UI (maas.api.openapi: whichever function API Gateway sends them to)."""
+    made: list[APIGatewayRestResolver] = []  # the parser reads the request's Content-Encoding from the resolver
     app = APIGatewayRestResolver(
-        enable_validation=True, serializer=dumps, json_body_deserializer=body_deserializer(max_body_bytes)
+        enable_validation=True,
+        serializer=dumps,
+        json_body_deserializer=body_deserializer(max_body_bytes, lambda: made[0].current_event.raw_event),
     )
+    made.append(app)
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     def _openapi():
@@ -206,7 +222,12 @@ def create_resolver(max_body_bytes: int, logger: logging.Logger) -> APIGatewayRe
     @app.exception_handler(UnicodeDecodeError)
     def _not_utf8(_: UnicodeDecodeError):
         # Powertools decodes a base64 (binary) body as UTF-8 before validation: bytes that are not text are the
-        # client's error, not a 500.
+        # client's error, not a 500 (the same 400 as maas.bodies.utf8_text's).
+        try:
+            require_identity_encoding(header(app.current_event.raw_event, "content-encoding"))
+            utf8_text(base64.b64decode(app.current_event.body or ""))
+        except ApiError as err:
+            return refuse(err)
         return refuse(invalid_json("the body is not UTF-8 text"))
 
     @app.exception_handler(RequestUnsupportedContentType)

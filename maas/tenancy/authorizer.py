@@ -1,7 +1,10 @@
 """The API Gateway REQUEST authorizer: API key -> tenant, plan and usage identifier.
 
 API Gateway turns an exception whose message is exactly "Unauthorized" into a 401 and a Deny policy
-into a 403; both are rendered in the API's error shape by the gateway responses (maas.api.gateway).
+into a 403; both are rendered in the API's error shape by the gateway responses (maas.api.gateway). A 401 cannot
+carry anything from the authorizer, a Deny's context can: so a missing or unknown key is the 401 invalid_api_key,
+and a key that is refused for a reason (revoked_api_key, tenant_suspended) is a Deny whose context holds the
+error's type, code and message, rendered as they are.
 
 The gateway caches a verdict keyed on the `Authorization` header (its identity source), so the verdict is a
 function of that header alone whenever it is present: see `credential`.
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from maas.errors import Forbidden, Unauthorized
+from maas.errors import ApiError, Forbidden, Unauthorized
 from maas.tenancy.keys import credential
 from maas.tenancy.store import KeyRecord, Tenant, TenantStore
 
@@ -19,6 +22,16 @@ from maas.tenancy.store import KeyRecord, Tenant, TenantStore
 def caller_context(tenant: Tenant, record: KeyRecord) -> dict[str, str]:
     """What handlers read from requestContext.authorizer (maas.metering.charge.caller_from_event)."""
     return {"tenant_id": tenant.tenant_id, "plan": tenant.plan, "key_prefix": record.prefix}
+
+
+# Unauthorized codes for a key that is ours but refused: answered as a Deny, so that the client sees the code.
+KNOWN_KEY_REFUSALS = frozenset({"revoked_api_key"})
+
+
+def refusal_context(err: ApiError) -> dict[str, str]:
+    """A Deny's context: what the gateway's ACCESS_DENIED response renders (maas.api.gateway), so that the client
+    gets the authorizer's own type, code and message."""
+    return {"reason": err.message, "code": err.code, "type": err.type}
 
 
 class AuthorizerUnauthorized(Exception):
@@ -68,10 +81,13 @@ class Authorizer:
         except Unauthorized as err:
             # Only the non-secret prefix is ever logged, and only when it parses as ours.
             self.logger.info("authorizer refused", extra={"code": err.code})
-            raise AuthorizerUnauthorized() from None
+            if err.code not in KNOWN_KEY_REFUSALS:  # no key, a malformed one, or not one of ours: API Gateway's 401
+                raise AuthorizerUnauthorized() from None
+            # A key we know and refuse (revoked): only a Deny reaches the client with our code (a 403).
+            return policy("denied", "Deny", resource, refusal_context(err))
         except Forbidden as err:
             self.logger.info("authorizer denied", extra={"code": err.code})
-            return policy("denied", "Deny", resource, {"reason": err.message, "code": err.code})
+            return policy("denied", "Deny", resource, refusal_context(err))
         # DEBUG: an allowed call is already in the access log with its tenant; an INFO line here is paid per verdict.
         self.logger.debug("authorized", extra={"tenant_id": tenant.tenant_id, "key_prefix": record.prefix})
         return policy(tenant.tenant_id, "Allow", resource, caller_context(tenant, record), tenant.usage_key)

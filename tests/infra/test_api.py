@@ -171,10 +171,45 @@ def test_gateway_responses_use_the_one_error_shape(built, response_type):
     else:
         assert props["StatusCode"] == str(status)
     body = props["ResponseTemplates"]["application/json"]
-    rendered = body.replace("$context.error.messageString", '"Unauthorized"').replace("$context.authorizer.reason", "x")
-    assert json.loads(rendered)["error"]["type"] == kind
-    assert json.loads(rendered)["error"]["code"] == code
+    context = {"type": "permission_error", "code": "tenant_suspended", "reason": "x"}
+    rendered = json.loads(render_gateway_template(body, context))["error"]
+    assert rendered["type"] == context.get(kind.removeprefix("$context.authorizer."), kind)
+    assert rendered["code"] == context.get(code.removeprefix("$context.authorizer."), code)
     assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
+
+
+def render_gateway_template(template: str, authorizer: dict[str, str]) -> str:
+    """What API Gateway sends for a gateway response template: its $context variables filled (the authorizer's
+    context values, and the quoted error message)."""
+    for key, value in authorizer.items():
+        template = template.replace(f"$context.authorizer.{key}", value)
+    return template.replace("$context.error.messageString", '"Unauthorized"')
+
+
+@pytest.mark.parametrize("refusal", ["revoked", "suspended"])
+def test_the_gateway_keeps_the_authorizers_code_and_answers_as_maas_serve(built, refusal):
+    # GIVEN the authorizer's Deny for a revoked key or a suspended tenant (maas.tenancy.authorizer)
+    from maas.errors import Forbidden, Unauthorized
+    from maas.tenancy.authorizer import refusal_context
+
+    err = {
+        "revoked": Unauthorized("This API key has been revoked.", code="revoked_api_key"),
+        "suspended": Forbidden("This account is suspended; contact support.", code="tenant_suspended"),
+    }[refusal]
+    context = refusal_context(err)
+    # WHEN the deployed ACCESS_DENIED response renders it, and `maas serve`'s gateway answers it
+    by_type = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(built.service_template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    deployed = by_type["ACCESS_DENIED"]
+    from maas.api.gateway import gateway_error
+
+    status, local = gateway_error("ACCESS_DENIED", context)
+    # THEN both are the same 403 with the authorizer's own type, code and message
+    assert deployed["StatusCode"] == str(status) == "403"
+    assert json.loads(render_gateway_template(deployed["ResponseTemplates"]["application/json"], context)) == local
+    assert local == err.body()
 
 
 def test_runtime_gateway_table_wins_and_required_types_are_mapped():

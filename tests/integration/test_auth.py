@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 
+from maas.errors import Forbidden, Unauthorized
 from maas.tables import API_KEYS, TENANTS
 from maas.tenancy.keys import hash_key
 from maas.tenancy.plans import default_plans
@@ -70,8 +71,14 @@ def test_missing_malformed_or_unknown_key_is_401(authorizer, key):
 def test_revoked_key_stops_working_and_rotation_keeps_service(store, authorizer):
     tenant, key, record = _tenant(store)
     new_key, new_record = store.rotate_key(tenant.tenant_id, record.prefix)
-    with pytest.raises(Exception, match="^Unauthorized$"):
-        authorizer(_request(key), LambdaContext())
+    # A revoked key is a Deny carrying its code (a 401 could carry none: API Gateway renders the Deny's context)
+    denied = authorizer(_request(key), LambdaContext())
+    assert denied["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert denied["context"] == {
+        "code": "revoked_api_key",
+        "type": "authentication_error",
+        "reason": "This API key has been revoked.",
+    }
     assert authorizer(_request(new_key), LambdaContext())["context"]["key_prefix"] == new_record.prefix
     statuses = {k.prefix: k.status for k in store.list_keys(tenant.tenant_id)}
     assert statuses == {record.prefix: "revoked", new_record.prefix: "active"}
@@ -83,6 +90,7 @@ def test_suspended_tenant_is_denied_with_a_reason_and_resume_restores(store, aut
     result = authorizer(_request(key), LambdaContext())
     assert result["policyDocument"]["Statement"][0]["Effect"] == "Deny"
     assert "suspended" in result["context"]["reason"]
+    assert (result["context"]["code"], result["context"]["type"]) == ("tenant_suspended", "permission_error")
     store.set_status(tenant.tenant_id, "active")
     assert authorizer(_request(key), LambdaContext())["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
@@ -133,11 +141,15 @@ def test_http_auth_errors_use_the_error_shape(served):
     tenant, key, record = _tenant(store)
     assert _post(running.base_url, key).status_code == 200
     store.set_status(tenant.tenant_id, "suspended")
-    r = _post(running.base_url, key)
-    assert r.status_code == 403 and "suspended" in r.json()["error"]["message"]
+    # The gateway keeps the authorizer's type, code and message (maas.api.gateway renders its Deny context)
+    suspended = Forbidden("This account is suspended; contact support.", code="tenant_suspended")
+    assert (r := _post(running.base_url, key)).status_code == 403 and r.json() == suspended.body()
     store.set_status(tenant.tenant_id, "active")
     store.revoke_key(tenant.tenant_id, record.prefix)
-    assert _post(running.base_url, key).status_code == 401
+    revoked = Unauthorized("This API key has been revoked.", code="revoked_api_key")
+    assert (r := _post(running.base_url, key)).status_code == 403 and r.json() == revoked.body()
+    r = _post(running.base_url, "maas_AAAAAAAA_" + "B" * 32)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_a_plan_is_throttled_at_its_burst(served):

@@ -114,6 +114,9 @@ def test_v2_routes_answer_metadata_and_tensor_infer(server):
     [
         (b'{"input": []}', "", 400, "invalid_request"),
         (b"{not json", "", 400, "invalid_json"),
+        (b'{"input": "caf\xe9"}', "", 400, "invalid_encoding"),  # never embedded with a replacement character
+        (b'{"input": "a", "input": "b"}', "", 400, "invalid_json"),
+        (b"", "", 400, "invalid_request"),
         (b'{"input": "x", "model": "all-minilm-l6-v2"}', "", 404, "model_not_found"),
         (b'{"input": "x"}', "route=explain", 404, "not_found"),
         (b'{"inputs": []}', "route=v2-infer;model=all-minilm-l6-v2-fp32;version=9", 404, "model_not_found"),

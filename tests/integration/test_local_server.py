@@ -6,8 +6,13 @@ import base64
 import http.client
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -270,6 +275,17 @@ FAKE_FUNCTIONS = {
                 active -= 1
             return {"statusCode": 200, "body": json.dumps({"peak": peak})}
     """,
+    "slow": """
+        import json
+        import time
+
+        COPY = id(object())  # which loaded copy (container) answered
+
+        def lambda_handler(event, context):
+            if event["path"] == "/slow/long":
+                time.sleep(4)
+            return {"statusCode": 200, "body": json.dumps({"copy": COPY, "path": event["path"]})}
+    """,
 }
 FAKE_ROUTES = (
     Route("POST", "/things", "echo"),
@@ -278,6 +294,8 @@ FAKE_ROUTES = (
     Route("GET", "/boom", "boom"),
     Route("GET", "/malformed", "malformed"),
     Route("GET", "/serial", "serial"),
+    Route("GET", "/slow/long", "slow"),
+    Route("GET", "/slow/models", "slow"),
 )
 
 
@@ -431,3 +449,118 @@ def test_stop_restores_the_environment(tmp_path: Path):
     assert os.environ.get("AWS_ENDPOINT_URL") == before
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{running.base_url}/things", timeout=5)
+
+
+def test_a_long_request_does_not_hold_up_the_other_routes_of_its_function(fake_server):
+    # GIVEN a request of a function that takes 4 s, in flight
+    base = fake_server.base_url
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        long_call = pool.submit(requests.get, f"{base}/slow/long", timeout=30)
+        while not _in_flight(fake_server, "slow"):
+            time.sleep(0.01)
+        # WHEN another route of the same function is called meanwhile
+        quick = requests.get(f"{base}/slow/models", timeout=30)
+        # THEN it is answered while the long one is still running, by another copy of the function (a container)
+        assert quick.status_code == 200
+        assert not long_call.done()
+        assert long_call.result().status_code == 200
+    assert quick.json()["copy"] != long_call.result().json()["copy"]
+    assert fake_server.httpd.api.functions["slow"].instances == 2
+
+
+def _in_flight(running, name: str) -> bool:
+    """Whether a request of function ``name`` holds one of its copies now."""
+    fn = running.httpd.api.functions[name]
+    with fn._free:
+        return len(fn._idle) < fn.instances
+
+
+@pytest.mark.parametrize("method", ["BREW", "PROPFIND", "TRACE"])
+def test_an_unknown_method_is_405_in_the_error_shape_with_allow(fake_server, method):
+    # GIVEN a method no route has
+    conn = http.client.HTTPConnection(*_address(fake_server.base_url), timeout=10)
+    try:
+        # WHEN it is sent to a routed path
+        conn.request(method, "/things")
+        response = conn.getresponse()
+        body = json.loads(response.read())
+    finally:
+        conn.close()
+    # THEN it is a 405 in the error shape (not http.server's 501) naming the methods the path has
+    assert response.status == 405
+    assert body["error"]["code"] == "method_not_allowed" and method in body["error"]["message"]
+    assert response.getheader("Allow") == "POST"
+
+
+def test_a_burst_of_connections_is_answered_not_reset(fake_server):
+    # GIVEN 200 clients that connect at the same moment (the listen backlog of http.server is 5)
+    clients = 200
+    barrier = threading.Barrier(clients)
+    address = _address(fake_server.base_url)
+
+    def call(_) -> int:
+        barrier.wait()
+        conn = http.client.HTTPConnection(*address, timeout=60)
+        try:
+            conn.request("GET", "/things/x")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    # WHEN they all send a request
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        statuses = list(pool.map(call, range(clients)))
+    # THEN every one is answered
+    assert statuses == [201] * clients
+
+
+@pytest.mark.slow
+def test_the_heavy_model_endpoint_process_dies_with_maas_serve_under_kill_9():
+    if not (paths.model_dir("all-minilm-l6-v2-fp32") / "manifest.json").is_file():
+        pytest.skip("models/all-minilm-l6-v2-fp32 is not built: maas serve starts no endpoint process")
+    # GIVEN `maas serve` running, with its heavy-model endpoint process
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "maas", "serve", "--port", "0", "--no-build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        for line in serve.stdout:
+            if line.startswith("maas is serving on"):
+                break
+        children = _children(serve.pid)
+        assert children, "maas serve started no child process"
+        # WHEN it is killed with SIGKILL (no chance to clean up)
+        os.kill(serve.pid, signal.SIGKILL)
+        serve.wait(timeout=10)
+        # THEN its children are gone within a few seconds
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)]
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper is dead: it holds no memory)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

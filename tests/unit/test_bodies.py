@@ -88,7 +88,8 @@ def test_valid_json_is_validated_into_the_model():
     "text,code,message",
     [
         ("{not json", "invalid_json", "Request body is not valid JSON ("),
-        ("", "invalid_json", "Request body is not valid JSON"),
+        ("", "invalid_request", "The request body is empty: send a JSON object"),
+        ("  \n", "invalid_request", "The request body is empty: send a JSON object"),
         ('{"top_k": 2}', "invalid_request", "Missing required parameter: 'input'."),
         ('{"input": "a", "temperature": 1}', "unsupported_parameter", "Unsupported parameter: 'temperature'."),
         ('{"input": "a", "top_k": "two"}', "invalid_request", "'top_k': "),
@@ -156,3 +157,61 @@ def test_event_with_another_content_type_is_a_415_before_its_body_is_read():
     # THEN the content type decides: a 415, not a 400
     with pytest.raises(UnsupportedMediaType):
         json_body(event, Body, 1000)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('{"input": "a", "input": "b"}', "the key 'input' appears twice in one object"),
+        ('{"input": "a", "top_k": NaN}', "NaN is not a JSON number"),
+        ('{"input": "a", "top_k": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"input": ["a"], "extra": {"x": 1e999}}', "the number 1e999 is out of range"),
+        ('{"input": "a", "top_k": ' + "9" * 5000 + "}", "not valid JSON"),
+        ('{"input": ' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON"),
+    ],
+)
+def test_ambiguous_or_hostile_json_is_a_400_never_a_guess(text, message):
+    # GIVEN JSON that RFC 8259 leaves undefined (a key twice, NaN, numbers out of range) or nested 5,000 deep
+    class Loose(BaseModel):
+        input: object
+        top_k: object = None
+        extra: object = None
+
+    # WHEN it is parsed into a model that would accept any value
+    with pytest.raises(InvalidRequest) as info:
+        parse_json(text, Loose, 10**6)
+    # THEN it is a 400 invalid_json that says what was wrong
+    assert info.value.code == "invalid_json"
+    assert message in info.value.message, info.value.message
+
+
+def test_numbers_and_words_inside_strings_are_not_mistaken_for_hostile_json():
+    # GIVEN text that mentions NaN, Infinity, 1e999 and a 30-digit number inside strings
+    text = '{"input": ["NaN and Infinity", "1e999", "' + "1" * 30 + '"], "top_k": 3}'
+    # WHEN it is parsed
+    # THEN it is accepted as it is
+    assert parse_json(text, Body, 1000) == Body(input=["NaN and Infinity", "1e999", "1" * 30], top_k=3)
+
+
+def test_a_body_that_is_not_utf8_is_a_400_naming_the_byte():
+    # GIVEN a binary (base64) body whose bytes are not UTF-8
+    event = {"headers": {}, "body": base64.b64encode(b'{"input": "caf\xe9"}').decode(), "isBase64Encoded": True}
+    # WHEN its body is read
+    with pytest.raises(InvalidRequest) as info:
+        json_body(event, Body, 1000)
+    # THEN it is refused, never decoded with a replacement character
+    assert info.value.code == "invalid_encoding"
+    assert "byte 0xe9 at offset 14" in info.value.message
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP"])
+def test_a_compressed_body_is_a_415_and_is_never_decompressed(encoding):
+    # GIVEN a body declared compressed (whatever its bytes)
+    event = {"headers": {"Content-Encoding": encoding}, "body": '{"input": "a"}'}
+    # WHEN it is read
+    with pytest.raises(UnsupportedMediaType) as info:
+        json_body(event, Body, 1000)
+    # THEN it is refused: the function never inflates a body
+    assert info.value.code == "unsupported_content_encoding"
+    # AND identity is fine
+    assert json_body({"headers": {"content-encoding": "identity"}, "body": '{"input": "a"}'}, Body, 1000)

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from maas.bodies import dumps, parse_json, require_json
+from maas.bodies import dumps, parse_json, require_json, utf8_text
 from maas.errors import ApiError, NotFound, ServiceUnavailable, internal_error_body
 from maas.heavy.endpoint.batcher import BatchingEmbedder
 from maas.inference.validation import text_list, tokenize_checked
@@ -148,7 +148,7 @@ class EndpointService:
             if route == "v2-metadata":
                 return Answer(200, dumps(self.v2.metadata(*self._model(attributes))).encode())
             require_json(content_type)
-            text, limit = body.decode("utf-8", errors="replace"), self.settings.max_body_bytes
+            text, limit = utf8_text(body), self.settings.max_body_bytes
             if route == "embed-batch":
                 request = parse_json(text, EmbedBatchRequest, limit)
                 texts = text_list(request.input, "input", self.settings.max_inputs)

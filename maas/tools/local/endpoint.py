@@ -59,10 +59,13 @@ def start_local_endpoint(
 ) -> LocalEndpoint:
     """Start the endpoint process for the package at ``model_dir`` and wait until its model is loaded."""
     name = local_endpoint_name(model)
-    cmd = [sys.executable, "-m", "maas.heavy.endpoint", "serve", "--model", str(model_dir), "--port", "0"]
+    # Through maas.tools.local.child: the endpoint exits when this process does (its stdin is our pipe).
+    cmd = [sys.executable, "-m", "maas.tools.local.child", "maas.heavy.endpoint", "serve", "--model", str(model_dir)]
+    cmd += ["--port", "0"]
     cmd += ["--device", device, "--runtime-api", name]
     process = subprocess.Popen(
         cmd,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

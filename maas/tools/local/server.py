@@ -3,7 +3,9 @@
 Each HTTP request becomes the API Gateway REST proxy event production sends (maas.tools.local.apigw), goes
 to the function the route table names, and the function's proxy result is written back. Handlers are
 imported from functions/<name>/app.py by file path, as the Lambda runtime does, with their environment
-set first, and called one request at a time per function, as one Lambda container handles them.
+set first. Each loaded copy is one Lambda container: it handles one request at a time, and a request that finds
+every copy of its function busy gets a new one (a cold start), up to INSTANCES_PER_FUNCTION, so that one long call
+does not hold up the function's other routes.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -50,6 +53,9 @@ from maas.tools.local.streams import StreamDriver
 MAX_BODY_BYTES = 10 * 1024 * 1024
 INVOKE_TIMEOUT_S = 29.0  # API Gateway's integration timeout: what get_remaining_time_in_millis counts down from
 IDLE_TIMEOUT_S = 60.0  # a keep-alive connection with no request for this long is closed
+BODY_TIMEOUT_S = 10.0  # a body that stops arriving before its Content-Length is a 408, not a held thread
+# Concurrent copies of one function (Lambda's containers): each costs the function's init memory (the model).
+INSTANCES_PER_FUNCTION = 4
 MEMORY_MB = 1024
 JSON = "application/json"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -121,11 +127,57 @@ def function_env(model_dir: Path, endpoints: Mapping[str, str | None] | None = N
     }
 
 
-@dataclass
+Handler = Callable[[dict, object], dict]
+# Loading sets the function's variables process-wide while its module initialises: one load at a time.
+_LOADING = threading.Lock()
+
+
 class _Function:
-    name: str
-    handler: Callable[[dict, object], dict]
-    lock: threading.Lock
+    """A function's warm copies, as Lambda's containers: a request takes an idle one, or loads a new one while
+    there are fewer than ``limit``, or waits for one to be free. A copy serves one request at a time."""
+
+    def __init__(self, name: str, load: Callable[[], Handler], limit: int = INSTANCES_PER_FUNCTION):
+        self.name, self._load, self.limit = name, load, limit
+        self._idle = [self._load_one()]
+        self._count = 1
+        self._free = threading.Condition()
+
+    def _load_one(self) -> Handler:
+        with _LOADING:
+            return self._load()
+
+    @property
+    def instances(self) -> int:
+        """How many copies are loaded."""
+        return self._count
+
+    @contextmanager
+    def instance(self) -> Iterator[Handler]:
+        """An idle copy for one request, given back after it."""
+        with self._free:
+            while not self._idle and self._count >= self.limit:
+                self._free.wait()
+            handler = self._idle.pop() if self._idle else None
+            if handler is None:
+                self._count += 1
+        if handler is None:
+            try:
+                handler = self._load_one()
+            except BaseException:
+                with self._free:
+                    self._count -= 1
+                    self._free.notify()
+                raise
+        try:
+            yield handler
+        finally:
+            with self._free:
+                self._idle.append(handler)
+                self._free.notify()
+
+    def __call__(self, event: dict, context) -> dict:
+        with self.instance() as handler:
+            return handler(event, context)
 
 
 class LocalApi:
@@ -162,8 +214,7 @@ class LocalApi:
                 self.functions[name] = self._load(name)
 
     def _load(self, name: str) -> _Function:
-        handler = load_handler(name, self.env.get(name, {}), self.functions_dir)
-        return _Function(name, handler, threading.Lock())
+        return _Function(name, lambda: load_handler(name, self.env.get(name, {}), self.functions_dir))
 
     def route(self, method: str, path: str) -> tuple[str, str, dict[str, str] | None, bool]:
         """(function, resource, path parameters, behind the authorizer) for a request; path parameters are
@@ -213,8 +264,7 @@ class LocalApi:
                 status, body_obj = refused
                 return status, {"Content-Type": JSON, **gateway_headers}, json.dumps(body_obj).encode()
         try:
-            with fn.lock:
-                result = fn.handler(event, context)
+            result = fn(event, context)
             status, out_headers, out_body = response_parts(result)
         except Exception:
             # API Gateway answers 502 when the function fails; the traceback stays in the server's log.
@@ -264,8 +314,7 @@ class LocalGateway:
         }
         fn = api.functions[self.function]
         try:
-            with fn.lock:
-                result = fn.handler(request, LambdaContext(function_name=self.function))
+            result = fn(request, LambdaContext(function_name=self.function))
         except Exception as exc:
             if str(exc) != "Unauthorized":
                 logging.getLogger(__name__).exception("authorizer failed")
@@ -293,7 +342,7 @@ class LocalGateway:
             return gateway_error("UNAUTHORIZED")
         context = result.get("context") or {}
         if result["policyDocument"]["Statement"][0]["Effect"] != "Allow":
-            return gateway_error("ACCESS_DENIED", context.get("reason") or "Forbidden")
+            return gateway_error("ACCESS_DENIED", context)
         if self._throttled(result.get("usageIdentifierKey", ""), context.get("plan", "")):
             return gateway_error("THROTTLED")
         event["requestContext"]["authorizer"] = {"principalId": result["principalId"], **context}
@@ -315,8 +364,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own refusals (malformed request line, unknown method...) in the API's error shape.
         self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method no route has: what API Gateway answers, 405
+            self._method_not_allowed()
+            return
         text = message or (self.responses.get(code, ("Bad request",))[0])
         self._write(code, {"Content-Type": JSON}, error_json(f"{text}.", "invalid_request_error", "bad_request"))
+
+    def _method_not_allowed(self) -> None:
+        path = urlsplit(self.path or "/").path
+        allowed = sorted({r.method for r, compiled in self.server.api.matcher.routes if compiled.match(path)})
+        allowed = allowed or list(HTTP_METHODS)
+        method = (self.command or "")[:20]
+        body = error_json(
+            f"{method} is not allowed on {path[:200]}; use {', '.join(allowed)}.",
+            "invalid_request_error",
+            "method_not_allowed",
+        )
+        self._write(405, {"Content-Type": JSON, "Allow": ", ".join(allowed)}, body)
 
     def handle_expect_100(self) -> bool:
         # Refuse an oversized body before the client sends it.
@@ -353,7 +417,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = self._body_length()
         if length is None:
             return
-        body = self.rfile.read(length) if length else b""
+        try:
+            self.connection.settimeout(self.server.body_timeout_s)
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            message = f"The request body did not arrive within {self.server.body_timeout_s:g} s of its headers."
+            self._refuse(408, message, "request_timeout")
+            return
+        finally:
+            self.connection.settimeout(self.timeout)
         if len(body) < length:
             self.close_connection = True
             return
@@ -404,9 +476,16 @@ class LocalHttpServer(ThreadingHTTPServer):
     # socketserver's default listen backlog is 5: a burst of SDK clients opening connections at once was reset.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], api: LocalApi, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        api: LocalApi,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+    ):
         self.api = api
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         super().__init__(address, _RequestHandler)
 
     def server_bind(self) -> None:
