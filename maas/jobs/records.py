@@ -53,15 +53,22 @@ def is_unicode(text: str) -> bool:
     return True
 
 
-def parse_jsonl(raw: bytes, line: int) -> Record:
-    """One JSONL line: a JSON string, or an object with "input" (or "text") and an optional "custom_id".
-    Never raises: whatever the bytes, the line is a Record, with its error when it is unusable."""
+def line_text(raw: bytes, line: int) -> str | Record:
+    """A line's text, or the Record of its error when it is too long or not UTF-8."""
     if len(raw) > MAX_LINE_BYTES:
         return Record(line, None, None, f"the line is longer than {MAX_LINE_BYTES} bytes")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         return Record(line, None, None, "the line is not valid UTF-8")
+
+
+def parse_jsonl(raw: bytes, line: int) -> Record:
+    """One JSONL line: a JSON string, or an object with "input" (or "text") and an optional "custom_id".
+    Never raises: whatever the bytes, the line is a Record, with its error when it is unusable."""
+    text = line_text(raw, line)
+    if isinstance(text, Record):
+        return text
     if not text.strip():
         return Record(line, None, None, "empty line")
     try:
@@ -85,12 +92,9 @@ def parse_csv_header(raw: bytes) -> list[str]:
 def parse_csv(raw: bytes, line: int, header: list[str]) -> Record:
     """One CSV record per physical line (quoted newlines are not supported: such a line is reported bad).
     Never raises: an unusable line is a Record with its error."""
-    if len(raw) > MAX_LINE_BYTES:
-        return Record(line, None, None, f"the line is longer than {MAX_LINE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return Record(line, None, None, "the line is not valid UTF-8")
+    text = line_text(raw, line)
+    if isinstance(text, Record):
+        return text
     try:
         row = next(csv.reader([text], strict=True), [])
     except csv.Error as exc:

@@ -27,7 +27,6 @@ import onnx
 from maas.inference.package import (
     MODEL_FILE,
     TOKENIZER_FILE,
-    QualityReport,
     Quantization,
     file_entries,
     publish_package,
@@ -37,6 +36,7 @@ from maas.tools.build.minilm import (
     _manifest,
     cosine_report,
     embed_with,
+    eval_quality,
     eval_sentences,
     export_fp32,
     optimize,
@@ -146,16 +146,7 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False):
             shutil.move(str(tokenizer), package / TOKENIZER_FILE)
             fp32_bytes = (work / "fp32.onnx").stat().st_size
             model_bytes = (package / MODEL_FILE).stat().st_size
-            quality = QualityReport(
-                reference="fp32 ONNX export of the same weights (matches sentence-transformers within 1e-6)",
-                eval_set="maas/data/eval_sentences.txt",
-                eval_set_sha256=eval_sha,
-                n=len(sentences),
-                fp32_bytes=fp32_bytes,
-                model_bytes=model_bytes,
-                size_ratio=round(fp32_bytes / model_bytes, 4),
-                **report,
-            )
+            quality = eval_quality(eval_sha, len(sentences), fp32_bytes, model_bytes, report)
             quant = Quantization(
                 method="dynamic int8 compute (DynamicQuantizeMatMul, QAttention)",
                 weight_dtype="int8",

@@ -156,6 +156,21 @@ def cosine_report(candidate: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
+def eval_quality(eval_sha: str, n: int, fp32_bytes: int, model_bytes: int, report: dict) -> QualityReport:
+    """The quality report of a package built from these weights: ``report`` (cosine_report) against their fp32
+    export on the eval set, and the size against the fp32 graph's."""
+    return QualityReport(
+        reference="fp32 ONNX export of the same weights (matches sentence-transformers within 1e-6)",
+        eval_set="maas/data/eval_sentences.txt",
+        eval_set_sha256=eval_sha,
+        n=n,
+        fp32_bytes=fp32_bytes,
+        model_bytes=model_bytes,
+        size_ratio=round(fp32_bytes / model_bytes, 4),
+        **report,
+    )
+
+
 def _manifest(**overrides) -> Manifest:
     fields = dict(
         name=NAME,
@@ -226,16 +241,7 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False, precision
             package.mkdir()
             shutil.move(str(work / MODEL_FILE), package / MODEL_FILE)
             shutil.move(str(tokenizer), package / TOKENIZER_FILE)
-            quality = QualityReport(
-                reference="fp32 ONNX export of the same weights (matches sentence-transformers within 1e-6)",
-                eval_set="maas/data/eval_sentences.txt",
-                eval_set_sha256=eval_sha,
-                n=len(sentences),
-                fp32_bytes=fp32_bytes,
-                model_bytes=model_bytes,
-                size_ratio=round(fp32_bytes / model_bytes, 4),
-                **report,
-            )
+            quality = eval_quality(eval_sha, len(sentences), fp32_bytes, model_bytes, report)
             heavy = (
                 {}
                 if precision == "int8"
