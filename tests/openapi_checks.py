@@ -41,6 +41,8 @@ def assert_documented(doc: dict, method: str, path: str, public: bool) -> None:
     expected = set() if public else {"401", "403", "429"}
     if method == "POST":
         expected |= {"400", "413", "415"}
+    if any(p.get("in") == "query" for p in op.get("parameters", [])):
+        expected.add("400")  # a query parameter of the wrong type or range
     if "{" in path:
         expected.add("404")
     missing = expected - set(op["responses"])

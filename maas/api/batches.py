@@ -279,7 +279,12 @@ class BatchesApi:
             self.logger.info("batch created", extra={"tenant_id": who.tenant_id, "batch_id": body["id"]})
             return ok(body)
 
-        @app.get("/v1/batches", summary="Batches, newest first", responses={200: documented(BatchList, "")})
+        @app.get(
+            "/v1/batches",
+            summary="Batches, newest first",
+            # 404: ``after`` names no batch of the caller's (a cursor that names nothing is not an empty page)
+            responses={200: documented(BatchList, ""), 404: ERRORS[404]},
+        )
         def list_batches(after: Annotated[str | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
             return ok(batches.list(caller(), after, limit))
 

@@ -71,7 +71,8 @@ BILLED = {
     422: "The Idempotency-Key was already used with a different request (route, model or body)",
     429: AUTHENTICATED[429],
 }
-WITH_PATH_PARAMETER = {404: "Unknown model, version or job"}
+WITH_QUERY = {400: "Invalid query parameter: not of its type or out of its range"}
+WITH_PATH_PARAMETER = {404: "Nothing of that id: an unknown model, version, job, file, upload or batch"}
 METERED = [pattern(r.path) for r in ROUTES if r.method == "POST" and r.function in FUNCTION_ENV]
 
 
@@ -80,6 +81,8 @@ def statuses_of(method: str, path: str, operation: dict) -> dict[int, str]:
     found: dict[int, str] = {}
     if operation.get("security") != []:
         found.update(AUTHENTICATED)
+    if any(p.get("in") == "query" for p in operation.get("parameters", [])):
+        found.update(WITH_QUERY)
     if "requestBody" in operation:
         found.update(WITH_BODY)
     if method == "post" and any(p.match(re.sub(r"\{\w+\}", "x", path)) for p in METERED):

@@ -385,6 +385,7 @@ def test_cloudevents_export_is_one_valid_event_per_usage_event(cli, billed):
             "units": event.units,
             "compute_ms": event.compute_ms,
             "request_id": event.request_id,
+            "channel": "sync",  # synchronous calls; a Batch API line says "batch" (its own invoice line)
         }
     for key in keys:
         assert key not in out and key.rsplit("_", 1)[1] not in out
