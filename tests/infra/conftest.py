@@ -44,7 +44,14 @@ FUNCTION_FOLDERS = (
     "batch_sqs",
     "failed_events",
 )
-PACKAGES = ("all-minilm-l6-v2", "all-minilm-l6-v2-fp32", "ticket-intents", "digits-cnn")
+PACKAGES = (
+    "all-minilm-l6-v2",
+    "all-minilm-l6-v2-fast",
+    "all-minilm-l6-v2-static",
+    "all-minilm-l6-v2-fp32",
+    "ticket-intents",
+    "digits-cnn",
+)
 
 
 @dataclass
