@@ -201,7 +201,10 @@ class BatchesApi:
         def upload_file():
             return resolver_response(self.upload(app.current_event.raw_event))
 
-        @app.get(FILES_PATH, summary="The caller's files", responses={200: documented(FileList, "Files")})
+        # both listings validate their query (limit, order): 400 in the error shape
+        @app.get(
+            FILES_PATH, summary="The caller's files", responses={200: documented(FileList, "Files"), 400: ERRORS[400]}
+        )
         def list_files(
             purpose: Annotated[str | None, Query()] = None,
             limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
@@ -279,7 +282,11 @@ class BatchesApi:
             self.logger.info("batch created", extra={"tenant_id": who.tenant_id, "batch_id": body["id"]})
             return ok(body)
 
-        @app.get("/v1/batches", summary="Batches, newest first", responses={200: documented(BatchList, "")})
+        @app.get(
+            "/v1/batches",
+            summary="Batches, newest first",
+            responses={200: documented(BatchList, ""), 400: ERRORS[400], 404: ERRORS[404]},  # 404: `after` unknown
+        )
         def list_batches(after: Annotated[str | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
             return ok(batches.list(caller(), after, limit))
 
