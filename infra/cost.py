@@ -6,7 +6,8 @@ Prices are us-east-1 list prices (on-demand, no free tier) as recorded below; ch
 relying on them. Durations come from the benchmark's JSON (handler p50) when it exists, otherwise a clearly
 labelled placeholder. The benchmark ran on a developer machine, not in Lambda: Lambda gives a function a CPU
 share proportional to memory (1,769 MB = one vCPU), so the table also shows the duration scaled by that share.
-Every per-call charge is one line, for each front door (`FRONT_DOORS`); `--json` prints the same lines as data.
+Every per-call charge is one line, for each front door (`FRONT_DOORS`), and every per-line, per-part and per-job
+charge of the two batch engines (`BATCH_ENGINE_TITLES`); `--json` prints the same lines as data.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PRICE = {
     "dashboard_month": 3.00,  # beyond the 3 free dashboards per account
     "alarm_month": 0.10,  # standard-resolution alarm, one metric
     "sqs_per_million": 0.40,
+    "s3_put_per_million": 5.00,  # S3 Standard PUT, COPY, POST (multipart create/part/complete), LIST
+    "s3_get_per_million": 0.40,  # S3 Standard GET, HEAD and the rest
     "xray_traces_per_million": 5.00,  # traces recorded
     "sagemaker_hour": {"ml.g5.xlarge": 1.408, "ml.g5.2xlarge": 1.515, "ml.g6.xlarge": 1.167, "ml.g4dn.xlarge": 0.7364},
 }
@@ -347,6 +350,233 @@ def failed_event_lines(config: Config) -> list[Line]:
     ]
 
 
+# The batch engines, counted from the calls maas.jobs.worker and maas.jobs.batch_run make (per part, per job, per
+# continuation invocation). A line's compute is the measured throughput of a whole job through the real S3 worker
+# (README, `maas bench batch` 2026-11-23: 191.4 lines/s on 2 threads, length-bucketed): both engines embed a part's
+# lines in one length-bucketed run (the Batch API's 100-line parts bucket a little less well).
+BATCH_LINE_MS = 1000 / 191.4
+BATCH_BENCH_THREADS = 2
+BATCH_LINE_BASIS = "measured 191.4 lines/s (`maas bench batch`, 2 threads, 2026-11-23)"
+BATCH_RESERVE_MS = 10_000  # maas.jobs.worker.RESERVE_MS: an invocation stops this long before its timeout
+BATCH_API_PART_LINES = 100  # maas.jobs.batch_run.BATCH_PART_LINES
+ASSEMBLY_PART_BYTES = 8 * 1024 * 1024  # maas.jobs.files.ASSEMBLY_PART_BYTES: the output file's multipart parts
+# The worker waits on each AWS call of a part: in-region latencies (assumed; S3 small-object PUT/GET first byte
+# ~20 ms, a DynamoDB item call ~5 ms). The measured throughput above had 1,000-line parts, where they hardly show.
+S3_CALL_MS, DDB_CALL_MS = 20.0, 5.0
+BATCH_POLLS = 10  # GET /v1/batches/{id} (or /v1/jobs/{id}) calls a client makes per job (assumed)
+BATCH_END_LOG_BYTES = 300 + LOG_EVENT_OVERHEAD  # the worker's one INFO line per job ("batch ended", "job completed")
+# Reference job sizes for the per-million-lines totals: per-job charges are spread over the job's lines.
+BATCH_JOB_LINES = {"batch_api": 10_000, "jobs": 100_000}
+BATCH_ENGINE_TITLES = {
+    "batch_api": "POST /v1/batches (OpenAI Batch API, 100-line parts)",
+    "jobs": "POST /v1/jobs (the jobs engine, MAAS_CHUNK_LINES parts)",
+}
+
+
+@dataclass(frozen=True)
+class BatchCalls:
+    """The AWS calls one batch engine makes: per part, per job, per continuation invocation."""
+
+    part_lines: int
+    # per part
+    part_s3_gets: int  # the worker's: the part's byte range (for the Batch API also the part files read back)
+    part_s3_puts: int  # the part's result files
+    part_download_gets: int  # the client's download of each part (the jobs engine: a presigned URL per part)
+    part_rru: int  # consistent GetItem of the job before each part (a cancel is seen at the part boundary)
+    part_wru: int  # the conditional cursor advance
+    # per job
+    job_s3_gets: int  # HEAD of the input, the validation read, the download of the output (HEAD, GET)
+    job_s3_puts: int  # the input upload, the copy to the job's key, small output files (multipart: more, below)
+    job_rru: int  # the worker's reads and one per poll
+    job_wru: int
+    job_api_calls: int  # create, upload, polls, download: requests of the REST API (not metered)
+    assembled_files: int  # output files assembled from the parts (S3 multipart when over ASSEMBLY_PART_BYTES)
+    # per continuation invocation (an SQS message to the requests queue)
+    continuation_rru: int
+    output_line_bytes: int
+
+
+def batch_output_line_bytes(engine: str, dimensions: int = EMBEDDING_DIMENSIONS) -> int:
+    """One output line of ``engine`` for a one-input embeddings line in base64, as the worker writes it."""
+    vector = base64.b64encode(bytes(4 * dimensions)).decode()
+    if engine == "jobs":
+        line = {"line": 123456, "custom_id": "doc-000123", "embedding": vector, "tokens": 7}
+    else:
+        body = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+            "model": "all-minilm-l6-v2",
+            "usage": {"prompt_tokens": 7, "total_tokens": 7},
+        }
+        line = {
+            "id": "batch_req_" + "0" * 24,
+            "custom_id": "request-000123",
+            "response": {"status_code": 200, "request_id": "batch-" + "0" * 40 + ".12", "body": body},
+            "error": None,
+        }
+    return len(json.dumps(line, separators=(",", ":"))) + 1
+
+
+def batch_calls(engine: str, chunk_lines: int = 5000) -> BatchCalls:
+    """What ``engine`` ("batch_api" or "jobs") calls, counted from its code (comments say where)."""
+    if engine == "batch_api":
+        # batch_run._one_part: one ranged GET, two PUTs (output, errors), jobs.advance; run_batch's loop reads the
+        # record (BatchStore.get) before each part; _finalize reads both part files back (2 GETs).
+        # Per job: files.create PUT, BatchesService.create (files.get HEAD, BatchStore.create PutItem, copy_object),
+        # run_job (jobs.get, tenant GetItem, jobs.start), run_batch (BatchStore.get, the validation GET,
+        # store.validated), the end (BatchStore.get, finalizing, finish, the output file assembled: its error file
+        # is empty when every line is good, and then not written), the download (HEAD and GET), one read per poll.
+        return BatchCalls(
+            part_lines=BATCH_API_PART_LINES,
+            part_s3_gets=1 + 2,
+            part_s3_puts=2,
+            part_download_gets=0,
+            part_rru=1,
+            part_wru=1,
+            job_s3_gets=4,
+            job_s3_puts=2,
+            job_rru=4 + BATCH_POLLS,
+            job_wru=5,
+            job_api_calls=3 + BATCH_POLLS,
+            assembled_files=1,
+            continuation_rru=3,  # jobs.get, tenant, BatchStore.get
+            output_line_bytes=batch_output_line_bytes(engine),
+        )
+    if engine == "jobs":
+        # worker._one_part: one ranged GET, one PUT, jobs.advance; the client downloads each part (1 GET).
+        # Per job: JobsService.create PutItem, the client's presigned PUT, run_job (jobs.get, tenant, jobs.start),
+        # the manifest PUT, jobs.finish, one read per poll.
+        return BatchCalls(
+            part_lines=chunk_lines,
+            part_s3_gets=1,
+            part_s3_puts=1,
+            part_download_gets=1,
+            part_rru=0,
+            part_wru=1,
+            job_s3_gets=0,
+            job_s3_puts=2,
+            job_rru=2 + BATCH_POLLS,
+            job_wru=3,
+            job_api_calls=2 + BATCH_POLLS,
+            assembled_files=0,
+            continuation_rru=2,  # jobs.get, tenant
+            output_line_bytes=batch_output_line_bytes(engine),
+        )
+    raise ValueError(f"unknown batch engine {engine!r}; one of {tuple(BATCH_ENGINE_TITLES)}")
+
+
+def continuations_per_job(config: Config, job_lines: int, line_ms: float = BATCH_LINE_MS) -> int:
+    """SQS continuations a ``job_lines`` job needs: the S3 worker runs until its timeout's reserve, each
+    continuation (the SQS worker) likewise."""
+    first = max(1.0, (config.batch_s3.timeout_s * 1000 - BATCH_RESERVE_MS) / line_ms)
+    then = max(1.0, (config.batch_sqs.timeout_s * 1000 - BATCH_RESERVE_MS) / line_ms)
+    return max(0, math.ceil((job_lines - first) / then))
+
+
+def batch_lines(
+    config: Config, engine: str, job_lines: int | None = None, line_ms: float = BATCH_LINE_MS
+) -> list[Line]:
+    """Every AWS charge of the batch ``engine``, USD per million input lines (one-input embeddings lines, base64
+    output), with the per-job charges spread over ``job_lines``-line jobs."""
+    job_lines = job_lines or BATCH_JOB_LINES[engine]
+    calls = batch_calls(engine)
+    fn = config.batch_s3
+    parts = 1e6 / calls.part_lines  # per million lines
+    s3_calls, ddb_calls = calls.part_s3_gets + calls.part_s3_puts, calls.part_rru + calls.part_wru + USAGE_EVENT_WRU
+    wait_ms = s3_calls * S3_CALL_MS + ddb_calls * DDB_CALL_MS
+    jobs = 1e6 / job_lines
+    per_job = continuations_per_job(config, job_lines, line_ms + wait_ms / calls.part_lines)
+    continuations = per_job * jobs
+    invocations = jobs + continuations
+    get, put = PRICE["s3_get_per_million"] / 1e6, PRICE["s3_put_per_million"] / 1e6
+    rru, wru = PRICE["ddb_rru_per_million"] / 1e6, PRICE["ddb_wru_per_million"] / 1e6
+    output_bytes = job_lines * calls.output_line_bytes
+    per_file_puts = 1 if output_bytes < ASSEMBLY_PART_BYTES else 2 + math.ceil(output_bytes / ASSEMBLY_PART_BYTES)
+    each = f"{calls.part_lines:,}-line parts, {job_lines:,}-line jobs"
+    lines = [
+        Line(
+            "Lambda compute",
+            fn.memory_mb / 1024 * line_ms / 1000 * PRICE["lambda_gb_s"][fn.architecture] * 1e6,
+            f"{fn.memory_mb} MB x {line_ms:.2f} ms per line; {BATCH_LINE_BASIS} ({each})",
+        ),
+        Line(
+            "Lambda compute waiting on each part's AWS calls",
+            parts * fn.memory_mb / 1024 * wait_ms / 1000 * PRICE["lambda_gb_s"][fn.architecture],
+            f"{s3_calls} S3 x {S3_CALL_MS:g} ms + {ddb_calls} DynamoDB x {DDB_CALL_MS:g} ms "
+            "(assumed latencies) per part",
+        ),
+        Line(
+            "Lambda requests",
+            invocations * PRICE["lambda_request_per_million"] / 1e6,
+            f"{invocations:,.0f} invocations: one per job + {continuations:,.0f} continuations",
+        ),
+        Line(
+            "S3 GET per part",
+            parts * (calls.part_s3_gets + calls.part_download_gets) * get,
+            f"{calls.part_s3_gets} by the worker + {calls.part_download_gets} download per part ({parts:,.0f} parts)",
+        ),
+        Line("S3 PUT per part", parts * calls.part_s3_puts * put, f"{calls.part_s3_puts} per part"),
+        Line(
+            "DynamoDB job reads per part",
+            parts * calls.part_rru * rru,
+            f"{calls.part_rru} consistent GetItem (1 RRU) per part",
+        ),
+        Line("DynamoDB cursor advance per part", parts * calls.part_wru * wru, "1 conditional UpdateItem (1 WRU)"),
+        *(
+            Line(ln.item + " per part", ln.usd * parts / 1e6, ln.basis + "; one billed usage event per part", True)
+            for ln in metering_lines(config)
+        ),
+        Line(
+            "S3 requests per job",
+            jobs * (calls.job_s3_gets * get + (calls.job_s3_puts + calls.assembled_files * per_file_puts) * put),
+            f"{calls.job_s3_gets} GET + {calls.job_s3_puts} PUT"
+            + (f" + {calls.assembled_files} x {per_file_puts} for the output files" if calls.assembled_files else "")
+            + f" per job ({jobs:,.0f} jobs)",
+        ),
+        Line(
+            "DynamoDB job item per job",
+            jobs * (calls.job_rru * rru + calls.job_wru * wru),
+            f"{calls.job_rru} consistent reads + {calls.job_wru} writes (each <= 1 KB) per job",
+        ),
+        Line(
+            "API requests per job",
+            jobs * calls.job_api_calls * (PRICE["apigw_rest_per_million"] + PRICE["lambda_request_per_million"]) / 1e6,
+            f"{calls.job_api_calls} REST calls per job (create, upload, download, {BATCH_POLLS} polls; not metered)",
+        ),
+        Line(
+            "SQS continuations",
+            continuations * 3 * PRICE["sqs_per_million"] / 1e6,
+            f"send, receive, delete per continuation ({per_job} per job)",
+        ),
+        Line(
+            "DynamoDB reads per continuation",
+            continuations * calls.continuation_rru * rru,
+            f"{calls.continuation_rru} consistent GetItem (the job, the tenant) per continuation",
+        ),
+        Line(
+            "Logs: EMF line per invocation, INFO line per job",
+            logs_usd(invocations * EMF_LOG_BYTES / 1e6 + jobs * BATCH_END_LOG_BYTES / 1e6),
+            f"{EMF_LOG_BYTES} + {BATCH_END_LOG_BYTES} bytes",
+        ),
+        Line(
+            "Data transfer out",
+            calls.output_line_bytes * 1e6 / GB * PRICE["data_out_per_gb"],
+            f"{calls.output_line_bytes} bytes per output line (base64, {EMBEDDING_DIMENSIONS} dims)",
+        ),
+    ]
+    if config.tracing:
+        lines.append(
+            Line("X-Ray traces", invocations * PRICE["xray_traces_per_million"] / 1e6, "at most one per invocation")
+        )
+    return lines
+
+
+def per_job_usd(config: Config, engine: str, job_lines: int) -> float:
+    """The fixed AWS charges of one ``job_lines``-line job (besides its lines)."""
+    per_million = {ln.item: ln.usd for ln in batch_lines(config, engine, job_lines)}
+    return sum(v for k, v in per_million.items() if k.endswith("per job")) * job_lines / 1e6
+
+
 def alarm_count(config: Config) -> int:
     """Alarms the Monitoring construct and autoscaling create (target tracking adds two per policy at deploy)."""
     # authorizer, usage, jobs, files and batches, tasks (rerank and v2 with the embeddings model), proxies, two batch
@@ -400,9 +630,9 @@ def idle_monthly(config: Config) -> list[Line]:
     return lines
 
 
-def table(lines: list[Line], unit: str) -> str:
+def table(lines: list[Line], unit: str, digits: int = 3) -> str:
     rows = [f"| item | {unit} | basis |", "|---|---:|---|"]
-    rows += [f"| {ln.item} | {ln.usd:.3f} | {ln.basis} |" for ln in lines]
+    rows += [f"| {ln.item} | {ln.usd:.{digits}f} | {ln.basis} |" for ln in lines]
     rows.append(f"| **total** | **{sum(ln.usd for ln in lines):.2f}** | |")
     return "\n".join(rows)
 
@@ -442,16 +672,55 @@ def report(config: Config, bench: Path = BENCH_FILE) -> str:
         "",
         table(failed_event_lines(config), "USD / million"),
     ]
+    sync = sum(ln.usd for ln in doors["rest"])
+    for engine, title in BATCH_ENGINE_TITLES.items():
+        lines = batch_lines(config, engine)
+        total = sum(ln.usd for ln in lines)
+        fixed = per_job_usd(config, engine, BATCH_JOB_LINES[engine])
+        parts += [
+            "",
+            f"Per million input lines of {title}: one-input embeddings lines, base64 output, "
+            f"{BATCH_JOB_LINES[engine]:,}-line jobs (each job's fixed calls ${fixed:.5f});"
+            f" {total / sync:.0%} of the REST route's ${sync:.2f} per million single-input calls:",
+            "",
+            table(lines, "USD / million lines", digits=4),
+        ]
+        share = config.batch_s3.memory_mb / LAMBDA_MB_PER_VCPU
+        scaled = BATCH_LINE_MS * BATCH_BENCH_THREADS / share
+        upper = sum(ln.usd for ln in batch_lines(config, engine, line_ms=scaled))
+        parts += [
+            "",
+            f"Upper bound if a line's compute scales with CPU share ({config.batch_s3.memory_mb} MB = {share:.2f} "
+            f"vCPU, benchmark used {BATCH_BENCH_THREADS}): {scaled:.1f} ms per line, total ${upper:.2f} per million "
+            "lines.",
+        ]
     return "\n".join(parts)
 
 
 def as_json(config: Config, bench: Path = BENCH_FILE) -> dict:
-    """`--json`: {"per_million_calls": {front door: {"total", "metering", "items"}}, "basis": {...}}."""
+    """`--json`: {"per_million_calls": {front door: {"total", "metering", "items"}}, "batch_per_million_lines":
+    {engine: {"total", "metering", "items", "part_lines", "job_lines", "per_job"}}, "basis": {...}}."""
     duration, basis, _ = bench_duration_ms(bench)
     doors = per_million_calls(config, duration, basis)
+    batches = {}
+    for engine in BATCH_ENGINE_TITLES:
+        job_lines = BATCH_JOB_LINES[engine]
+        batches[engine] = {
+            **summary(batch_lines(config, engine)),
+            "part_lines": batch_calls(engine).part_lines,
+            "job_lines": job_lines,
+            "per_job": round(per_job_usd(config, engine, job_lines), 6),
+        }
     return {
         "per_million_calls": {door: summary(lines) for door, lines in doors.items()},
-        "basis": {"duration_ms": duration, "duration": basis, "monthly_calls": DEFAULT_MONTHLY_CALLS},
+        "batch_per_million_lines": batches,
+        "basis": {
+            "duration_ms": duration,
+            "duration": basis,
+            "monthly_calls": DEFAULT_MONTHLY_CALLS,
+            "batch_line_ms": round(BATCH_LINE_MS, 3),
+            "batch_line": BATCH_LINE_BASIS,
+        },
     }
 
 

@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.api import InferenceApi
 from infra.assets import AssetBuilder, Placeholder
 from infra.batch import FILES_PREFIX, JOBS_PREFIX, RESULTS_PREFIX, BatchJobs
+from infra.budget import MAX_LAYERS
 from infra.config import Config, ModelConfig, Plan
 from infra.front_door import FunctionUrlFrontDoor
 from infra.functions import ServiceFunction
@@ -347,24 +348,36 @@ class ServiceStack(Stack):
                 forward_heavy_models(fn)
 
         batch_model = config.lambda_models[0] if config.lambda_models else None
+        # Batch API /v1/classify lines: the trained classifiers beside the embedding packages, as many as fit the
+        # functions' layer limit (a line naming another one is answered 404, as by a classify function without it).
+        served = config.versions(batch_model) if batch_model is not None else ()
+        room = MAX_LAYERS - len(self.layers.layers_for(config.batch_s3.architecture, *served))
+        batch_classifiers = config.classifier_models[: max(room, 0)] if batch_model is not None else ()
         workers = {}
         for id, folder, settings in (
             ("BatchS3", "batch_s3", config.batch_s3),
             ("BatchSqs", "batch_sqs", config.batch_sqs),
         ):
             # Jobs may name any Lambda-served embedding model: the default and its tiers, as the embeddings function.
-            served = config.versions(batch_model) if batch_model is not None else ()
             env = task_env(batch_model)
             if batch_model is not None:
                 env[constants.ENV_MODEL_SOURCE] = ",".join(self.layers.model_source(m) for m in served)
+            if batch_classifiers:
+                env[constants.ENV_CLASSIFIER_SOURCES] = ",".join(self.layers.model_source(m) for m in batch_classifiers)
             workers[id] = function(
-                id, folder, f"maas: batch worker ({folder})", settings, batch_model, env, tuple(served[1:])
+                id,
+                folder,
+                f"maas: batch worker ({folder})",
+                settings,
+                batch_model,
+                env,
+                (*served[1:], *batch_classifiers),
             )
             grant_metering(workers[id])
             jobs_table.grant_read_write_data(workers[id].role)
             workers[id].function.add_environment(JOBS.env_var, jobs_table.table_name)
             workers[id].function.add_environment(TENANTS.env_var, tables[TENANTS.logical_name].table_name)
-            for model in served:
+            for model in (*served, *batch_classifiers):
                 self.layers.bind(workers[id], model)
             if heavy_embeddings:  # jobs and queued requests for a heavy model run on its endpoint, in slices
                 forward_heavy_models(workers[id])

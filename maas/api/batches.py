@@ -201,7 +201,10 @@ class BatchesApi:
         def upload_file():
             return resolver_response(self.upload(app.current_event.raw_event))
 
-        @app.get(FILES_PATH, summary="The caller's files", responses={200: documented(FileList, "Files")})
+        # both listings validate their query (limit, order): 400 in the error shape
+        @app.get(
+            FILES_PATH, summary="The caller's files", responses={200: documented(FileList, "Files"), 400: ERRORS[400]}
+        )
         def list_files(
             purpose: Annotated[str | None, Query()] = None,
             limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,

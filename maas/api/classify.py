@@ -67,12 +67,13 @@ class ClassifyApi:
             return self.post_classify(event)
         return self.app.resolve(event, context)
 
-    def _run(self, request: ClassifyRequest, reserve) -> tuple[list, int, object]:
+    def run(self, request: ClassifyRequest, reserve) -> tuple[list, int, object]:
+        """The route's answer to a parsed request: (body, billable units, what is billed). Batch lines too."""
         result = self.service.classify(request, reserve)
         return result.body, result.units, result.manifest
 
     def post_classify(self, event: dict) -> dict:
-        return metered(self.billing, event, self.parse, self._run, logger=self.logger, name="classify")
+        return metered(self.billing, event, self.parse, self.run, logger=self.logger, name="classify")
 
     def _resolver(self) -> APIGatewayRestResolver:
         app = create_resolver(self.service.settings.max_body_bytes, self.logger)

@@ -41,19 +41,20 @@ class RerankApi:
                 return self.post_rerank_v2(event)
         return self.app.resolve(event, context)
 
-    def _run(self, request: RerankRequest, reserve) -> tuple[dict, int, object]:
+    def run(self, request: RerankRequest, reserve) -> tuple[dict, int, object]:
+        """The route's answer to a parsed request: (body, billable units, what is billed). Batch lines too."""
         result, billed = self.service.rerank(request, reserve)
         return result, result["usage"]["total_tokens"], billed
 
     def post_rerank(self, event: dict) -> dict:
-        return metered(self.billing, event, self.parse, self._run, logger=self.logger, name="rerank")
+        return metered(self.billing, event, self.parse, self.run, logger=self.logger, name="rerank")
 
     def post_rerank_v2(self, event: dict) -> dict:
         """POST /v2/rerank: Cohere's v2 request and response around the same service, billed as /v1/rerank."""
         request_id = (event.get("requestContext") or {}).get("requestId") or ""
 
         def run(request: RerankV2Request, reserve) -> tuple[dict, int, object]:
-            result, tokens, billed = self._run(request.as_v1(), reserve)
+            result, tokens, billed = self.run(request.as_v1(), reserve)
             body = {
                 "id": request_id,
                 "results": result["results"],

@@ -13,6 +13,11 @@ part by part on the jobs engine, then write the output and error files.
 - Each output line is OpenAI's `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`;
   `body` is what the synchronous route answers for the line's body, a refused line's body the route's error
   (status 4xx, in the error file, never billed).
+- Who answers: /v1/embeddings with the worker's own packages (`embeddings_answerer`); any other endpoint with an
+  answerer the function injects (`BatchWorker.answerers`: endpoint -> a factory, called once, when the first batch
+  for that endpoint runs). This layer knows no task service: the function's layer builds them (maas.api.batch_tasks).
+  A part whose lines are billed under several models (a trained classifier and zero-shot lines) is one usage event
+  per model, all reserved before any is written, under the part's id and `.1`, `.2`, ... in model order.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from maas.jobs import batches as b
 from maas.jobs.files import FileStore
 from maas.jobs.records import iter_lines, strip_eol
 from maas.jobs.store import FAILED, Job, ObjectRef
+from maas.metering.charge import Ticket
 from maas.schemas.batches import BatchInputLine
 from maas.schemas.embeddings import EmbeddingsRequest
 from maas.settings.names import DEFAULT_MAX_INPUTS
@@ -47,12 +53,14 @@ RESERVE_MS = 10_000
 
 @dataclass
 class Answer:
-    """One line's answer: the synchronous route's status and body, and its billable units (0 when refused)."""
+    """One line's answer: the synchronous route's status and body, its billable units (0 when refused), and what
+    it is billed under when not the part's model (a classify line: the trained classifier, or zero-shot)."""
 
     status: int
-    body: dict
+    body: dict | list
     units: int = 0
     error: ApiError | None = None
+    billed: object | None = None
 
 
 def refusal(err: ApiError) -> Answer:
@@ -114,11 +122,34 @@ def embeddings_answerer(embedder, manifest, max_inputs: int = DEFAULT_MAX_INPUTS
     return answer
 
 
+def service_answerer(schema, run) -> Answerer:
+    """A synchronous route's answer for many bodies, one at a time: each body validated by the route's ``schema``,
+    then ``run(request, reserve)`` (the route's own: -> (body, units, billed)) without a per-line quota check (the
+    part's units are reserved together before they are billed)."""
+
+    def answer(bodies: list[dict]) -> tuple[list[Answer], object, float]:
+        answers, started = [], time.perf_counter()
+        for body in bodies:
+            try:
+                result, units, billed = run(schema.model_validate(body), None)
+                answers.append(Answer(200, result, units, billed=billed))
+            except ValidationError as exc:
+                answers.append(refusal(validation_error(exc.errors())))
+            except ApiError as err:
+                answers.append(refusal(err))
+        return answers, None, (time.perf_counter() - started) * 1000
+
+    return answer
+
+
 def answerer_for(worker, endpoint: str) -> Answerer | None:
     """How the worker answers ``endpoint``'s lines; None where it cannot (the batch fails, nothing billed)."""
     if endpoint == "/v1/embeddings":
         return embeddings_answerer(worker.embedder, worker.manifest)
-    return None
+    built = worker.built_answerers
+    if endpoint not in built and endpoint in worker.answerers:
+        built[endpoint] = worker.answerers[endpoint]()
+    return built.get(endpoint)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -231,7 +262,9 @@ def run_batch(worker, ref: ObjectRef, job: Job, caller: Caller, context=None):
         problems, total, model = validate_lines(_read(worker, ref, 0)[1], record.endpoint)
         if problems:
             return end(FAILED, problems)
-        store.validated(job, total, model or worker.manifest.name)
+        # the first line's model; without one, the route's default: the worker's package for embeddings, none named
+        # for the others (classify's default differs between trained and zero-shot lines)
+        store.validated(job, total, model or (worker.manifest.name if record.endpoint == "/v1/embeddings" else ""))
     done, last_ms = 0, 0.0
     while True:
         record = store.get(job.tenant_id, job.job_id)
@@ -294,13 +327,12 @@ def _one_part(worker, ref: ObjectRef, job: Job, caller: Caller, answer: Answerer
     answers, billed, compute_ms = answer([r.body for r in requests]) if requests else ([], None, 0.0)
     units = sum(a.units for a in answers)
     rid = request_id(ref.bucket, ref.key, ref.version, str(job.parts), prefix="batch")
-    if units:
-        try:
-            worker.billing.charge(caller, rid, billed, units, compute_ms, None, batch=True)
-        except Exception as exc:
-            if getattr(exc, "status", None) == 429:
-                raise JobFailed(f"quota_exceeded: {exc}") from None
-            raise
+    try:
+        _bill(worker.billing, caller, rid, answers, billed, compute_ms)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 429:
+            raise JobFailed(f"quota_exceeded: {exc}") from None
+        raise
     out, errors = [], []
     for n, (request, a) in enumerate(zip(requests, answers, strict=True)):
         line_id = hashlib.sha256(f"{job.job_id}\n{job.lines + n}".encode()).hexdigest()[:24]
@@ -323,6 +355,37 @@ def _one_part(worker, ref: ObjectRef, job: Job, caller: Caller, answer: Answerer
     if not worker.jobs.advance(job, len(raws), job.offset + consumed, len(out), len(errors), units, []):
         raise Concurrent()
     return consumed >= size
+
+
+def _bill(billing, caller: Caller, rid: str, answers: list[Answer], billed, compute_ms: float) -> None:
+    """One usage event per model the part's answered lines are billed under (the first under ``rid``, the others
+    ``rid.1``, ... in model order), each at the batch price; every one reserved before any is written, so a part
+    over the quota bills nothing. The compute time is shared by units."""
+    groups: dict[tuple, list] = {}
+    for a in answers:
+        if a.units:
+            manifest = a.billed if a.billed is not None else billed
+            groups.setdefault((manifest.name, manifest.version, manifest.task), [manifest, 0])[1] += a.units
+    if not groups:
+        return
+    if len(groups) == 1:
+        manifest, units = next(iter(groups.values()))
+        billing.charge(caller, rid, manifest, units, compute_ms, None, batch=True)
+        return
+    total = sum(units for _, units in groups.values())
+    tickets = []
+    try:
+        for n, key in enumerate(sorted(groups)):
+            manifest, units = groups[key]
+            ticket = Ticket(caller, rid if n == 0 else f"{rid}.{n}", "", batch=True)
+            billing.reserve(ticket, units)
+            tickets.append((ticket, manifest, units))
+    except Exception:
+        for ticket, _, _ in tickets:
+            billing.release(ticket)
+        raise
+    for ticket, manifest, units in tickets:
+        billing.commit(ticket, manifest, units, compute_ms * units / total)
 
 
 def _finalize(worker, store: b.BatchStore, files: FileStore, record: b.BatchRecord, status: str, errors) -> None:

@@ -115,6 +115,10 @@ class BatchWorker:
     remote: dict = field(default_factory=dict)
     # The other packages MAAS_MODEL_SOURCE lists (the embedding tiers, older versions): (embedder, manifest).
     others: list = field(default_factory=list)
+    # Batch API endpoints other than /v1/embeddings: endpoint -> a factory of its answerer (maas.jobs.batch_run),
+    # injected by the function (the task services live above this layer); built once, on the first such batch.
+    answerers: dict = field(default_factory=dict)
+    built_answerers: dict = field(default_factory=dict)
 
     def serves(self, model_id: str) -> bool:
         return self.engine(model_id) is not None
@@ -423,8 +427,11 @@ class JobFailed(Exception):
     """The job cannot go on (bad file, quota exceeded, file gone)."""
 
 
-def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metrics=None) -> BatchWorker:
-    """Load and verify the model once, and connect the worker to its tables, bucket and queues."""
+def worker_from_settings(
+    settings: BatchSettings, logger: logging.Logger, metrics=None, answerers: dict | None = None
+) -> BatchWorker:
+    """Load and verify the model once, and connect the worker to its tables, bucket and queues. ``answerers``:
+    the Batch API endpoints the function answers besides /v1/embeddings (endpoint -> a factory of the answerer)."""
     import boto3
 
     from maas.heavy.client import remote_models
@@ -456,4 +463,5 @@ def worker_from_settings(settings: BatchSettings, logger: logging.Logger, metric
         logger=logger,
         remote=remote_models(logger=logger),  # MAAS_HEAVY_MODELS: jobs for heavy models go to their endpoints
         others=others,
+        answerers=dict(answerers or {}),
     )

@@ -112,6 +112,23 @@ class Billing:
         if self.metrics is not None:
             self.metrics.add_metric(name=name, unit=unit, value=value)
 
+    def _dimensions(self, wanted: dict[str, str]) -> None:
+        """Set the metrics' model and task dimensions. Metrics recorded under another model's go out first, under
+        theirs: a batch worker bills several models in one invocation (a classify part's trained and zero-shot
+        lines), and one EMF line has one set of dimensions."""
+        current = dict(getattr(self.metrics, "dimension_set", None) or {})
+        if all(current.get(k) == v for k, v in wanted.items()):
+            return
+        if any(k in current for k in wanted):
+            if getattr(self.metrics, "metric_set", None):
+                self.metrics.flush_metrics()
+            else:
+                self.metrics.clear_metrics()
+            current = {}
+        for name, value in wanted.items():
+            if name not in current:
+                self.metrics.add_dimension(name=name, value=value)
+
     @property
     def enabled(self) -> bool:
         return self.meter is not None
@@ -192,8 +209,7 @@ class Billing:
             batch=ticket.batch,
         )
         if self.metrics is not None:
-            self.metrics.add_dimension(name="model", value=manifest.name)
-            self.metrics.add_dimension(name="task", value=manifest.task)
+            self._dimensions({"model": manifest.name, "task": manifest.task})
         billed, first = self.meter.put_event(event)
         if not billed and first is not None and first.fingerprint and first.fingerprint != ticket.fingerprint:
             if ticket.keyed:

@@ -43,8 +43,10 @@ class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input_file_id: str = Field(min_length=1, max_length=64, description="A file uploaded with purpose `batch`.")
-    # The batch workers hold the embedding package only: classify and rerank lines are not answered in batches.
-    endpoint: Literal["/v1/embeddings"] = Field(description="Every line's `url`.")
+    endpoint: Literal["/v1/embeddings", "/v1/classify", "/v1/rerank"] = Field(
+        description="Every line's `url`. `/v1/classify` and `/v1/rerank` are a maas extension: each line's `body` "
+        "is answered exactly as the synchronous route answers it, billed in the same units at the batch price."
+    )
     completion_window: Literal["24h"] = Field(description="Only `24h`, as OpenAI.")
     metadata: dict[str, str] | None = Field(None, description="Up to 16 pairs: keys of 64 characters, values of 512.")
     output_expires_after: dict | None = Field(None, description="Accepted for compatibility; outputs are kept.")

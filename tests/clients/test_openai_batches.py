@@ -20,7 +20,7 @@ from maas.metering.store import Meter
 from maas.tables import USAGE
 from maas.tenancy.plans import default_plans
 from maas.tools import paths
-from tests.clients.conftest import EMBEDDING_MODEL
+from tests.clients.conftest import CLASSIFIER, EMBEDDING_MODEL
 
 SENTENCES = (paths.REPO_ROOT / "maas" / "data" / "eval_sentences.txt").read_text().splitlines()
 TERMINAL = ("completed", "failed", "cancelled", "expired")
@@ -259,3 +259,97 @@ def test_a_file_over_one_requests_limit_goes_up_in_parts_with_the_sdks_uploads_a
     part = client.uploads.parts.create(upload_id=short.id, data=b"12345")
     with pytest.raises(openai.BadRequestError):
         client.uploads.complete(upload_id=short.id, part_ids=[part.id])
+
+
+def task_lines(url: str, bodies: list[dict]) -> list[dict]:
+    return [{"custom_id": f"{url[4:]}-{i}", "method": "POST", "url": url, "body": b} for i, b in enumerate(bodies)]
+
+
+def run_batch(client: openai.OpenAI, endpoint: str, lines: list[dict]):
+    uploaded = client.files.create(file=(f"{endpoint[4:]}.jsonl", jsonl(lines)), purpose="batch")
+    done = wait(client, client.batches.create(input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h").id)
+    assert done.status == "completed", done.errors
+    return (
+        done,
+        {x["custom_id"]: x for x in output_lines(client, done.output_file_id)},
+        output_lines(client, done.error_file_id),
+    )
+
+
+def sync_usage(served, ledger, bodies: list[dict], path: str) -> tuple[list, dict]:
+    """Each body through the synchronous route: the answers (status, body) and the usage they billed, per
+    (model, task) — read from the tenant's events that are not batch."""
+    tenant, meter, _ = ledger
+
+    def billed() -> dict:
+        return {e.request_id: e for e in meter.events(tenant, 0, time.time() + 60) if not e.batch}
+
+    before = billed()
+    answers = []
+    for body in bodies:
+        response = served.post(path, json=body)
+        answers.append((response.status_code, response.json()))
+    units: dict = {}
+    for rid, e in billed().items():
+        if rid not in before:
+            units[(e.model, e.task)] = units.get((e.model, e.task), 0) + e.units
+    return answers, units
+
+
+def batch_units(new_events) -> dict:
+    units: dict = {}
+    for e in new_events:
+        units[(e.model, e.task)] = units.get((e.model, e.task), 0) + e.units
+    return units
+
+
+def test_classify_and_rerank_batches_answer_each_line_as_the_route_does_billed_in_its_units(served, client, ledger):
+    """The maas extension: `/v1/classify` (a trained head, named and by default, and zero-shot) and `/v1/rerank`
+    as a batch's endpoint; each body equals the synchronous route's, refused lines go to the error file unbilled,
+    and the batch usage per model and task equals what the same calls bill synchronously."""
+    # GIVEN classify lines of all three kinds (and two the route refuses) and rerank lines (and one refused)
+    sentences = texts(36, "k")
+    labels = ["billing", "bug report", "praise"]
+    classify = (
+        [{"inputs": t} for t in sentences[:12]]
+        + [
+            {"model": "ticket-intents", "inputs": [t, sentences[0]], "parameters": {"top_k": 2}}
+            for t in sentences[12:18]
+        ]
+        + [{"inputs": t, "parameters": {"candidate_labels": labels}} for t in sentences[18:30]]
+        + [{"inputs": [t], "parameters": {"candidate_labels": labels, "multi_label": True}} for t in sentences[30:34]]
+        + [{"model": "no-such-classifier", "inputs": "x"}, {"inputs": []}]
+    )
+    rerank = [
+        {"model": EMBEDDING_MODEL, "query": sentences[i], "documents": sentences[i + 1 : i + 6], "top_n": 3}
+        for i in range(20)
+    ] + [
+        {"query": sentences[0], "documents": sentences[1:4], "return_documents": True},
+        {"query": "x", "documents": []},
+    ]
+    _, _, batch_events = ledger
+
+    for path, bodies, refused in (("/v1/classify", classify, 2), ("/v1/rerank", rerank, 1)):
+        before = batch_events()
+        # WHEN the lines run as a batch, and each body through the synchronous route
+        done, out, errors = run_batch(client, path, task_lines(path, bodies))
+        new = [e for rid, e in batch_events().items() if rid not in before]
+        sync, sync_units = sync_usage(served, ledger, bodies, path)
+
+        # THEN every answered body is the route's, every refused line is the route's error, in the error file
+        assert (done.request_counts.total, done.request_counts.failed) == (len(bodies), refused)
+        assert len(out) == len(bodies) - refused and len(errors) == refused
+        by_id = {**out, **{x["custom_id"]: x for x in errors}}
+        for i, (status, body) in enumerate(sync):
+            line = by_id[f"{path[4:]}-{i}"]
+            assert line["response"]["status_code"] == status, (path, i, line)
+            if status == 200:
+                assert line["error"] is None and line["response"]["body"] == body, (path, i)
+            else:
+                assert line["response"]["body"]["error"] == body["error"]
+                assert line["error"] == {"code": body["error"]["code"], "message": body["error"]["message"]}
+        # AND the batch bills, per model and task, exactly the units the same calls bill, at the batch price
+        assert batch_units(new) == sync_units and all(e.batch for e in new)
+        assert done.usage.input_tokens == sum(sync_units.values())
+        expected = {(CLASSIFIER, "classify"), (EMBEDDING_MODEL, "classify")} if path == "/v1/classify" else None
+        assert set(sync_units) == (expected or {(EMBEDDING_MODEL, "rerank")})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from collections import Counter
 
 import pytest
 
@@ -125,7 +127,8 @@ def test_idle_cost_is_zero_for_a_gpu_at_minimum_zero_and_priced_at_minimum_one()
 
 def test_report_is_markdown_with_a_table_per_front_door_from_the_json_numbers(bench):
     text = cost.report(load_config(), bench)
-    assert text.count("| **total** |") == 2 + len(cost.FRONT_DOORS)  # idle, each front door, failed events
+    # idle, each front door, failed events, each batch engine
+    assert text.count("| **total** |") == 2 + len(cost.FRONT_DOORS) + len(cost.BATCH_ENGINE_TITLES)
     assert "measured handler p50 4.20 ms" in text and "Upper bound if the handler scales with CPU share" in text
     for door, figures in cost.as_json(load_config(), bench)["per_million_calls"].items():
         assert f"(`{door}`" in text and f"**{figures['total']:.2f}**" in text
@@ -142,3 +145,214 @@ def test_failed_batch_events_are_priced_apart_and_cost_nothing_per_call():
     per_call = cost.per_million_calls(load_config(), 5.0, "test")
     assert not any("fail" in ln.item.lower() for lines in per_call.values() for ln in lines)
     assert "Per million failed batch events" in cost.report(load_config())
+
+
+# ---------------------------------------------------------------------------------------------- batch engines
+
+
+def test_batch_json_has_each_engine_with_total_metering_items_and_its_sizes(bench, capsys):
+    assert cost.main(["--json", "--bench", str(bench)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    engines = data["batch_per_million_lines"]
+    assert set(engines) == {"batch_api", "jobs"}
+    for engine in engines.values():
+        assert all(isinstance(v, float | int) and v >= 0 and not math.isnan(v) for v in engine["items"].values())
+        assert engine["total"] == pytest.approx(sum(engine["items"].values()), abs=1e-3)
+        metering = sum(v for k, v in engine["items"].items() if k.startswith("Metering:"))
+        assert engine["metering"] == pytest.approx(metering, abs=1e-3)
+    assert engines["batch_api"]["part_lines"] == 100 and engines["jobs"]["part_lines"] == 5000
+    assert data["basis"]["batch_line_ms"] == pytest.approx(1000 / 191.4, abs=1e-3)
+
+
+def test_every_per_part_and_per_job_charge_of_a_batch_is_itemised():
+    for engine in cost.BATCH_ENGINE_TITLES:
+        items = " ".join(ln.item for ln in cost.batch_lines(load_config(), engine))
+        for charge in (
+            "Lambda compute",
+            "Lambda requests",
+            "S3 GET per part",
+            "S3 PUT per part",
+            "DynamoDB cursor advance per part",
+            "Metering: usage event PutItem per part",
+            "S3 requests per job",
+            "DynamoDB job item per job",
+            "SQS continuations",
+            "Logs:",
+            "X-Ray",
+            "Data transfer out",
+        ):
+            assert charge in items, (engine, charge)
+
+
+def test_batch_api_parts_are_priced_from_their_calls():
+    """100-line parts: 10,000 parts per million lines, each 2 PUTs, 3 GETs, 1 read, 1 write and one usage event."""
+    lines = {ln.item: ln.usd for ln in cost.batch_lines(load_config(), "batch_api", 10_000)}
+    assert lines["S3 PUT per part"] == pytest.approx(10_000 * 2 * 5.00 / 1e6)
+    assert lines["S3 GET per part"] == pytest.approx(10_000 * 3 * 0.40 / 1e6)
+    assert lines["DynamoDB job reads per part"] == pytest.approx(10_000 * 0.125 / 1e6)
+    assert lines["DynamoDB cursor advance per part"] == pytest.approx(10_000 * 0.625 / 1e6)
+    assert lines["Metering: usage event PutItem per part"] == pytest.approx(10_000 * 0.625 / 1e6)
+    assert lines["Lambda compute"] == pytest.approx(1.0 * cost.BATCH_LINE_MS / 1000 * 0.0000166667 * 1e6)
+    assert lines["SQS continuations"] == 0.0  # 10,000 lines fit in the S3 worker's one invocation
+    out = cost.batch_output_line_bytes("batch_api")
+    assert lines["Data transfer out"] == pytest.approx(out * 1e6 / 1024**3 * 0.09)
+
+
+def test_long_jobs_pay_continuations_and_larger_parts_cost_less_per_line():
+    config = load_config()
+    # 1 M lines at 5.22 ms: the S3 worker does (900 - 10) s of them, each SQS continuation (120 - 10) s
+    per_line = cost.BATCH_LINE_MS + (2 * cost.S3_CALL_MS + 2 * cost.DDB_CALL_MS) / 5000
+    expected = math.ceil((1_000_000 - 890_000 / per_line) / (110_000 / per_line))
+    assert cost.continuations_per_job(config, 1_000_000, per_line) == expected > 0
+    lines = {ln.item: ln.usd for ln in cost.batch_lines(config, "jobs", 1_000_000)}
+    assert lines["SQS continuations"] == pytest.approx(expected * 3 * 0.40 / 1e6)
+    assert lines["Lambda requests"] == pytest.approx((1 + expected) * 0.20 / 1e6)
+    small = sum(ln.usd for ln in cost.batch_lines(config, "batch_api", 10_000) if "per part" in ln.item)
+    large = sum(ln.usd for ln in cost.batch_lines(config, "jobs", 10_000) if "per part" in ln.item)
+    assert large < small / 10  # 5,000-line parts vs 100-line parts
+
+
+def test_a_batch_line_costs_a_fraction_of_a_synchronous_call(doors):
+    """The per-call overhead (gateway, authorizer, one usage event per call) is what a batch line avoids."""
+    for engine in cost.BATCH_ENGINE_TITLES:
+        total = sum(ln.usd for ln in cost.batch_lines(load_config(), engine))
+        assert total < doors["rest"]["total"] / 5 and total < doors["function_url"]["total"] / 2
+    assert "Per million input lines of POST /v1/batches" in cost.report(load_config())
+
+
+def test_the_batch_model_agrees_with_the_engines_constants():
+    from maas.jobs import batch_run, files, worker
+    from maas.settings.names import DEFAULT_CHUNK_LINES
+
+    assert cost.BATCH_API_PART_LINES == batch_run.BATCH_PART_LINES
+    assert cost.BATCH_RESERVE_MS == worker.RESERVE_MS == batch_run.RESERVE_MS
+    assert cost.ASSEMBLY_PART_BYTES == files.ASSEMBLY_PART_BYTES
+    assert cost.batch_calls("jobs").part_lines == DEFAULT_CHUNK_LINES
+
+
+# The counts above, checked against the calls the engines make: one batch of 1 part and one of 3 parts through the
+# real worker on the emulator, every S3 and DynamoDB call counted; the difference is two parts' calls.
+
+
+class Calls:
+    """Every AWS call made through the given boto3 clients: (service, operation, table) -> count."""
+
+    def __init__(self, *clients):
+        self.counts = Counter()
+        for client in clients:
+            client.meta.events.register("before-parameter-build", self._seen)
+
+    def _seen(self, model, params, **_):
+        self.counts[(model.service_model.service_name, model.name, params.get("TableName", ""))] += 1
+
+    def take(self) -> Counter:
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+
+@pytest.fixture
+def counted(aws, model_dir):
+    from maas.inference.embedder import TextEmbedder
+    from maas.inference.package import read_manifest
+    from maas.jobs.store import JobStore
+    from maas.jobs.worker import BatchWorker
+    from maas.metering.charge import Billing
+    from maas.metering.store import Meter
+    from maas.tables import API_KEYS, JOBS, TENANTS, USAGE, create_table_kwargs
+    from maas.tenancy.plans import default_plans
+    from maas.tenancy.store import TenantStore
+
+    ddb, s3 = aws.client("dynamodb"), aws.client("s3")
+    bucket, usage = f"cost-{uuid.uuid4().hex[:10]}", f"usage-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    ddb.create_table(**create_table_kwargs(USAGE, name=usage))
+    tenants = TenantStore(ddb, TENANTS.local_name, API_KEYS.local_name)
+    embedder = TextEmbedder(model_dir, read_manifest(model_dir), threads=2)
+    worker = BatchWorker(
+        embedder=embedder,
+        manifest=embedder.manifest,
+        billing=Billing(Meter(ddb, usage), default_plans()),
+        jobs=JobStore(ddb, JOBS.local_name),
+        tenants=tenants,
+        s3=s3,
+        chunk_lines=10,
+    )
+    yield {
+        "worker": worker,
+        "tenant": tenants.create_tenant("Cost Co", "pro"),
+        "bucket": bucket,
+        "calls": Calls(ddb, s3),
+        "tables": {"jobs": JOBS.local_name, "tenants": TENANTS.local_name, "usage": usage},
+    }
+    ddb.delete_table(TableName=usage)
+
+
+def _worker_calls(env, engine: str, lines: int) -> Counter:
+    from maas.jobs import store as j
+    from maas.jobs.batches import BatchesService, job_id_of
+    from maas.jobs.files import FileStore
+    from maas.tenancy.store import Caller
+    from maas.tools.local.batch import event_for_object
+    from maas.tools.local.functions import LambdaContext
+
+    worker, tenant_id = env["worker"], env["tenant"].tenant_id
+    texts = [f"a line to embed, number {i}" for i in range(lines)]
+    if engine == "batch_api":
+        files = FileStore(worker.s3, env["bucket"])
+        body = [
+            {"custom_id": f"c{i}", "method": "POST", "url": "/v1/embeddings", "body": {"input": t}}
+            for i, t in enumerate(texts)
+        ]
+        source = files.put(tenant_id, "in.jsonl", "batch", "".join(json.dumps(x) + "\n" for x in body).encode())
+        service = BatchesService(worker.jobs, files)
+        job_id = job_id_of(
+            service.create(Caller(tenant_id, "pro", "maas_cost0000"), source.id, "/v1/embeddings", None)["id"]
+        )
+    else:
+        job_id = j.new_job_id()
+        worker.jobs.create(tenant_id, job_id, worker.manifest.name, "jsonl", "base64", key_prefix="maas_cost0000")
+        data = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+        worker.s3.put_object(Bucket=env["bucket"], Key=j.input_key(tenant_id, job_id, "jsonl"), Body=data)
+    event = event_for_object(worker.s3, env["bucket"], j.input_key(tenant_id, job_id, "jsonl"))
+    env["calls"].take()
+    outcome = worker.handle_s3_event(event, LambdaContext(timeout_s=900))
+    assert [x["status"] for x in outcome["jobs"]] == ["completed"]
+    tables = {v: k for k, v in env["tables"].items()}
+    return Counter(
+        {(service, op, tables.get(table, table)): n for (service, op, table), n in env["calls"].take().items()}
+    )
+
+
+@pytest.mark.parametrize("engine", ["batch_api", "jobs"])
+def test_the_counted_calls_are_the_calls_the_engine_makes(counted, engine):
+    part = cost.BATCH_API_PART_LINES if engine == "batch_api" else counted["worker"].chunk_lines
+    one, three = _worker_calls(counted, engine, part), _worker_calls(counted, engine, 3 * part)
+    per_part = {k: (three[k] - one[k]) / 2 for k in set(one) | set(three) if three[k] != one[k]}
+    model = cost.batch_calls(engine)
+    quota = ("dynamodb", "UpdateItem", "usage")  # lease grants: ~one per 5 s of a container's traffic, not per part
+    per_part.pop(quota, None)
+    assert per_part == {
+        ("s3", "GetObject", ""): model.part_s3_gets,
+        ("s3", "PutObject", ""): model.part_s3_puts,
+        **({("dynamodb", "GetItem", "jobs"): model.part_rru} if model.part_rru else {}),
+        ("dynamodb", "UpdateItem", "jobs"): model.part_wru,
+        ("dynamodb", "PutItem", "usage"): cost.USAGE_EVENT_WRU,
+    }
+    # per job, the worker's share of the model's counts (the rest is the client's: create, upload, polls, download)
+    fixed = Counter({k: n - per_part.get(k, 0) for k, n in one.items() if k != quota})
+    if engine == "batch_api":
+        assert fixed[("s3", "GetObject", "")] == 1  # the validation read
+        assert fixed[("s3", "PutObject", "")] == model.assembled_files  # the output file (no error lines)
+        assert (
+            fixed[("dynamodb", "GetItem", "jobs")] + fixed[("dynamodb", "GetItem", "tenants")]
+            == model.job_rru - cost.BATCH_POLLS
+        )
+        assert fixed[("dynamodb", "UpdateItem", "jobs")] == model.job_wru - 1  # all but the create's PutItem
+    else:
+        assert fixed[("s3", "PutObject", "")] == 1  # the manifest
+        assert (
+            fixed[("dynamodb", "GetItem", "jobs")] + fixed[("dynamodb", "GetItem", "tenants")]
+            == model.job_rru - cost.BATCH_POLLS
+        )
+        assert fixed[("dynamodb", "UpdateItem", "jobs")] == model.job_wru - 1

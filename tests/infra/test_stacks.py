@@ -178,6 +178,25 @@ def test_classify_carries_the_embeddings_and_classifier_layers(built):
     assert set(variables) >= {USAGE.env_var, TENANTS.env_var}
 
 
+def test_batch_workers_carry_the_classifier_for_batch_classify_lines_within_the_layer_limit(built):
+    """Batch API /v1/classify lines are answered by the workers: the embedding packages (default and tiers) and the
+    trained classifier, five layers (Lambda's limit), the classifier's source as the classify function has it."""
+    template = built.service_template
+    classify = function_props(template, "Taskclassify")["Environment"]["Variables"]
+    embeddings = function_props(template, "Taskembeddings")
+    for prefix in ("BatchS3", "BatchSqs"):
+        props = function_props(template, prefix)
+        refs = layer_ids(props)
+        assert len(refs) == 5, prefix
+        assert set(layer_ids(embeddings)) < set(refs)
+        assert any(r.startswith("LayersModelticketintents") for r in refs)
+        variables = props["Environment"]["Variables"]
+        assert variables[constants.ENV_CLASSIFIER_SOURCES] == classify[constants.ENV_CLASSIFIER_SOURCES]
+        assert (
+            variables[constants.ENV_MODEL_SOURCE] == embeddings["Environment"]["Variables"][constants.ENV_MODEL_SOURCE]
+        )
+
+
 def test_image_classify_carries_its_own_model_layer_and_limits(built):
     """The image function: runtime + images (Pillow) + digits-cnn layers, the image package as its model, its own
     input limit; no other function carries the images layer."""

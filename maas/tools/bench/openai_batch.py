@@ -23,20 +23,28 @@ from maas.tools import paths
 from maas.tools.bench.batch import bench_lines
 
 MODEL = "all-minilm-l6-v2"
+# One line's body per endpoint (--endpoint): an embeddings input, a text for the default classifier, a query and
+# three documents to rerank.
+BODIES = {
+    "/v1/embeddings": lambda t: {"model": MODEL, "input": t},
+    "/v1/classify": lambda t: {"inputs": t},
+    "/v1/rerank": lambda t: {"query": t, "documents": [f"{t} again", "the weather is fine today", t.upper()]},
+}
 
 
-def batch_file(texts: list[str], tag: str) -> bytes:
+def batch_file(texts: list[str], tag: str, endpoint: str = "/v1/embeddings") -> bytes:
     lines = (
-        {"custom_id": f"{tag}-{i}", "method": "POST", "url": "/v1/embeddings", "body": {"model": MODEL, "input": t}}
+        {"custom_id": f"{tag}-{i}", "method": "POST", "url": endpoint, "body": BODIES[endpoint](t)}
         for i, t in enumerate(texts)
     )
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def run_batch(client, texts: list[str], tag: str) -> float:
-    uploaded = client.files.create(file=(f"{tag}.jsonl", io.BytesIO(batch_file(texts, tag))), purpose="batch")
+def run_batch(client, texts: list[str], tag: str, endpoint: str = "/v1/embeddings") -> float:
+    data = batch_file(texts, tag, endpoint)
+    uploaded = client.files.create(file=(f"{tag}.jsonl", io.BytesIO(data)), purpose="batch")
     started = time.perf_counter()
-    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h")
     while batch.status not in ("completed", "failed", "cancelled", "expired"):
         time.sleep(0.2)
         batch = client.batches.retrieve(batch.id)
@@ -46,14 +54,22 @@ def run_batch(client, texts: list[str], tag: str) -> float:
     return elapsed
 
 
-def run_sync(client, texts: list[str], concurrency: int) -> float:
+def run_sync(client, texts: list[str], concurrency: int, endpoint: str = "/v1/embeddings") -> float:
+    """One call per line: embeddings through the SDK, classify and rerank as plain POSTs with the same client."""
+
+    def call(t: str) -> None:
+        if endpoint == "/v1/embeddings":
+            client.embeddings.create(model=MODEL, input=t, encoding_format="float")
+        else:
+            client.post(endpoint.removeprefix("/v1"), body=BODIES[endpoint](t), cast_to=object)
+
     started = time.perf_counter()
     if concurrency == 1:
         for t in texts:
-            client.embeddings.create(model=MODEL, input=t, encoding_format="float")
+            call(t)
     else:
         with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(lambda t: client.embeddings.create(model=MODEL, input=t, encoding_format="float"), texts))
+            list(pool.map(call, texts))
     return time.perf_counter() - started
 
 
@@ -62,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4, help="clients at once for the concurrent sync run")
+    parser.add_argument("--endpoint", choices=sorted(BODIES), default="/v1/embeddings", help="the batch's endpoint")
     args = parser.parse_args(argv)
 
     import openai
@@ -76,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         client.embeddings.create(model=MODEL, input=texts[:8])  # warm the function
         times: dict[str, list[float]] = {"batch": [], "sync x1": [], f"sync x{args.concurrency}": []}
         for r in range(args.rounds):
-            times["batch"].append(run_batch(client, texts, f"r{r}"))
-            times["sync x1"].append(run_sync(client, texts, 1))
-            times[f"sync x{args.concurrency}"].append(run_sync(client, texts, args.concurrency))
+            times["batch"].append(run_batch(client, texts, f"r{r}", args.endpoint))
+            times["sync x1"].append(run_sync(client, texts, 1, args.endpoint))
+            times[f"sync x{args.concurrency}"].append(run_sync(client, texts, args.concurrency, args.endpoint))
         best = {name: min(values) for name, values in times.items()}
-        print(f"{args.lines} embeddings lines (eval_sentences.txt, cycled), {args.rounds} rounds: best / median")
+        print(f"{args.lines} {args.endpoint} lines (eval_sentences.txt, cycled), {args.rounds} rounds: best / median")
         for name, values in times.items():
             print(
                 f"  {name:10s} {best[name]:7.2f} s / {statistics.median(values):7.2f} s   "
