@@ -5,6 +5,17 @@ from __future__ import annotations
 from maas.errors import InvalidRequest, PayloadTooLarge
 
 
+def check_dimensions(requested: int | None, manifest) -> None:
+    """``dimensions`` (OpenAI's parameter) may only name the model's own size: its vectors are not truncated."""
+    if requested is not None and requested != manifest.dimensions:
+        raise InvalidRequest(
+            f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
+            "dimensional embeddings only.",
+            code="unsupported_parameter",
+            param="dimensions",
+        )
+
+
 def text_list(value: str | list[str], param: str, max_items: int, code: str = "too_many_inputs") -> list[str]:
     """A string or list of strings as a non-empty list of non-blank texts, at most ``max_items`` long."""
     texts = [value] if isinstance(value, str) else list(value)

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from maas.bodies import validation_error
-from maas.errors import ApiError, InvalidRequest
+from maas.errors import ApiError
 from maas.inference.catalog import resolve_served
 from maas.inference.embedder import encode_vectors
-from maas.inference.validation import text_list, tokenize_checked
+from maas.inference.validation import check_dimensions, text_list, tokenize_checked
 from maas.jobs import batches as b
 from maas.jobs.files import FileStore
 from maas.jobs.records import iter_lines, strip_eol
@@ -82,13 +82,7 @@ def embeddings_answerer(embedder, manifest, max_inputs: int = DEFAULT_MAX_INPUTS
             try:
                 request = EmbeddingsRequest.model_validate(body)
                 resolve_served(request.model, manifest)
-                if request.dimensions is not None and request.dimensions != manifest.dimensions:
-                    raise InvalidRequest(
-                        f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
-                        "dimensional embeddings only.",
-                        code="unsupported_parameter",
-                        param="dimensions",
-                    )
+                check_dimensions(request.dimensions, manifest)
                 texts = text_list(request.input, "input", max_inputs)
                 pending.append((i, request, texts, tokenize_checked(embedder, texts, request.truncate, "input")))
             except ValidationError as exc:

@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from maas.errors import InvalidRequest
 from maas.inference.catalog import default_catalog, resolve_among, resolve_served, served_id
 from maas.inference.embedder import TextEmbedder, encode_vectors, sized
 from maas.inference.package import Manifest
 from maas.inference.slot import ModelSlot
-from maas.inference.validation import check_token_budget, text_list, tokenize_checked
+from maas.inference.validation import check_dimensions, check_token_budget, text_list, tokenize_checked
 from maas.schemas.embeddings import EmbeddingsRequest, ModelCard
 from maas.settings import names as c
 from maas.settings.functions import EmbeddingsSettings
@@ -149,13 +148,7 @@ class EmbeddingsService:
         ``reserve(units)``: called once the billable units are known, before the model runs (the quota check)."""
         self.ready()
         embedder, manifest = self.pick(request.model)  # name, name@version, name@latest, catalog aliases
-        if request.dimensions is not None and request.dimensions != manifest.dimensions:
-            raise InvalidRequest(
-                f"'dimensions' is not supported: {manifest.name} returns {manifest.dimensions}-"
-                "dimensional embeddings only.",
-                code="unsupported_parameter",
-                param="dimensions",
-            )
+        check_dimensions(request.dimensions, manifest)
         texts = text_list(request.input, "input", input_limit(self.settings.max_inputs, request.encoding_format))
         encodings = tokenize_checked(embedder, texts, request.truncate, "input")
         tokens = sum(len(e.ids) for e in encodings)
