@@ -493,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--requests", type=int, default=20000, help="billed calls in a row (2,000 to 100,000)")
     bm.add_argument("--max-seconds", type=float, default=900.0, help="stop sending after this long")
     bm.add_argument("--json", default="bench-results/metering.json", help="where to write the results")
+    bm.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="also trace Python allocations (tracemalloc, several times slower; RSS then includes the tracer's "
+        "own memory): the heap's growth per call, split into the AWS emulator's (moto) and everything else's",
+    )
     bm.set_defaults(func=_bench_metering)
     from maas.tools.bench import budget
 

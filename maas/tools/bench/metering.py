@@ -8,6 +8,8 @@ RSS), and reports, side by side in one run:
 - kept-alive calls against a new connection per call, interleaved in blocks (kept-alive must not be slower);
 - that the bill is exact: after the aggregator has drained the stream, the tenant's billed requests equal the
   calls answered 200.
+With ``--trace-memory``, also the Python heap's growth per call (tracemalloc, from after the warm-up), split into
+what the AWS emulator (moto) keeps and everything else.
 Bounded: at most 100,000 requests and ``--max-seconds``; only 127.0.0.1 is contacted.
 """
 
@@ -81,8 +83,26 @@ def billed_requests(moto_url: str, tenant_id: str) -> int:
     return sum(r["requests"] for r in rows)
 
 
+EMULATOR = "emulator (moto)"
+
+
+def heap_growth(before, after, calls: int) -> dict[str, float]:
+    """KB per call the Python heap grew between two tracemalloc snapshots, by owner: allocations made under the
+    AWS emulator (any frame in moto: the items, stream records and parsed requests it keeps) and everything else
+    (maas, the libraries, the bench)."""
+    grown = {EMULATOR: 0, "everything else": 0}
+    for stat in after.compare_to(before, "traceback"):
+        owner = EMULATOR if any("/moto/" in frame.filename for frame in stat.traceback) else "everything else"
+        grown[owner] += stat.size_diff
+    return {owner: round(size / calls / 1024, 2) for owner, size in grown.items()}
+
+
 def run(args) -> int:
     from maas.tools.local.server import start
+
+    trace = getattr(args, "trace_memory", False)
+    if trace:
+        import tracemalloc
 
     requests = int(args.requests)
     if not WINDOW * 2 <= requests <= MAX_REQUESTS:
@@ -96,6 +116,9 @@ def run(args) -> int:
         for _ in range(50):  # warm: model, tokenizer, first lease, connection
             client.call()
         rss_start = rss_mb()
+        if trace:  # from here on: loading the models under the tracer took minutes and timed the client out
+            tracemalloc.start(8)  # deep enough to reach moto's frames below the server's
+        heap_start = tracemalloc.take_snapshot() if trace else None
         latencies, statuses, deadline = [], {}, time.monotonic() + args.max_seconds
         rss_first = rss_start
         for i in range(requests):
@@ -110,6 +133,7 @@ def run(args) -> int:
                 print(f"  stopped at --max-seconds after {i + 1} calls", file=sys.stderr)
                 break
         rss_end = rss_mb()
+        heap = heap_growth(heap_start, tracemalloc.take_snapshot(), len(latencies)) if trace else None
         kept, fresh = [], []
         for block in range(10):  # alternate, so that both see the same machine load
             for _ in range(BLOCK):
@@ -134,6 +158,8 @@ def run(args) -> int:
         "new_connection_p50_ms": round(median(fresh) * 1000, 3),
         "date": time.strftime("%Y-%m-%d"),
     }
+    if heap is not None:
+        results["heap_growth_kb_per_call"] = heap
     write_results(results, args.json)
     rows = [
         ["calls answered", str(len(latencies)), ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))],
@@ -146,6 +172,14 @@ def run(args) -> int:
             "interleaved blocks of 50",
         ],
     ]
+    if heap is not None:
+        rows.append(
+            [
+                "Python heap growth (KB per call)",
+                " / ".join(f"{kb:.2f}" for kb in heap.values()),
+                " / ".join(heap),
+            ]
+        )
     print(markdown_table(["maas bench metering", "value", "note"], rows))
     print(f"results: {args.json}")
     return 0
