@@ -466,3 +466,14 @@ def run_settings(args, quick_caps: dict[str, int]) -> dict:
     if threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
     return {**counts, "threads": threads, "quick": bool(args.quick)}
+
+
+def single_sentence_call(contender):
+    """``call(i)`` for interleaved(): one short sentence through ``contender.vectors``, timed in seconds."""
+
+    def call(i: int) -> float:
+        t0 = time.perf_counter()
+        contender.vectors([SHORT_SENTENCES[i % len(SHORT_SENTENCES)]])
+        return time.perf_counter() - t0
+
+    return call

@@ -20,7 +20,6 @@ import numpy as np
 
 from maas.tools import paths
 from maas.tools.bench.common import (
-    SHORT_SENTENCES,
     Progress,
     fmt,
     interleaved,
@@ -28,6 +27,7 @@ from maas.tools.bench.common import (
     markdown_table,
     now_iso,
     rotated,
+    single_sentence_call,
     write_results,
 )
 
@@ -131,16 +131,8 @@ def run(args) -> int:
             vectors = np.concatenate([c.vectors(sentences[i : i + 16]) for i in range(0, len(sentences), 16)])
             quality[name] = cosine_report(vectors, ref_vectors)
 
-        def timed(c):
-            def call(i):
-                t0 = time.perf_counter()
-                c.vectors([SHORT_SENTENCES[i % len(SHORT_SENTENCES)]])
-                return time.perf_counter() - t0
-
-            return call
-
         batch = sentences[:: len(sentences) // BATCH][:BATCH]
-        single = interleaved({n: timed(c) for n, c in contenders.items()}, args.requests, 5, progress)
+        single = interleaved({n: single_sentence_call(c) for n, c in contenders.items()}, args.requests, 5, progress)
         batches: dict[str, list[float]] = {n: [] for n in contenders}
         for r in range(args.batches):
             for name in rotated(list(contenders), r):

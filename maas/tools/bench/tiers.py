@@ -42,6 +42,7 @@ from maas.tools.bench.common import (
     markdown_table,
     now_iso,
     rotated,
+    single_sentence_call,
     write_results,
 )
 
@@ -308,15 +309,9 @@ def run(args, settings: dict) -> int:
                 c.vectors([text])
             c.vectors(batch)
 
-        def timed(c):
-            def call(i):
-                t0 = time.perf_counter()
-                c.vectors([SHORT_SENTENCES[i % len(SHORT_SENTENCES)]])
-                return time.perf_counter() - t0
-
-            return call
-
-        single = interleaved({n: timed(c) for n, c in contenders.items()}, settings["requests"], 10, progress)
+        single = interleaved(
+            {n: single_sentence_call(c) for n, c in contenders.items()}, settings["requests"], 10, progress
+        )
         batches: dict[str, list[float]] = {n: [] for n in contenders}
         for r in range(settings["batches"]):
             for name in rotated(list(contenders), r):

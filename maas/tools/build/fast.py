@@ -41,6 +41,7 @@ from maas.tools.build.minilm import (
     export_fp32,
     optimize,
     prepare_tokenizer,
+    stage_text_package,
     weights_dir,
 )
 from maas.tools.build.progress import Progress
@@ -140,10 +141,7 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False):
                 tried.insert(0, {"method": label, **alt_report, "bytes": alt.stat().st_size})
                 progress.say(f"{label}: min cosine {alt_report['min_cosine']:.4f}")
         with progress.stage(f"writing package to {out_dir}"):
-            package = work / "package"
-            package.mkdir()
-            shutil.move(str(work / MODEL_FILE), package / MODEL_FILE)
-            shutil.move(str(tokenizer), package / TOKENIZER_FILE)
+            package = stage_text_package(work, tokenizer)
             fp32_bytes = (work / "fp32.onnx").stat().st_size
             model_bytes = (package / MODEL_FILE).stat().st_size
             quality = eval_quality(eval_sha, len(sentences), fp32_bytes, model_bytes, report)

@@ -156,6 +156,15 @@ def cosine_report(candidate: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
+def stage_text_package(work: Path, tokenizer: Path) -> Path:
+    """``work``/package holding the built model.onnx and the tokenizer (moved), ready for its manifest."""
+    package = work / "package"
+    package.mkdir()
+    shutil.move(str(work / MODEL_FILE), package / MODEL_FILE)
+    shutil.move(str(tokenizer), package / TOKENIZER_FILE)
+    return package
+
+
 def eval_quality(eval_sha: str, n: int, fp32_bytes: int, model_bytes: int, report: dict) -> QualityReport:
     """The quality report of a package built from these weights: ``report`` (cosine_report) against their fp32
     export on the eval set, and the size against the fp32 graph's."""
@@ -237,10 +246,7 @@ def build(out_dir: Path, *, compare: bool = True, quiet: bool = False, precision
         with progress.stage(f"writing package to {out_dir}"):
             fp32_bytes = (work / "fp32.onnx").stat().st_size
             model_bytes = (work / MODEL_FILE).stat().st_size
-            package = work / "package"
-            package.mkdir()
-            shutil.move(str(work / MODEL_FILE), package / MODEL_FILE)
-            shutil.move(str(tokenizer), package / TOKENIZER_FILE)
+            package = stage_text_package(work, tokenizer)
             quality = eval_quality(eval_sha, len(sentences), fp32_bytes, model_bytes, report)
             heavy = (
                 {}

@@ -30,7 +30,15 @@ from maas.inference.package import (
     file_entries,
     publish_package,
 )
-from maas.tools.build.minilm import BuildError, _manifest, cosine_report, embed_with, eval_sentences, weights_dir
+from maas.tools.build.minilm import (
+    BuildError,
+    _manifest,
+    cosine_report,
+    embed_with,
+    eval_sentences,
+    stage_text_package,
+    weights_dir,
+)
 from maas.tools.build.progress import Progress
 from maas.tools.build.quantize import FOLD_DEQUANTIZE, quantize_weights_int8
 
@@ -141,10 +149,7 @@ def build(out_dir: Path, *, quiet: bool = False):
             encode = cosine_report(served, np.asarray(static.encode(sentences), dtype=np.float32))
             progress.say(f"min cosine {encode['min_cosine']:.4f} to model2vec's own encode")
         with progress.stage(f"writing package to {out_dir}"):
-            package = work / "package"
-            package.mkdir()
-            shutil.move(str(work / MODEL_FILE), package / MODEL_FILE)
-            shutil.move(str(tokenizer), package / TOKENIZER_FILE)
+            package = stage_text_package(work, tokenizer)
             manifest = _manifest(
                 name=NAME,
                 version=VERSION,
