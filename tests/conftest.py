@@ -26,6 +26,15 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def embedder(model_dir):
+    """The embedding package as the batch workers load it (read-only: one per session)."""
+    from maas.inference.embedder import TextEmbedder
+    from maas.inference.package import read_manifest
+
+    return TextEmbedder(model_dir, read_manifest(model_dir), threads=2)
+
+
+@pytest.fixture(scope="session")
 def fp32_model_dir() -> Path:
     folder = paths.model_dir("all-minilm-l6-v2-fp32")
     if not (folder / "manifest.json").is_file():

@@ -12,7 +12,6 @@ import uuid
 import pytest
 
 from maas.inference.embedder import TextEmbedder
-from maas.inference.package import read_manifest
 from maas.jobs import store as j
 from maas.jobs.store import JobStore
 from maas.jobs.worker import BatchWorker
@@ -28,11 +27,6 @@ from maas.tools.local.functions import LambdaContext, load_handler
 from tests.client import Client, assert_error
 
 RECEIVES = 3
-
-
-@pytest.fixture(scope="module")
-def embedder(model_dir):
-    return TextEmbedder(model_dir, read_manifest(model_dir), threads=2)
 
 
 class CrashingEmbedder:

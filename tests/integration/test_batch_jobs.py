@@ -9,8 +9,6 @@ import uuid
 import numpy as np
 import pytest
 
-from maas.inference.embedder import TextEmbedder
-from maas.inference.package import read_manifest
 from maas.jobs import store as j
 from maas.jobs.records import csv_bytes
 from maas.jobs.store import JobStore
@@ -22,11 +20,6 @@ from maas.tenancy.plans import default_plans
 from maas.tenancy.store import SUSPENDED, TenantStore
 from maas.tools.local.batch import QueueDriver, event_for_object
 from maas.tools.local.functions import LambdaContext
-
-
-@pytest.fixture(scope="module")
-def embedder(model_dir):
-    return TextEmbedder(model_dir, read_manifest(model_dir), threads=2)
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import uuid
 
 import pytest
 
-from maas.inference.embedder import TextEmbedder
-from maas.inference.package import read_manifest
 from maas.jobs.store import JobStore
 from maas.jobs.worker import BatchWorker
 from maas.metering.charge import Billing
@@ -31,11 +29,6 @@ from maas.tools.local.emulator import aws_env, table_env
 from maas.tools.local.functions import LambdaContext, load_handler
 
 RECEIVES = 3
-
-
-@pytest.fixture(scope="module")
-def embedder(model_dir):
-    return TextEmbedder(model_dir, read_manifest(model_dir), threads=2)
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import uuid
 
 import pytest
 
-from maas.inference.embedder import TextEmbedder
-from maas.inference.package import read_manifest
 from maas.jobs import store as j
 from maas.jobs.batch_run import BATCH_PART_LINES
 from maas.jobs.batches import BatchesService, job_id_of
@@ -23,11 +21,6 @@ from maas.tenancy.plans import default_plans
 from maas.tenancy.store import Caller, TenantStore
 from maas.tools.local.batch import event_for_object
 from maas.tools.local.functions import LambdaContext
-
-
-@pytest.fixture(scope="module")
-def embedder(model_dir):
-    return TextEmbedder(model_dir, read_manifest(model_dir), threads=2)
 
 
 @pytest.fixture
