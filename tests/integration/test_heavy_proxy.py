@@ -25,7 +25,7 @@ from maas.tools.local.endpoint import proxy_env, start_local_endpoint
 from maas.tools.local.functions import LambdaContext, load_handler
 from tests.client import assert_error, assert_kserve_error
 from tests.conftest import function_env, load_event
-from tests.integration.test_batch_jobs import _results, _units, embedder, env  # noqa: F401 (fixtures)
+from tests.integration.test_batch_jobs import _results, _units, env  # noqa: F401 (fixtures)
 from tests.integration.test_v2_handler import (
     _bad,
     _call,
